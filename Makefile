@@ -1,0 +1,37 @@
+# Omega: `make run` runs it locally, `make test` runs every test.
+SHELL := /bin/bash
+TEST_APT := redis-server dnsutils
+BENCH_APT := dnsperf nsd
+
+.PHONY: all deps apt-test build typecheck test run bench-dns clean
+
+all: build
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+deps: node_modules/.package-lock.json
+
+apt-test:
+	@infra/scripts/ensure-apt.sh $(TEST_APT)
+
+build: deps
+	npm run build
+
+typecheck: deps
+	npm run typecheck
+
+## Everything a fresh Debian machine needs, then the typecheck and every test.
+test: deps apt-test
+	npm run typecheck
+	npm test
+
+## Redis (if none answers) plus the DNS server on 127.0.0.1:5353.
+run: deps apt-test
+	@infra/scripts/run-dev.sh
+
+bench-dns: deps apt-test build
+	@infra/scripts/ensure-apt.sh $(BENCH_APT)
+	node --import=tsx bench/dns.ts
+
+clean:
+	rm -rf dist .tap

@@ -1,0 +1,70 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Packet } from 'dns2';
+
+/**
+ * Counters bumped on the query path. They are plain numbers (a Map lookup,
+ * no label hashing per query); prom-client reads them at scrape time.
+ */
+export class DnsCounters {
+  /** (qtype << 6 | rcode) -> queries answered */
+  readonly answered = new Map<number, number>();
+  dropped = 0;
+  truncated = 0;
+  rateLimited = 0;
+
+  count(qtype: number, rcode: number): void {
+    const key = (qtype << 6) | (rcode & 0x3f);
+    this.answered.set(key, (this.answered.get(key) ?? 0) + 1);
+  }
+}
+
+const RCODE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(Packet.RCODE).map(([name, code]) => [code as number, name]),
+);
+RCODE_NAMES[16] = 'BADVERS';
+
+export interface DnsMetricsSources {
+  counters: DnsCounters;
+  cacheSize(): number;
+  zoneNames(): number;
+  zoneSerial(): number;
+  redisErrors(): number;
+}
+
+export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; apiChanges: Counter<'action'> } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  new Counter({
+    name: 'omega_dns_queries_total',
+    help: 'DNS queries answered, by query type and response code',
+    labelNames: ['qtype', 'rcode'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [key, n] of src.counters.answered) {
+        this.inc({ qtype: Packet.typeName(key >> 6), rcode: RCODE_NAMES[key & 0x3f] ?? String(key & 0x3f) }, n);
+      }
+    },
+  });
+  const simple = (name: string, help: string, read: () => number, kind: 'counter' | 'gauge') => {
+    if (kind === 'counter') {
+      new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+    } else {
+      new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+    }
+  };
+  simple('omega_dns_dropped_total', 'Packets dropped without an answer (unreadable, or a response)', () => src.counters.dropped, 'counter');
+  simple('omega_dns_truncated_total', 'UDP answers sent truncated (TC) because they did not fit', () => src.counters.truncated, 'counter');
+  simple('omega_dns_rate_limited_total', 'UDP answers withheld or slipped by response rate limiting', () => src.counters.rateLimited, 'counter');
+  simple('omega_dns_redis_errors_total', 'Errors talking to Redis (API and change feed)', src.redisErrors, 'counter');
+  simple('omega_dns_cache_entries', 'Encoded responses held in the answer cache', src.cacheSize, 'gauge');
+  simple('omega_dns_zone_names', 'Names held in the in-memory zone', src.zoneNames, 'gauge');
+  simple('omega_dns_zone_serial', 'The zone SOA serial currently served', src.zoneSerial, 'gauge');
+  const apiChanges = new Counter({
+    name: 'omega_dns_api_changes_total',
+    help: 'Record changes applied through the HTTP API, by action',
+    labelNames: ['action'] as const,
+    registers: [registry],
+  });
+  return { registry, apiChanges };
+}

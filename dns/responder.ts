@@ -1,0 +1,219 @@
+import type { NameRecords, RecordType } from '../src/protocol/dns.js';
+import type { DnsCounters } from './metrics.js';
+import {
+  asciiLower,
+  CLASS_ANY,
+  CLASS_IN,
+  CLASSIC_UDP_SIZE,
+  encodeResponse,
+  FLAG_CD,
+  FLAG_RD,
+  HEADER_SIZE,
+  parseQuery,
+  patchCached,
+  questionLabels,
+  RCODE,
+  TYPE,
+  truncate,
+  type EdnsReply,
+  type Query,
+  type ResourceRecord,
+  type ResponseSpec,
+} from './wire.js';
+import type { Zone } from './zone.js';
+
+export interface NameServer {
+  /** Absolute, lower case. */
+  name: string;
+  /** Glue addresses, served when the name is inside the zone. */
+  addresses: string[];
+}
+
+export interface ResponderOptions {
+  zone: Zone;
+  nameservers: NameServer[];
+  /** RNAME of the SOA as a name (hostmaster.sandbox.test). */
+  soaRname: string;
+  /** TTL of records written without one, and of the SOA record. */
+  defaultTtl: number;
+  /** SOA MINIMUM: how long resolvers cache "no such name" (RFC 2308 §5). */
+  negativeTtl: number;
+  /** The UDP payload size we advertise and send at most (RFC 6891 §6.2.5). */
+  maxUdpPayload: number;
+  /** Encoded responses kept for re-use; the cache is emptied on every zone change. */
+  cacheEntries: number;
+  counters: DnsCounters;
+}
+
+const NS_TTL = 3600;
+const TYPE_NAMES: Record<number, RecordType> = { [TYPE.A]: 'A', [TYPE.AAAA]: 'AAAA', [TYPE.TXT]: 'TXT' };
+
+/**
+ * Turns one query message into one response message (or nothing). The same
+ * path serves UDP and TCP; only the size limit differs.
+ *
+ * Hot path: parse, look the (name, type, EDNS state) up in a cache of encoded
+ * responses, patch id/flags/question. Everything else (zone lookup, RFC rules,
+ * encoding) runs once per distinct question per zone serial.
+ */
+export class Responder {
+  private readonly cache = new Map<string, Buffer>();
+  private readonly origin: string;
+  private readonly originLabels: string[];
+  private readonly glue = new Map<string, NameRecords>();
+
+  constructor(private readonly opts: ResponderOptions) {
+    this.origin = opts.zone.origin;
+    this.originLabels = this.origin.split('.');
+    for (const ns of opts.nameservers) {
+      if (ns.name !== this.origin && !ns.name.endsWith(`.${this.origin}`)) continue;
+      const recs: NameRecords = {};
+      const v4 = ns.addresses.filter((a) => !a.includes(':'));
+      const v6 = ns.addresses.filter((a) => a.includes(':'));
+      if (v4.length) recs.A = { ttl: NS_TTL, values: v4 };
+      if (v6.length) recs.AAAA = { ttl: NS_TTL, values: v6 };
+      this.glue.set(ns.name, recs);
+    }
+    opts.zone.on('change', () => this.cache.clear());
+  }
+
+  get cacheSize(): number {
+    return this.cache.size;
+  }
+
+  /** `maxSize` is the transport's limit: 65535 over TCP, undefined for UDP (computed from the query). */
+  handle(buf: Buffer, tcp: boolean): Buffer | null {
+    const counters = this.opts.counters;
+    const q = parseQuery(buf);
+    if ('drop' in q) {
+      if (q.drop) {
+        counters.dropped++;
+        return null;
+      }
+      counters.count(0, q.rcode);
+      const flags = buf.readUInt16BE(2);
+      return encodeResponse(
+        buf,
+        { id: buf.readUInt16BE(0), echoFlags: flags & (FLAG_RD | FLAG_CD), questionEnd: q.questionEnd, opcode: q.opcode },
+        { rcode: q.rcode, aa: false, answers: [], authority: [], additional: [] },
+        null,
+      );
+    }
+    const edns: EdnsReply | null = q.edns ? { udpSize: this.opts.maxUdpPayload, dnssecOk: q.dnssecOk } : null;
+    let out: Buffer;
+    if (q.edns && q.ednsVersion !== 0) {
+      // RFC 6891 §6.1.3: we speak version 0 only.
+      out = this.encode(buf, q, { rcode: RCODE.BADVERS, aa: false, answers: [], authority: [], additional: [] }, edns);
+    } else if ((q.qclass !== CLASS_IN && q.qclass !== CLASS_ANY) || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) {
+      out = this.encode(buf, q, { rcode: RCODE.REFUSED, aa: false, answers: [], authority: [], additional: [] }, edns);
+    } else {
+      const key = (q.edns ? (q.dnssecOk ? 'D' : 'E') : 'N') + q.qtype + q.wireKey;
+      const cached = this.cache.get(key);
+      if (cached) {
+        out = patchCached(cached, buf, q);
+      } else {
+        const spec = this.lookup(buf, q);
+        out = this.encode(buf, q, spec, edns);
+        if (spec.rcode !== RCODE.SERVFAIL) {
+          if (this.cache.size >= this.opts.cacheEntries) this.cache.clear();
+          this.cache.set(key, out);
+        }
+      }
+    }
+    counters.count(q.qtype, (out[3]! & 0xf) | (q.edns && q.ednsVersion !== 0 ? RCODE.BADVERS : 0));
+    const limit = tcp ? 65535 : q.edns ? Math.min(q.udpSize, this.opts.maxUdpPayload) : CLASSIC_UDP_SIZE;
+    if (out.length > limit) {
+      counters.truncated++;
+      return truncate(out, q.nameEnd + 4, edns);
+    }
+    return out;
+  }
+
+  private encode(buf: Buffer, q: Query, spec: ResponseSpec, edns: EdnsReply | null): Buffer {
+    return encodeResponse(buf, { id: q.id, echoFlags: q.echoFlags, questionEnd: q.nameEnd + 4 }, spec, edns);
+  }
+
+  private lookup(buf: Buffer, q: Query): ResponseSpec {
+    const labels = questionLabels(buf, q.nameEnd).map((l) =>
+      // A '.' inside a label can match no stored name; escape it (RFC 1035
+      // §5.1 \DDD) so it cannot split into two labels either.
+      asciiLower(l.label).replace(/\./g, '\\046'),
+    );
+    const ol = this.originLabels;
+    const inZone =
+      labels.length >= ol.length && ol.every((label, i) => labels[labels.length - ol.length + i] === label);
+    if (!inZone) {
+      // Not ours: no recursion, no referral (RFC 1035 §4.3.1; not an open resolver).
+      return { rcode: RCODE.REFUSED, aa: false, answers: [], authority: [], additional: [] };
+    }
+    const zone = this.opts.zone;
+    if (!zone.loaded) return { rcode: RCODE.SERVFAIL, aa: false, answers: [], authority: [], additional: [] };
+    const name = labels.join('.');
+    const qtype = q.qtype;
+
+    if (name === this.origin) {
+      const answers: ResourceRecord[] = [];
+      const additional: ResourceRecord[] = [];
+      if (qtype === TYPE.SOA || qtype === TYPE.ANY) answers.push(this.soa(null, this.opts.defaultTtl));
+      if (qtype === TYPE.NS || qtype === TYPE.ANY) {
+        for (const ns of this.opts.nameservers) answers.push({ owner: null, ttl: NS_TTL, data: { type: TYPE.NS, target: ns.name } });
+        // Glue for in-zone name servers (RFC 1034 §4.2.1).
+        for (const ns of this.opts.nameservers) additional.push(...this.records(ns.name, this.glue.get(ns.name), TYPE.ANY));
+      }
+      return answers.length ? { rcode: RCODE.NOERROR, aa: true, answers, authority: [], additional } : this.noData();
+    }
+
+    const glue = this.glue.get(name);
+    const found = glue ? { node: glue, wildcard: false } : zone.resolve(name);
+    if (!found) return this.negative(RCODE.NXDOMAIN);
+    // Wildcard answers take the query's name as owner (RFC 4592 §3.3.1); so do
+    // exact ones: both are written as a pointer to the question.
+    const answers = this.records(null, found.node ?? undefined, qtype);
+    return answers.length ? { rcode: RCODE.NOERROR, aa: true, answers, authority: [], additional: [] } : this.noData();
+  }
+
+  private records(owner: string | null, node: NameRecords | undefined, qtype: number): ResourceRecord[] {
+    if (!node) return [];
+    const types = qtype === TYPE.ANY ? (Object.keys(node) as RecordType[]) : TYPE_NAMES[qtype] ? [TYPE_NAMES[qtype]!] : [];
+    const out: ResourceRecord[] = [];
+    for (const t of types) {
+      const set = node[t];
+      if (!set) continue;
+      for (const v of set.values) {
+        if (t === 'TXT') out.push({ owner, ttl: set.ttl, data: { type: TYPE.TXT, text: v } });
+        else out.push({ owner, ttl: set.ttl, data: { type: t === 'A' ? TYPE.A : TYPE.AAAA, address: v } });
+      }
+    }
+    return out;
+  }
+
+  /** RFC 2308 §2.2: NODATA is NOERROR with no answer and the SOA in authority. */
+  private noData(): ResponseSpec {
+    return this.negative(RCODE.NOERROR);
+  }
+
+  /** RFC 2308 §3: the SOA's TTL in a negative answer is min(SOA TTL, SOA MINIMUM). */
+  private negative(rcode: number): ResponseSpec {
+    const ttl = Math.min(this.opts.defaultTtl, this.opts.negativeTtl);
+    return { rcode, aa: true, answers: [], authority: [this.soa(this.origin, ttl)], additional: [] };
+  }
+
+  private soa(owner: string | null, ttl: number): ResourceRecord {
+    return {
+      owner,
+      ttl,
+      data: {
+        type: TYPE.SOA,
+        mname: this.opts.nameservers[0]?.name ?? `ns1.${this.origin}`,
+        rname: this.opts.soaRname,
+        serial: this.opts.zone.serial >>> 0,
+        refresh: 3600,
+        retry: 600,
+        expire: 604800,
+        minimum: this.opts.negativeTtl,
+      },
+    };
+  }
+}
+
+export { HEADER_SIZE };

@@ -1,0 +1,135 @@
+import type { FastifyInstance } from 'fastify';
+import { once, type Component } from '../src/lifecycle.js';
+import type { Logger } from '../src/log.js';
+import { safeUrl } from '../src/log.js';
+import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
+import { dnsKeys } from '../src/redis/keys.js';
+import { buildDnsApi } from './api.js';
+import type { DnsConfig } from './config.js';
+import { ZoneFeed } from './feed.js';
+import { createDnsMetrics, DnsCounters } from './metrics.js';
+import { Responder } from './responder.js';
+import { ResponseRateLimiter } from './rrl.js';
+import { RecordStore } from './store.js';
+import { TcpServer } from './tcp.js';
+import { UdpServer } from './udp.js';
+import { Zone } from './zone.js';
+
+export interface DnsAddresses {
+  host: string;
+  /** The same port serves UDP and TCP. */
+  port: number;
+  apiUrl: string;
+}
+
+const BIND_ATTEMPTS = 20;
+
+/** `omega dns`: the UDP/TCP responder, the record API and the zone feed, as one component. */
+export class DnsServer implements Component {
+  readonly zone: Zone;
+  readonly counters = new DnsCounters();
+  readonly redis: RedisClient;
+  private readonly feedRedis: RedisClient;
+  private readonly store: RecordStore;
+  private readonly feed: ZoneFeed;
+  private readonly responder: Responder;
+  private readonly udp: UdpServer;
+  private readonly tcp: TcpServer;
+  readonly api: FastifyInstance;
+  private addrs: DnsAddresses | null = null;
+
+  constructor(
+    private readonly config: DnsConfig,
+    private readonly log: Logger,
+  ) {
+    this.zone = new Zone(config.zone);
+    this.redis = createRedis(config.redisUrl, { connectionName: 'omega-dns-api', failFast: true });
+    this.feedRedis = createRedis(config.redisUrl, { connectionName: 'omega-dns-feed', failFast: true });
+    for (const c of [this.redis, this.feedRedis]) c.on('error', () => {}); // surfaced by the feed and the API
+    const keys = dnsKeys(config.redisPrefix);
+    this.store = new RecordStore(this.redis, keys);
+    this.feed = new ZoneFeed(this.store, this.feedRedis, this.zone, log.child({ component: 'feed' }));
+    this.responder = new Responder({
+      zone: this.zone,
+      nameservers: config.nameservers,
+      soaRname: config.soaRname,
+      defaultTtl: config.ttl,
+      negativeTtl: config.negativeTtl,
+      maxUdpPayload: config.maxUdpPayload,
+      cacheEntries: config.cacheEntries,
+      counters: this.counters,
+    });
+    const rrl = new ResponseRateLimiter(config.rrlPerSecond, config.rrlSlip);
+    this.udp = new UdpServer(this.responder, rrl, this.counters, log.child({ component: 'udp' }));
+    this.tcp = new TcpServer(
+      this.responder,
+      this.counters,
+      { idleTimeoutMs: config.tcpIdleTimeoutMs, maxConnections: config.tcpMaxConnections },
+      log.child({ component: 'tcp' }),
+    );
+    const { registry, apiChanges } = createDnsMetrics({
+      counters: this.counters,
+      cacheSize: () => this.responder.cacheSize,
+      zoneNames: () => this.zone.size,
+      zoneSerial: () => this.zone.serial,
+      redisErrors: () => this.store.errors + this.feed.errors,
+    });
+    const reserved = new Set(
+      config.nameservers.filter((ns) => ns.name.endsWith(`.${config.zone}`)).map((ns) => ns.name.slice(0, -(config.zone.length + 1))),
+    );
+    this.api = buildDnsApi({
+      zone: this.zone,
+      store: this.store,
+      token: config.token,
+      defaultTtl: config.ttl,
+      reserved,
+      registry,
+      apiChanges,
+      redisReady: () => this.redis.status === 'ready',
+      log: log.child({ component: 'api' }),
+    });
+  }
+
+  get addresses(): DnsAddresses {
+    if (!this.addrs) throw new Error('not started');
+    return this.addrs;
+  }
+
+  /** Bind the sockets (answering SERVFAIL until the zone is loaded), then wait for the first load. */
+  async start(): Promise<void> {
+    const { listen, apiListen } = this.config;
+    if (!this.config.token) this.log.warn('record API runs WITHOUT a token (dev run); never expose it');
+    const port = await this.bindDns(listen.host, listen.port);
+    await this.api.listen({ host: apiListen.host, port: apiListen.port });
+    const apiPort = (this.api.server.address() as { port: number }).port;
+    const apiHost = apiListen.host.includes(':') ? `[${apiListen.host}]` : apiListen.host;
+    this.addrs = { host: listen.host, port, apiUrl: `http://${apiHost}:${apiPort}` };
+    this.log.info(
+      { zone: this.config.zone, dns: `${listen.host}:${port}`, api: this.addrs.apiUrl, redis: safeUrl(this.config.redisUrl) },
+      'dns server listening',
+    );
+    await this.feed.start();
+  }
+
+  /** UDP and TCP on one port; with port 0, retry until both get the same free port. */
+  private async bindDns(host: string, port: number): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      const udpPort = await this.udp.listen(host, port);
+      try {
+        await this.tcp.listen(host, udpPort);
+        return udpPort;
+      } catch (err) {
+        await this.udp.close();
+        if (port !== 0 || attempt >= BIND_ATTEMPTS || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      }
+    }
+  }
+
+  /** Stop taking work, close listeners, then Redis. Safe to call more than once. */
+  readonly stop = once(async () => {
+    await Promise.allSettled([this.udp.close(), this.tcp.close(), this.api.close()]);
+    await this.feed.stop();
+    await closeRedis(this.redis);
+    await closeRedis(this.feedRedis);
+  });
+}

@@ -1,0 +1,62 @@
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Logger } from '../src/log.js';
+import type { DnsCounters } from './metrics.js';
+import type { Responder } from './responder.js';
+import type { ResponseRateLimiter } from './rrl.js';
+import { slipOf } from './wire.js';
+
+const ignoreSendError = (): void => {};
+
+/** The UDP responder: one socket, one synchronous handler, no awaits on the query path. */
+export class UdpServer {
+  private socket: dgram.Socket | null = null;
+
+  constructor(
+    private readonly responder: Responder,
+    private readonly rrl: ResponseRateLimiter,
+    private readonly counters: DnsCounters,
+    private readonly log: Logger,
+  ) {}
+
+  listen(host: string, port: number): Promise<number> {
+    const socket = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    this.socket = socket;
+    socket.on('message', (msg, rinfo) => {
+      let out: Buffer | null;
+      try {
+        out = this.responder.handle(msg, false);
+      } catch (err) {
+        // A bug must not take the server down; the packet goes unanswered.
+        this.counters.dropped++;
+        this.log.error({ err }, 'failed to answer a UDP query');
+        return;
+      }
+      if (!out) return;
+      if (this.rrl.enabled) {
+        const verdict = this.rrl.check(rinfo.address, Date.now());
+        if (verdict !== 'send') {
+          this.counters.rateLimited++;
+          if (verdict === 'drop') return;
+          out = slipOf(out);
+        }
+      }
+      socket.send(out, rinfo.port, rinfo.address, ignoreSendError);
+    });
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, host, () => {
+        socket.off('error', reject);
+        socket.on('error', (err) => this.log.warn({ err }, 'udp socket error'));
+        resolve(socket.address().port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    const s = this.socket;
+    this.socket = null;
+    if (!s) return Promise.resolve();
+    return new Promise((resolve) => s.close(() => resolve()));
+  }
+}

@@ -1,0 +1,31 @@
+import { oneOf, redisUrl, str, type Setting } from './settings.js';
+
+/** Settings every program shares. */
+export const commonSettings = {
+  redisUrl: {
+    env: 'OMEGA_REDIS_URL',
+    flag: 'redis-url',
+    description: 'Redis holding Omega\'s state: redis://, rediss://, redis+sentinel://h:p,h:p/name or redis+cluster://h:p,h:p',
+    default: 'redis://127.0.0.1:6379',
+    parse: redisUrl(),
+  } satisfies Setting<string>,
+  redisPrefix: {
+    env: 'OMEGA_REDIS_PREFIX',
+    flag: 'redis-prefix',
+    description: 'Namespace of every Redis key, so several deployments can share one Redis',
+    default: 'omega',
+    parse: (raw: string) => {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(raw)) throw new Error('must be 1-64 letters, digits, _ . -');
+      return raw;
+    },
+  } satisfies Setting<string>,
+  logLevel: {
+    env: 'OMEGA_LOG_LEVEL',
+    flag: 'log-level',
+    description: 'Log level',
+    default: 'info' as const,
+    parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  } satisfies Setting<string>,
+};
+
+export { str };

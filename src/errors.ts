@@ -1,0 +1,38 @@
+/**
+ * Every error Omega reports to a client has a stable code, an HTTP status and
+ * a default message, all in this one registry; docs/errors.md documents each
+ * code and a test checks the two agree.
+ */
+export const ERRORS = {
+  VALIDATION_FAILED: { status: 400, message: 'The request is not valid' },
+  INVALID_NAME: { status: 400, message: 'The name is not a valid DNS name' },
+  NAME_OUTSIDE_ZONE: { status: 400, message: 'The name is not inside the zone' },
+  RESERVED_NAME: { status: 400, message: 'The name is managed by the server and cannot be changed' },
+  INVALID_RECORD: { status: 400, message: 'A record value is not valid for its type' },
+  UNAUTHORIZED: { status: 401, message: 'A valid bearer token is required' },
+  NOT_FOUND: { status: 404, message: 'No such resource' },
+  RECORD_NOT_FOUND: { status: 404, message: 'No such record' },
+  REDIS_UNAVAILABLE: { status: 503, message: 'The state store (Redis) cannot be reached; try again shortly' },
+  INTERNAL: { status: 500, message: 'Internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class OmegaError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(message ?? ERRORS[code].message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = 'OmegaError';
+    this.status = ERRORS[code].status;
+    this.details = options?.details;
+  }
+  readonly details: Record<string, unknown> | undefined;
+}
+
+export function isOmegaError(err: unknown, code?: ErrorCode): err is OmegaError {
+  return err instanceof OmegaError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,71 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ERRORS, OmegaError } from './errors.js';
+import type { Logger } from './log.js';
+
+/**
+ * A fastify instance with Omega's error envelope:
+ *   {statusCode, code, error, message}
+ * for OmegaErrors, schema failures (400 VALIDATION_FAILED) and anything else
+ * (500 INTERNAL, logged once here, its details never sent to the client).
+ */
+export function createHttpApp(log: Logger): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // Per-request lines at debug (below), not fastify's two info lines per request.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1 << 20,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.debug({ method: req.method, url: req.routeOptions.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
+  });
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof OmegaError) return sendError(reply, err);
+    if (err.validation) {
+      return sendError(reply, new OmegaError('VALIDATION_FAILED', err.message));
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      // fastify's own 4xx (bad JSON, wrong content type, body too large)
+      return reply.status(status).send({ statusCode: status, code: err.code ?? 'BAD_REQUEST', error: httpReason(status), message: err.message });
+    }
+    req.log.error({ err }, 'request failed');
+    return sendError(reply, new OmegaError('INTERNAL'));
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, new OmegaError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+  return app;
+}
+
+export function sendError(reply: FastifyReply, err: OmegaError): FastifyReply {
+  if (err.status === 503) reply.header('retry-after', '1');
+  if (err.status === 401) reply.header('www-authenticate', 'Bearer');
+  return reply
+    .status(err.status)
+    .send({ statusCode: err.status, code: err.code, error: httpReason(err.status), message: err.message, ...(err.details ?? {}) });
+}
+
+function httpReason(status: number): string {
+  return (
+    { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable' }[status] ??
+    'Error'
+  );
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/**
+ * A preHandler that demands `Authorization: Bearer <token>`. Both sides are
+ * hashed first so the comparison is constant-time whatever the lengths.
+ * With no token configured (an explicit dev run) every request passes.
+ */
+export function bearerAuth(token: string | undefined): (req: FastifyRequest) => Promise<void> {
+  const expected = token ? digest(token) : null;
+  return async (req) => {
+    if (!expected) return;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!m || !timingSafeEqual(digest(m[1]!), expected)) throw new OmegaError('UNAUTHORIZED');
+  };
+}
+
+export { ERRORS };

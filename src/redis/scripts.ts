@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import type { Result } from 'ioredis';
+import type { RedisClient } from './connection.js';
+
+/**
+ * Lua scripts live in lua/<name>-<numberOfKeys>.lua and are registered with
+ * ioredis' defineCommand, which sends EVALSHA and falls back to EVAL.
+ */
+const LUA_DIR = new URL('./lua/', import.meta.url);
+
+function load(file: string): { name: string; numberOfKeys: number; lua: string } {
+  const m = /^(\w+)-(\d+)\.lua$/.exec(file);
+  if (!m) throw new Error(`bad script file name ${file}`);
+  return { name: m[1]!, numberOfKeys: Number(m[2]), lua: readFileSync(new URL(file, LUA_DIR), 'utf8') };
+}
+
+const SCRIPTS = ['applyDnsChanges-4.lua'].map(load);
+
+/** Negative results of Omega's scripts, turned into errors in one place by each caller. */
+export enum ScriptFailure {
+  NotFound = -1,
+}
+
+export function defineScripts(client: RedisClient): void {
+  for (const s of SCRIPTS) {
+    if (!(s.name in client)) client.defineCommand(s.name, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+  }
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    applyDnsChanges(
+      zone: string,
+      names: string,
+      serial: string,
+      changes: string,
+      changesJson: string,
+      keepEntries: number,
+      nowSeconds: number,
+    ): Result<[number] | [ScriptFailure, number], Context>;
+  }
+}

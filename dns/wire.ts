@@ -333,20 +333,10 @@ export function encodeResponse(
   w.u16(spec.additional.length + (edns ? 1 : 0));
   if (q.questionEnd > 0) {
     w.bytes(queryBuf.subarray(HEADER_SIZE, q.questionEnd));
-    // Offer the question's name suffixes (lower-cased) to compression, so
-    // the zone apex in SOA and NS records becomes a 2-octet pointer.
-    const labels = questionLabels(queryBuf, q.questionEnd - 4);
-    if (labels.every((l) => !l.label.includes('.'))) {
-      for (let i = 0; i < labels.length; i++) {
-        w.remember(
-          labels
-            .slice(i)
-            .map((l) => asciiLower(l.label))
-            .join('.'),
-          labels[i]!.offset,
-        );
-      }
-    }
+    // Only owners equal to QNAME point into the question. Other names (the
+    // apex in SOA/NS) are written in the zone's own case and compressed among
+    // themselves: pointing them into the question would hand one client's
+    // letter case to every client that gets the cached copy.
   }
   for (const rr of spec.answers) writeRecord(w, rr);
   for (const rr of spec.authority) writeRecord(w, rr);

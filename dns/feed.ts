@@ -68,7 +68,8 @@ export class ZoneFeed {
         backoff = 50;
         const entries = await this.store.readFeed(this.client, this.feedId, BLOCK_MS);
         for (const e of entries) {
-          if (e.serial !== this.zone.serial + 1) {
+          // A zone that never had a serial takes its first one from the feed.
+          if (e.serial !== this.zone.serial + 1 && this.zone.serial !== 0) {
             // Entries after our snapshot carry consecutive serials; anything
             // else means we missed some or Redis was emptied.
             this.log.warn({ have: this.zone.serial, got: e.serial }, 'change feed gap; reloading zone');

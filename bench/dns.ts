@@ -27,15 +27,15 @@ const BATCH = 1000;
 const TTL = 60;
 const TOKEN = `bench-${randomBytes(12).toString('hex')}`;
 const BENCH_SECONDS = 10;
-const CALIBRATE_SECONDS = 3;
 /** dnsperf's -Q: high enough never to be the limit. */
 const MAX_QPS = 1_000_000;
-/** Tried briefly against NSD; the fastest is then used for both servers. */
-const DNSPERF_CANDIDATES: string[][] = [
-  ['-c', '1', '-T', '1', '-q', '100'],
-  ['-c', '10', '-T', '1', '-q', '100'],
-  ['-c', '10', '-T', '2', '-q', '200'],
-];
+/**
+ * Of the settings tried on a 2-core machine (-c 1..20, -T 1..2, -q 100..1000),
+ * these gave NSD the most answers per second; both servers get the same.
+ */
+const DNSPERF_FLAGS = ['-c', '10', '-T', '2', '-q', '200'];
+/** Cores used by anything but the server and dnsperf above which a run is called noisy. */
+const NOISE_CORES = 0.15;
 const UPDATES = 200;
 const UPDATE_WAIT_MS = 2000;
 const PROBE_TIMEOUT_MS = 50;
@@ -92,11 +92,33 @@ function signalGroup(c: Child, signal: NodeJS.Signals): void {
   }
 }
 
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * SIGTERM to the leader alone lets nsd stop its own children; the group is
+ * killed if the leader hangs or something it forked outlives it.
+ */
 async function stop(c: Child, graceMs = 5000): Promise<void> {
-  signalGroup(c, 'SIGTERM');
-  if (await within(c.exited, graceMs)) return;
-  signalGroup(c, 'SIGKILL');
-  await within(c.exited, 2000);
+  const pgid = c.proc.pid;
+  if (alive(c)) c.proc.kill('SIGTERM');
+  if (!(await within(c.exited, graceMs))) {
+    signalGroup(c, 'SIGKILL');
+    await within(c.exited, 2000);
+  }
+  if (pgid === undefined) return;
+  for (let i = 0; i < 40 && groupExists(pgid); i++) await sleep(50);
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // the group is gone
+  }
 }
 
 interface RunResult {
@@ -140,7 +162,9 @@ process.on('exit', () => {
 
 // ---- small helpers -----------------------------------------------------------
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 /** True if `p` settled within `ms`. */
 async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
@@ -246,7 +270,7 @@ async function startRedis(): Promise<{ child: Child; url: string }> {
   const port = await freePort();
   const dir = join(TMP, 'redis');
   freshDir(dir);
-  const args = ['--port', String(port), '--bind', HOST, '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+  const args = ['--port', String(port), '--bind', HOST, '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'];
   const child = start('redis-server', 'redis-server', args);
   await waitFor('redis-server', async () => ((await redisPing(port)) ? true : null), 10_000, child);
   return { child, url: `redis://${HOST}:${port}` };
@@ -283,7 +307,8 @@ async function startOmega(redisUrl: string): Promise<Omega> {
   };
   const child = start('omega dns', process.execPath, [...nodeArgs, 'dist/src/cli.js', 'dns'], env);
   const api = `http://${HOST}:${apiPort}`;
-  await waitFor('omega dns /healthz', async () => ((await fetch(`${api}/healthz`)).status === 200 ? true : null), 20_000, child);
+  const healthy = async () => ((await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(2000) })).status === 200 ? true : null);
+  await waitFor('omega dns /healthz', healthy, 20_000, child);
   return { child, dnsPort, api };
 }
 
@@ -292,6 +317,7 @@ async function callApi(api: string, method: string, path: string, body: unknown)
     method,
     headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
   });
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text.slice(0, 500)}`);
@@ -309,7 +335,7 @@ async function loadNames(o: Omega): Promise<void> {
   await waitFor(
     `${NAMES} names in the served zone`,
     async () => {
-      const res = await fetch(`${o.api}/healthz`);
+      const res = await fetch(`${o.api}/healthz`, { signal: AbortSignal.timeout(2000) });
       const h = (await res.json()) as { zone?: { names?: number } };
       return res.status === 200 && (h.zone?.names ?? 0) >= NAMES ? true : null;
     },
@@ -405,13 +431,77 @@ function readLog(path: string): string {
 
 // ---- dnsperf ----------------------------------------------------------------------------
 
+/**
+ * CPU use from /proc, in clock ticks (USER_HZ, 100 on Linux): the figures
+ * show whether the server was the bottleneck and whether other processes
+ * on the machine competed with the run.
+ */
+const TICKS_PER_SECOND = 100;
+
+function procStat(pid: string): { pgrp: number; ticks: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { pgrp: Number(f[2]), ticks: Number(f[11]) + Number(f[12]) };
+  } catch {
+    return null;
+  }
+}
+
+/** Every process of the group counts: nsd answers from a forked child. */
+function groupTicks(pgid: number): number {
+  let sum = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const p = procStat(pid);
+    if (p?.pgrp === pgid) sum += p.ticks;
+  }
+  return sum;
+}
+
+/** Busy ticks of all CPUs together, including time the hypervisor stole. */
+function machineTicks(): number {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return user + nice + system + irq + softirq + steal;
+}
+
+interface CpuSample {
+  at: number;
+  machine: number;
+  server: number;
+  client: number;
+}
+
+function cpuSample(server: Child, client: Child): CpuSample | null {
+  const c = procStat(String(client.proc.pid));
+  if (!c || server.proc.pid === undefined) return null;
+  return { at: performance.now(), machine: machineTicks(), server: groupTicks(server.proc.pid), client: c.ticks };
+}
+
+interface CpuUse {
+  /** Cores busy on average over the run. */
+  server: number;
+  dnsperf: number;
+  others: number;
+}
+
+function cpuUse(a: CpuSample, b: CpuSample): CpuUse {
+  const ticks = ((b.at - a.at) / 1000) * TICKS_PER_SECOND;
+  const server = (b.server - a.server) / ticks;
+  const dnsperf = (b.client - a.client) / ticks;
+  return { server, dnsperf, others: Math.max(0, (b.machine - a.machine) / ticks - server - dnsperf) };
+}
+
 interface PerfResult {
   qps: number;
   sent: number;
   completed: number;
   lost: number;
   avgLatencyMs: number;
+  responseBytes: number;
   responseCodes: string;
+  cpu: CpuUse;
 }
 
 function writeQueryFile(): string {
@@ -421,42 +511,48 @@ function writeQueryFile(): string {
   return file;
 }
 
-function parseDnsperf(out: string): PerfResult {
-  const num = (label: string) => {
-    const m = new RegExp(`${label}:\\s+([0-9.]+)`).exec(out);
-    if (!m) throw new Error(`dnsperf output has no "${label}":\n${out.slice(-2000)}`);
+function parseDnsperf(out: string): Omit<PerfResult, 'cpu'> {
+  const num = (pattern: string) => {
+    const m = new RegExp(`${pattern}\\s+([0-9.]+)`).exec(out);
+    if (!m) throw new Error(`dnsperf output has no "${pattern}":\n${out.slice(-2000)}`);
     return Number(m[1]);
   };
   return {
-    qps: num('Queries per second'),
-    sent: num('Queries sent'),
-    completed: num('Queries completed'),
-    lost: num('Queries lost'),
-    avgLatencyMs: num('Average Latency \\(s\\)') * 1000,
+    qps: num('Queries per second:'),
+    sent: num('Queries sent:'),
+    completed: num('Queries completed:'),
+    lost: num('Queries lost:'),
+    avgLatencyMs: num('Average Latency \\(s\\):') * 1000,
+    responseBytes: num('Average packet size:.*response'),
     responseCodes: /Response codes:\s+(.*)/.exec(out)?.[1]?.trim() ?? '',
   };
 }
 
-async function dnsperf(port: number, queries: string, flags: string[], seconds: number): Promise<PerfResult> {
-  const args = ['-s', HOST, '-p', String(port), '-d', queries, '-l', String(seconds), '-Q', String(MAX_QPS), ...flags];
+async function dnsperf(port: number, server: Child, queries: string): Promise<PerfResult> {
+  const args = ['-s', HOST, '-p', String(port), '-d', queries, '-l', String(BENCH_SECONDS), '-Q', String(MAX_QPS), ...DNSPERF_FLAGS];
+  const client = start('dnsperf', 'dnsperf', args);
+  let out = '';
+  client.proc.stdout?.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  client.proc.stderr?.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  const first = cpuSample(server, client);
+  let last = first;
   // dnsperf waits up to its 5 s query timeout for stragglers after the run.
-  const out = await runOk('dnsperf', 'dnsperf', args, (seconds + 20) * 1000);
-  const r = parseDnsperf(out);
+  const end = performance.now() + (BENCH_SECONDS + 20) * 1000;
+  while (alive(client) && performance.now() < end) {
+    await within(client.exited, 250);
+    last = cpuSample(server, client) ?? last;
+  }
+  if (!(await within(client.exited, 1000))) {
+    await stop(client, 1000);
+    throw new Error(`dnsperf did not finish within ${BENCH_SECONDS + 20} s`);
+  }
+  if (client.proc.exitCode !== 0) throw new Error(`dnsperf exited with ${client.proc.exitCode}:\n${out.slice(-4000)}`);
+  if (!first || !last || last.at - first.at < 1000) throw new Error('could not follow dnsperf in /proc');
+  const r = { ...parseDnsperf(out), cpu: cpuUse(first, last) };
   if (r.completed > 0 && !/^NOERROR \d+ \(100\.00%\)$/.test(r.responseCodes)) {
     throw new Error(`dnsperf got answers other than NOERROR: ${r.responseCodes}`);
   }
   return r;
-}
-
-/** The candidate flags giving NSD the most answers per second without losses. */
-async function calibrate(port: number, queries: string): Promise<string[]> {
-  let best: { flags: string[]; qps: number } | null = null;
-  for (const flags of DNSPERF_CANDIDATES) {
-    const r = await dnsperf(port, queries, flags, CALIBRATE_SECONDS);
-    console.log(`  calibrate nsd ${flags.join(' ').padEnd(22)} qps=${r.qps.toFixed(0)} lost=${r.lost}`);
-    if (r.lost === 0 && (!best || r.qps > best.qps)) best = { flags, qps: r.qps };
-  }
-  return best?.flags ?? DNSPERF_CANDIDATES[0]!;
 }
 
 // ---- propagation ------------------------------------------------------------------------
@@ -584,43 +680,66 @@ async function measurePropagation(o: Omega): Promise<Propagation> {
 // ---- report --------------------------------------------------------------------------------
 
 interface Results {
-  dnsperfArgs: string[];
   omega: PerfResult;
   nsd: PerfResult;
   propagation: Propagation;
 }
 
+const round3 = (n: number) => Math.round(n * 1000) / 1000;
+const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+
+function perfLines(name: string, p: PerfResult): string {
+  const c = p.cpu;
+  const noisy = c.others > NOISE_CORES ? '  NOISY: other processes competed' : '';
+  return (
+    `${name.padEnd(10)} qps=${p.qps.toFixed(0).padStart(7)}  lost=${p.lost}` +
+    `  (sent ${p.sent}, completed ${p.completed}, avg latency ${p.avgLatencyMs.toFixed(3)} ms, response ${p.responseBytes} B)\n` +
+    `${''.padEnd(10)} cpu cores: server ${c.server.toFixed(2)}, dnsperf ${c.dnsperf.toFixed(2)}, others ${c.others.toFixed(2)}` +
+    `; ${(p.qps / c.server).toFixed(0)} qps per server core${noisy}`
+  );
+}
+
+function perfJson(p: PerfResult) {
+  return {
+    ...p,
+    qps: Math.round(p.qps),
+    avgLatencyMs: round3(p.avgLatencyMs),
+    cpu: { server: round3(p.cpu.server), dnsperf: round3(p.cpu.dnsperf), others: round3(p.cpu.others) },
+  };
+}
+
 function report(r: Results): void {
   const ratio = r.omega.qps / r.nsd.qps;
+  const perCoreRatio = r.omega.qps / r.omega.cpu.server / (r.nsd.qps / r.nsd.cpu.server);
   const sorted = [...r.propagation.delaysMs].sort((a, b) => a - b);
   const p50 = percentile(sorted, 0.5);
   const p99 = percentile(sorted, 0.99);
   const max = sorted[sorted.length - 1] ?? NaN;
-  const mark = (ok: boolean) => (ok ? 'ok' : 'MISSED');
   const ratioOk = ratio >= TARGET_RATIO && r.omega.lost === 0;
   const propOk = r.propagation.failures === 0 && p99 < TARGET_P99_MS;
-  const line = (name: string, p: PerfResult) =>
-    `${name.padEnd(10)} qps=${p.qps.toFixed(0).padStart(7)}  sent=${p.sent}  completed=${p.completed}  lost=${p.lost}  avg latency=${p.avgLatencyMs.toFixed(3)} ms`;
   console.log('');
-  console.log(`dnsperf ${r.dnsperfArgs.join(' ')}, ${BENCH_SECONDS} s each, ${NAMES} names, UDP on ${HOST}`);
-  console.log(line('omega dns', r.omega));
-  console.log(line('nsd', r.nsd));
-  console.log(`ratio omega/nsd = ${ratio.toFixed(2)} (target >= ${TARGET_RATIO}, no lost queries) ${mark(ratioOk)}`);
+  console.log(`dnsperf -l ${BENCH_SECONDS} -Q ${MAX_QPS} ${DNSPERF_FLAGS.join(' ')}: ${NAMES} names, A over UDP on ${HOST}`);
+  console.log(perfLines('omega dns', r.omega));
+  console.log(perfLines('nsd', r.nsd));
+  console.log(
+    `ratio omega/nsd = ${ratio.toFixed(2)} (target >= ${TARGET_RATIO}, no lost queries) ${mark(ratioOk)}` +
+      `; per server core ${perCoreRatio.toFixed(2)}`,
+  );
   console.log(
     `propagation p50=${p50.toFixed(3)}ms p99=${p99.toFixed(3)}ms max=${max.toFixed(3)}ms over ${UPDATES} updates` +
-      `, ${r.propagation.failures} not seen within ${UPDATE_WAIT_MS} ms (target p99 < ${TARGET_P99_MS} ms) ${mark(propOk)}`,
+      ` (target p99 < ${TARGET_P99_MS} ms) ${mark(propOk)}` +
+      (r.propagation.failures ? `; ${r.propagation.failures} not seen within ${UPDATE_WAIT_MS} ms` : ''),
   );
-  const round = (n: number) => Math.round(n * 1000) / 1000;
   console.log(
     JSON.stringify({
-      dnsperfArgs: r.dnsperfArgs,
-      seconds: BENCH_SECONDS,
+      dnsperf: ['-l', String(BENCH_SECONDS), '-Q', String(MAX_QPS), ...DNSPERF_FLAGS].join(' '),
       names: NAMES,
-      omega: { ...r.omega, avgLatencyMs: round(r.omega.avgLatencyMs) },
-      nsd: { ...r.nsd, avgLatencyMs: round(r.nsd.avgLatencyMs) },
-      ratio: round(ratio),
-      propagation: { updates: UPDATES, failures: r.propagation.failures, p50Ms: round(p50), p99Ms: round(p99), maxMs: round(max) },
-      targets: { ratio: ratioOk, propagation: propOk },
+      omega: perfJson(r.omega),
+      nsd: perfJson(r.nsd),
+      ratio: round3(ratio),
+      ratioPerServerCore: round3(perCoreRatio),
+      propagation: { updates: UPDATES, failures: r.propagation.failures, p50Ms: round3(p50), p99Ms: round3(p99), maxMs: round3(max) },
+      targetsMet: { ratio: ratioOk, propagation: propOk },
     }),
   );
 }
@@ -638,17 +757,15 @@ async function main(): Promise<void> {
   console.log(`nsd on ${HOST}:${nsd.port}`);
   const queries = writeQueryFile();
 
-  const flags = await calibrate(nsd.port, queries);
-  const dnsperfArgs = ['-l', String(BENCH_SECONDS), '-Q', String(MAX_QPS), ...flags];
-  console.log(`benchmarking omega dns (${BENCH_SECONDS} s)...`);
-  const omegaPerf = await dnsperf(omega.dnsPort, queries, flags, BENCH_SECONDS);
-  console.log(`benchmarking nsd (${BENCH_SECONDS} s)...`);
-  const nsdPerf = await dnsperf(nsd.port, queries, flags, BENCH_SECONDS);
+  console.log(`dnsperf against omega dns (${BENCH_SECONDS} s)...`);
+  const omegaPerf = await dnsperf(omega.dnsPort, omega.child, queries);
+  console.log(`dnsperf against nsd (${BENCH_SECONDS} s)...`);
+  const nsdPerf = await dnsperf(nsd.port, nsd.child, queries);
   await stop(nsd.child);
 
   console.log(`measuring propagation (${UPDATES} updates)...`);
   const propagation = await measurePropagation(omega);
-  report({ dnsperfArgs, omega: omegaPerf, nsd: nsdPerf, propagation });
+  report({ omega: omegaPerf, nsd: nsdPerf, propagation });
 }
 
 let interrupted = false;
@@ -669,6 +786,7 @@ main().then(
   async (err: unknown) => {
     if (interrupted) return;
     console.error(`bench-dns failed: ${(err as Error).stack ?? String(err)}`);
+    for (const c of children) if (c.name === 'omega dns' && c.output()) console.error(`--- omega dns output ---\n${c.output()}`);
     await cleanup();
     process.exit(1);
   },

@@ -6,15 +6,24 @@ import { Packet } from 'dns2';
  * no label hashing per query); prom-client reads them at scrape time.
  */
 export class DnsCounters {
-  /** (qtype << 6 | rcode) -> queries answered */
-  readonly answered = new Map<number, number>();
+  /** Common query types (< 256) by (qtype << 6 | rcode), in a flat array: no hashing per query. */
+  private readonly common = new Float64Array(256 << 6);
+  /** The rest (CAA, private types...). */
+  private readonly rare = new Map<number, number>();
   dropped = 0;
   truncated = 0;
   rateLimited = 0;
 
   count(qtype: number, rcode: number): void {
     const key = (qtype << 6) | (rcode & 0x3f);
-    this.answered.set(key, (this.answered.get(key) ?? 0) + 1);
+    if (qtype < 256) this.common[key]!++;
+    else this.rare.set(key, (this.rare.get(key) ?? 0) + 1);
+  }
+
+  /** (qtype << 6 | rcode) -> queries answered, for the scrape. */
+  *answered(): Generator<[number, number]> {
+    for (let k = 0; k < this.common.length; k++) if (this.common[k]! > 0) yield [k, this.common[k]!];
+    yield* this.rare;
   }
 }
 
@@ -41,7 +50,7 @@ export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; 
     registers: [registry],
     collect() {
       this.reset();
-      for (const [key, n] of src.counters.answered) {
+      for (const [key, n] of src.counters.answered()) {
         this.inc({ qtype: Packet.typeName(key >> 6), rcode: RCODE_NAMES[key & 0x3f] ?? String(key & 0x3f) }, n);
       }
     },

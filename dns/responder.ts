@@ -20,7 +20,8 @@ import {
   type ResourceRecord,
   type ResponseSpec,
 } from './wire.js';
-import type { Zone } from './zone.js';
+import type { Zone, ZoneChange } from './zone.js';
+import { AnswerCache, wireKeyOf } from './cache.js';
 
 export interface NameServer {
   /** Absolute, lower case. */
@@ -46,6 +47,9 @@ export interface ResponderOptions {
 }
 
 const NS_TTL = 3600;
+
+/** A response and the cache it belongs in. */
+type Answer = ResponseSpec & { kind: 'exact' | 'synth' | 'negative' | 'uncacheable' };
 const TYPE_NAMES: Record<number, RecordType> = { [TYPE.A]: 'A', [TYPE.AAAA]: 'AAAA', [TYPE.TXT]: 'TXT' };
 
 /**
@@ -57,7 +61,15 @@ const TYPE_NAMES: Record<number, RecordType> = { [TYPE.A]: 'A', [TYPE.AAAA]: 'AA
  * encoding) runs once per distinct question per zone serial.
  */
 export class Responder {
-  private readonly cache = new Map<string, Buffer>();
+  /**
+   * Three caches, by what can make an answer stale:
+   *  - exact: answers from a name's own records (and REFUSED): stale only when that name changes;
+   *  - synth: wildcard-synthesised answers: stale when any name appears or vanishes or a wildcard changes;
+   *  - negative: NXDOMAIN, NODATA and apex answers: they carry the SOA serial, stale on every change.
+   */
+  private readonly exact: AnswerCache;
+  private readonly synth: AnswerCache;
+  private readonly negative: AnswerCache;
   private readonly origin: string;
   private readonly originLabels: string[];
   private readonly glue = new Map<string, NameRecords>();
@@ -74,11 +86,19 @@ export class Responder {
       if (v6.length) recs.AAAA = { ttl: NS_TTL, values: v6 };
       this.glue.set(ns.name, recs);
     }
-    opts.zone.on('change', () => this.cache.clear());
+    this.exact = new AnswerCache(opts.cacheEntries);
+    this.synth = new AnswerCache(opts.cacheEntries);
+    this.negative = new AnswerCache(opts.cacheEntries);
+    opts.zone.on('change', (c: ZoneChange) => {
+      this.negative.clear();
+      if (c.all) this.exact.clear();
+      else for (const name of c.names) this.exact.deleteName(wireKeyOf(name));
+      if (c.shapeChanged) this.synth.clear();
+    });
   }
 
   get cacheSize(): number {
-    return this.cache.size;
+    return this.exact.size + this.synth.size + this.negative.size;
   }
 
   /** `maxSize` is the transport's limit: 65535 over TCP, undefined for UDP (computed from the query). */
@@ -107,17 +127,14 @@ export class Responder {
     } else if ((q.qclass !== CLASS_IN && q.qclass !== CLASS_ANY) || q.qtype === TYPE.AXFR || q.qtype === TYPE.IXFR) {
       out = this.encode(buf, q, { rcode: RCODE.REFUSED, aa: false, answers: [], authority: [], additional: [] }, edns);
     } else {
-      const key = (q.edns ? (q.dnssecOk ? 'D' : 'E') : 'N') + q.qtype + q.wireKey;
-      const cached = this.cache.get(key);
+      const slot = (q.qtype << 2) | (q.edns ? (q.dnssecOk ? 2 : 1) : 0);
+      const cached = this.exact.get(slot, q.wireKey) ?? this.synth.get(slot, q.wireKey) ?? this.negative.get(slot, q.wireKey);
       if (cached) {
         out = patchCached(cached, buf, q);
       } else {
         const spec = this.lookup(buf, q);
         out = this.encode(buf, q, spec, edns);
-        if (spec.rcode !== RCODE.SERVFAIL) {
-          if (this.cache.size >= this.opts.cacheEntries) this.cache.clear();
-          this.cache.set(key, out);
-        }
+        if (spec.kind !== 'uncacheable') this[spec.kind].set(slot, q.wireKey, out);
       }
     }
     counters.count(q.qtype, (out[3]! & 0xf) | (q.edns && q.ednsVersion !== 0 ? RCODE.BADVERS : 0));
@@ -133,7 +150,7 @@ export class Responder {
     return encodeResponse(buf, { id: q.id, echoFlags: q.echoFlags, questionEnd: q.nameEnd + 4 }, spec, edns);
   }
 
-  private lookup(buf: Buffer, q: Query): ResponseSpec {
+  private lookup(buf: Buffer, q: Query): Answer {
     const labels = questionLabels(buf, q.nameEnd).map((l) =>
       // A '.' inside a label can match no stored name; escape it (RFC 1035
       // §5.1 \DDD) so it cannot split into two labels either.
@@ -144,10 +161,10 @@ export class Responder {
       labels.length >= ol.length && ol.every((label, i) => labels[labels.length - ol.length + i] === label);
     if (!inZone) {
       // Not ours: no recursion, no referral (RFC 1035 §4.3.1; not an open resolver).
-      return { rcode: RCODE.REFUSED, aa: false, answers: [], authority: [], additional: [] };
+      return { kind: 'exact', rcode: RCODE.REFUSED, aa: false, answers: [], authority: [], additional: [] };
     }
     const zone = this.opts.zone;
-    if (!zone.loaded) return { rcode: RCODE.SERVFAIL, aa: false, answers: [], authority: [], additional: [] };
+    if (!zone.loaded) return { kind: 'uncacheable', rcode: RCODE.SERVFAIL, aa: false, answers: [], authority: [], additional: [] };
     const name = labels.join('.');
     const qtype = q.qtype;
 
@@ -160,16 +177,18 @@ export class Responder {
         // Glue for in-zone name servers (RFC 1034 §4.2.1).
         for (const ns of this.opts.nameservers) additional.push(...this.records(ns.name, this.glue.get(ns.name), TYPE.ANY));
       }
-      return answers.length ? { rcode: RCODE.NOERROR, aa: true, answers, authority: [], additional } : this.noData();
+      // Apex answers carry the serial: cached with the negative ones.
+      return answers.length ? { kind: 'negative', rcode: RCODE.NOERROR, aa: true, answers, authority: [], additional } : this.noData();
     }
 
     const glue = this.glue.get(name);
     const found = glue ? { node: glue, wildcard: false } : zone.resolve(name);
-    if (!found) return this.negative(RCODE.NXDOMAIN);
+    if (!found) return this.negativeAnswer(RCODE.NXDOMAIN);
     // Wildcard answers take the query's name as owner (RFC 4592 §3.3.1); so do
     // exact ones: both are written as a pointer to the question.
     const answers = this.records(null, found.node ?? undefined, qtype);
-    return answers.length ? { rcode: RCODE.NOERROR, aa: true, answers, authority: [], additional: [] } : this.noData();
+    if (!answers.length) return this.noData();
+    return { kind: found.wildcard ? 'synth' : 'exact', rcode: RCODE.NOERROR, aa: true, answers, authority: [], additional: [] };
   }
 
   private records(owner: string | null, node: NameRecords | undefined, qtype: number): ResourceRecord[] {
@@ -188,14 +207,14 @@ export class Responder {
   }
 
   /** RFC 2308 §2.2: NODATA is NOERROR with no answer and the SOA in authority. */
-  private noData(): ResponseSpec {
-    return this.negative(RCODE.NOERROR);
+  private noData(): Answer {
+    return this.negativeAnswer(RCODE.NOERROR);
   }
 
   /** RFC 2308 §3: the SOA's TTL in a negative answer is min(SOA TTL, SOA MINIMUM). */
-  private negative(rcode: number): ResponseSpec {
+  private negativeAnswer(rcode: number): Answer {
     const ttl = Math.min(this.opts.defaultTtl, this.opts.negativeTtl);
-    return { rcode, aa: true, answers: [], authority: [this.soa(this.origin, ttl)], additional: [] };
+    return { kind: 'negative', rcode, aa: true, answers: [], authority: [this.soa(this.origin, ttl)], additional: [] };
   }
 
   private soa(owner: string | null, ttl: number): ResourceRecord {

@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { isIP, isIPv6 } from 'node:net';
 import type { Logger } from '../src/log.js';
 import type { DnsCounters } from './metrics.js';
 import type { Responder } from './responder.js';
@@ -19,8 +20,17 @@ export class UdpServer {
     private readonly log: Logger,
   ) {}
 
-  listen(host: string, port: number): Promise<number> {
-    const socket = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  async listen(bindHost: string, port: number): Promise<number> {
+    const host = isIP(bindHost) ? bindHost : (await lookup(bindHost)).address;
+    const family = isIPv6(host) ? 6 : 4;
+    const socket = dgram.createSocket({
+      type: family === 6 ? 'udp6' : 'udp4',
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+      // Replies go to the literal address a query came from: skip the
+      // dns.lookup() and extra tick dgram.send() would spend per packet.
+      lookup: (address, _opts, cb) => cb(null, address, family),
+    });
     this.socket = socket;
     socket.on('message', (msg, rinfo) => {
       let out: Buffer | null;

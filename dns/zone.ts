@@ -31,14 +31,20 @@ export class Zone extends EventEmitter {
     for (const [rel, recs] of entries) this.setAbsolute(this.absolute(rel), recs);
     this.serial = serial;
     this.loaded = true;
-    this.emit('change');
+    this.emit('change', { all: true, names: [], shapeChanged: true } satisfies ZoneChange);
   }
 
   /** Apply one change from the feed: a relative name's new record sets, or null when it is gone. */
   apply(changes: Iterable<[string, NameRecords | null]>, serial: number): void {
-    for (const [rel, recs] of changes) this.setAbsolute(this.absolute(rel), recs);
+    const names: string[] = [];
+    let shapeChanged = false;
+    for (const [rel, recs] of changes) {
+      const name = this.absolute(rel);
+      names.push(name);
+      if (this.setAbsolute(name, recs) || rel.startsWith('*.')) shapeChanged = true;
+    }
     this.serial = serial;
-    this.emit('change');
+    this.emit('change', { all: false, names, shapeChanged } satisfies ZoneChange);
   }
 
   get(name: string): NameRecords | undefined {
@@ -76,12 +82,13 @@ export class Zone extends EventEmitter {
     return `${rel}.${this.origin}`;
   }
 
-  private setAbsolute(name: string, recs: NameRecords | null): void {
+  /** Returns true when the name came into being or ceased to exist. */
+  private setAbsolute(name: string, recs: NameRecords | null): boolean {
     const had = this.nodes.has(name);
     const has = recs !== null && Object.keys(recs).length > 0;
     if (has) this.nodes.set(name, recs);
     else this.nodes.delete(name);
-    if (had === has) return;
+    if (had === has) return false;
     // Maintain the empty non-terminals between the name and the apex.
     let anc = name;
     for (;;) {
@@ -93,7 +100,20 @@ export class Zone extends EventEmitter {
       if (n > 0) this.ents.set(anc, n);
       else this.ents.delete(anc);
     }
+    return true;
   }
+}
+
+/**
+ * What a change touched, so cached answers can be dropped selectively.
+ * `shapeChanged`: a name appeared or vanished, or a wildcard changed, which can
+ * change the answer for other names (closest enclosers, synthesis).
+ */
+export interface ZoneChange {
+  all: boolean;
+  /** Absolute names whose record sets changed. */
+  names: string[];
+  shapeChanged: boolean;
 }
 
 export type { RecordType };

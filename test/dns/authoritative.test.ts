@@ -247,3 +247,31 @@ t.test('per-source response rate limiting withholds answers and slips some as TC
   t.ok(replies.length < 40, `${40 - replies.length} withheld`);
   t.equal(limited.server.counters.rateLimited, 40 - full.length);
 });
+
+t.test('cached answers go stale exactly when the zone says so', async (t) => {
+  const short = async (name: string) => (await dig(port, [`${name}.sandbox.test`, 'A', '+short'])).raw.trim();
+  // An exact answer, updated in place.
+  await put('c-exact', 'A', ['10.50.0.1']);
+  t.equal(await short('c-exact'), '10.50.0.1');
+  await put('c-exact', 'A', ['10.50.0.2']);
+  t.equal(await short('c-exact'), '10.50.0.2');
+  // A change elsewhere keeps the exact answer cached (and right).
+  await put('c-other', 'A', ['10.50.0.3']);
+  t.equal(await short('c-exact'), '10.50.0.2');
+  // A synthesised answer follows a changed wildcard...
+  await put('*.c-syn', 'A', ['10.51.0.1']);
+  t.equal(await short('q.c-syn'), '10.51.0.1');
+  await put('*.c-syn', 'A', ['10.51.0.2']);
+  t.equal(await short('q.c-syn'), '10.51.0.2');
+  // ...gives way to a name of its own...
+  await put('q.c-syn', 'A', ['10.51.0.3']);
+  t.equal(await short('q.c-syn'), '10.51.0.3');
+  // ...and stops when a new node makes its parent an empty non-terminal.
+  t.equal(await short('q.m.c-syn'), '10.51.0.2');
+  await put('z.m.c-syn', 'A', ['10.51.0.4']);
+  t.equal((await dig(port, ['q.m.c-syn.sandbox.test', 'A'])).status, 'NXDOMAIN');
+  // A negative answer ends when the name appears.
+  t.equal((await dig(port, ['c-late.sandbox.test', 'A'])).status, 'NXDOMAIN');
+  await put('c-late', 'A', ['10.52.0.1']);
+  t.equal(await short('c-late'), '10.52.0.1');
+});

@@ -11,6 +11,7 @@ export class DnsCounters {
   /** The rest (CAA, private types...). */
   private readonly rare = new Map<number, number>();
   dropped = 0;
+  sendErrors = 0;
   truncated = 0;
   rateLimited = 0;
 
@@ -63,6 +64,7 @@ export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; 
     }
   };
   simple('omega_dns_dropped_total', 'Packets dropped without an answer (unreadable, or a response)', () => src.counters.dropped, 'counter');
+  simple('omega_dns_udp_send_errors_total', 'UDP answers the kernel would not send', () => src.counters.sendErrors, 'counter');
   simple('omega_dns_truncated_total', 'UDP answers sent truncated (TC) because they did not fit', () => src.counters.truncated, 'counter');
   simple('omega_dns_rate_limited_total', 'UDP answers withheld or slipped by response rate limiting', () => src.counters.rateLimited, 'counter');
   simple('omega_dns_redis_errors_total', 'Errors talking to Redis (API and change feed)', src.redisErrors, 'counter');

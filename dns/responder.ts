@@ -73,6 +73,19 @@ export class Responder {
   private readonly origin: string;
   private readonly originLabels: string[];
   private readonly glue = new Map<string, NameRecords>();
+  /** The parsed query, re-used: handle() runs to completion before the next packet. */
+  private readonly scratch: Query = {
+    id: 0,
+    echoFlags: 0,
+    nameEnd: 0,
+    qtype: 0,
+    qclass: 0,
+    wireKey: '',
+    edns: false,
+    ednsVersion: 0,
+    udpSize: 0,
+    dnssecOk: false,
+  };
 
   constructor(private readonly opts: ResponderOptions) {
     this.origin = opts.zone.origin;
@@ -104,7 +117,7 @@ export class Responder {
   /** `maxSize` is the transport's limit: 65535 over TCP, undefined for UDP (computed from the query). */
   handle(buf: Buffer, tcp: boolean): Buffer | null {
     const counters = this.opts.counters;
-    const q = parseQuery(buf);
+    const q = parseQuery(buf, this.scratch);
     if ('drop' in q) {
       if (q.drop) {
         counters.dropped++;

@@ -7,7 +7,7 @@ import type { Responder } from './responder.js';
 import type { ResponseRateLimiter } from './rrl.js';
 import { slipOf } from './wire.js';
 
-const ignoreSendError = (): void => {};
+const SEND_ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** The UDP responder: one socket, one synchronous handler, no awaits on the query path. */
 export class UdpServer {
@@ -51,13 +51,24 @@ export class UdpServer {
           out = slipOf(out);
         }
       }
-      socket.send(out, rinfo.port, rinfo.address, ignoreSendError);
+      // No callback: Node then tries a synchronous uv_udp_try_send and skips
+      // a JS completion callback per packet; failures arrive as 'error'.
+      socket.send(out, rinfo.port, rinfo.address);
     });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(port, host, () => {
         socket.off('error', reject);
-        socket.on('error', (err) => this.log.warn({ err }, 'udp socket error'));
+        // Send failures (a full socket buffer under a flood) are counted, and
+        // logged at most once a minute so a flood cannot flood the log too.
+        let lastLog = 0;
+        socket.on('error', (err) => {
+          this.counters.sendErrors++;
+          const now = Date.now();
+          if (now - lastLog < SEND_ERROR_LOG_INTERVAL_MS) return;
+          lastLog = now;
+          this.log.warn({ err, sendErrors: this.counters.sendErrors }, 'udp send failing');
+        });
         resolve(socket.address().port);
       });
     });

@@ -52,13 +52,14 @@ const DROP: ParseFailure = { drop: true };
  * never loop) is dropped; a readable header with a bad body is FORMERR; other
  * opcodes NOTIMP (RFC 1035 §4.1.1).
  */
-export function parseQuery(buf: Buffer): Query | ParseFailure {
+export function parseQuery(buf: Buffer, into?: Query): Query | ParseFailure {
+  // Byte arithmetic rather than readUInt16BE: this runs for every packet.
   const len = buf.length;
   if (len < HEADER_SIZE) return DROP;
-  const flags = buf.readUInt16BE(2);
+  const flags = (buf[2]! << 8) | buf[3]!;
   if (flags & FLAG_QR) return DROP;
   const opcode = (flags >> 11) & 0xf;
-  const qdcount = buf.readUInt16BE(4);
+  const qdcount = (buf[4]! << 8) | buf[5]!;
   if (qdcount !== 1) return { drop: false, rcode: opcode === 0 ? RCODE.FORMERR : RCODE.NOTIMP, opcode, questionEnd: 0 };
   // QNAME: uncompressed labels, at most 255 octets (RFC 1035 §3.1, §4.1.4;
   // a pointer in the first question could only point backwards into the header).
@@ -83,17 +84,17 @@ export function parseQuery(buf: Buffer): Query | ParseFailure {
   if (nameEnd + 4 > len) return { drop: false, rcode: RCODE.FORMERR, opcode, questionEnd: 0 };
   const questionEnd = nameEnd + 4;
   if (opcode !== 0) return { drop: false, rcode: RCODE.NOTIMP, opcode, questionEnd };
-  const qtype = buf.readUInt16BE(nameEnd);
-  const qclass = buf.readUInt16BE(nameEnd + 2);
+  const qtype = (buf[nameEnd]! << 8) | buf[nameEnd + 1]!;
+  const qclass = (buf[nameEnd + 2]! << 8) | buf[nameEnd + 3]!;
   // A query carries no answer or authority records.
-  if (buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0) return { drop: false, rcode: RCODE.FORMERR, opcode, questionEnd };
+  if ((buf[6]! | buf[7]! | buf[8]! | buf[9]!) !== 0) return { drop: false, rcode: RCODE.FORMERR, opcode, questionEnd };
   if (qtype === TYPE.OPT) return { drop: false, rcode: RCODE.FORMERR, opcode, questionEnd };
 
   let edns = false;
   let ednsVersion = 0;
   let udpSize = CLASSIC_UDP_SIZE;
   let dnssecOk = false;
-  let arcount = buf.readUInt16BE(10);
+  let arcount = (buf[10]! << 8) | buf[11]!;
   off = questionEnd;
   while (arcount-- > 0) {
     // Owner name: labels or a pointer, walked only to find its end.
@@ -132,18 +133,20 @@ export function parseQuery(buf: Buffer): Query | ParseFailure {
 
   let wireKey = buf.toString('latin1', HEADER_SIZE, nameEnd);
   if (hasUpper) wireKey = hasHigh ? asciiLower(wireKey) : wireKey.toLowerCase();
-  return {
-    id: buf.readUInt16BE(0),
-    echoFlags: flags & (FLAG_RD | FLAG_CD),
-    nameEnd,
-    qtype,
-    qclass,
-    wireKey,
-    edns,
-    ednsVersion,
-    udpSize,
-    dnssecOk,
-  };
+  // The responder passes one object it re-uses for every query: no
+  // allocation per packet on the hot path.
+  const q = into ?? ({} as Query);
+  q.id = (buf[0]! << 8) | buf[1]!;
+  q.echoFlags = flags & (FLAG_RD | FLAG_CD);
+  q.nameEnd = nameEnd;
+  q.qtype = qtype;
+  q.qclass = qclass;
+  q.wireKey = wireKey;
+  q.edns = edns;
+  q.ednsVersion = ednsVersion;
+  q.udpSize = udpSize;
+  q.dnssecOk = dnssecOk;
+  return q;
 }
 
 /** RFC 4343: DNS compares names ignoring the case of ASCII letters only. */
@@ -364,11 +367,15 @@ export function truncate(full: Buffer, questionEnd: number, edns: EdnsReply | nu
 
 /** Copy a cached response for this query: its id, RD/CD and the exact question octets. */
 export function patchCached(cached: Buffer, queryBuf: Buffer, q: Query): Buffer {
+  // TypedArray.set and plain indexing: Buffer.copy's argument checks cost
+  // more than the copy itself at this size.
   const out = Buffer.allocUnsafe(cached.length);
-  cached.copy(out);
-  out.writeUInt16BE(q.id, 0);
-  out.writeUInt16BE((cached.readUInt16BE(2) & ~(FLAG_RD | FLAG_CD)) | q.echoFlags, 2);
-  queryBuf.copy(out, HEADER_SIZE, HEADER_SIZE, q.nameEnd);
+  out.set(cached);
+  out[0] = q.id >> 8;
+  out[1] = q.id & 0xff;
+  out[2] = (cached[2]! & ~(FLAG_RD >> 8)) | (q.echoFlags >> 8);
+  out[3] = (cached[3]! & ~FLAG_CD) | (q.echoFlags & 0xff);
+  for (let i = HEADER_SIZE; i < q.nameEnd; i++) out[i] = queryBuf[i]!;
   return out;
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { dnsSettings } from '../dns/config.js';
+import { managerSettings } from '../manager/config.js';
 import { ConfigError, renderSettingsHelp, type SettingsSpec } from './config/settings.js';
 
 /**
@@ -27,6 +28,21 @@ const PROGRAMS: Record<string, Program> = {
       const config = loadConfig({ env: process.env, argv });
       const log = createLogger('dns', { level: config.logLevel });
       await runUntilSignal(new DnsServer(config, log), log);
+    },
+  },
+  manager: {
+    summary: 'Per-host daemon: starts sandbox containers with Docker, keeps a warm pool, heart-beats in Redis',
+    settings: managerSettings,
+    async run(argv) {
+      const [{ loadConfig }, { ManagerServer }, { createLogger }, { runUntilSignal }] = await Promise.all([
+        import('../manager/config.js'),
+        import('../manager/server.js'),
+        import('./log.js'),
+        import('./lifecycle.js'),
+      ]);
+      const config = loadConfig({ env: process.env, argv });
+      const log = createLogger('manager', { level: config.logLevel });
+      await runUntilSignal(new ManagerServer(config, log), log, 30_000);
     },
   },
 };

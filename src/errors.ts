@@ -12,6 +12,12 @@ export const ERRORS = {
   UNAUTHORIZED: { status: 401, message: 'A valid bearer token is required' },
   NOT_FOUND: { status: 404, message: 'No such resource' },
   RECORD_NOT_FOUND: { status: 404, message: 'No such record' },
+  UNKNOWN_TEMPLATE: { status: 400, message: 'No such sandbox template' },
+  SANDBOX_NOT_FOUND: { status: 404, message: 'No such sandbox' },
+  SANDBOX_EXISTS: { status: 409, message: 'A sandbox with this id exists with different settings' },
+  HOST_AT_CAPACITY: { status: 503, message: 'This host runs as many sandboxes as it may' },
+  DOCKER_UNAVAILABLE: { status: 503, message: 'The Docker engine cannot be reached' },
+  SANDBOX_START_FAILED: { status: 502, message: 'The sandbox container did not become ready' },
   REDIS_UNAVAILABLE: { status: 503, message: 'The state store (Redis) cannot be reached; try again shortly' },
   INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

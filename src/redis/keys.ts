@@ -19,3 +19,25 @@ export function dnsKeys(prefix: string) {
 }
 
 export type DnsKeys = ReturnType<typeof dnsKeys>;
+
+/**
+ * Hosts and the sandboxes on them. One hash tag for all of it, so the
+ * master's allocation script can read heartbeats and bump counts atomically.
+ */
+export function hostKeys(prefix: string) {
+  const p = `${prefix}:{hosts}`;
+  return {
+    /** sorted set: host id -> number of sandboxes on it (the allocation order) */
+    load: `${p}:load`,
+    /** hash: address, managerUrl, capacity, startedAt */
+    host: (hostId: string) => `${p}:host:${hostId}`,
+    /** string with an expiry: present while the host's manager heart-beats */
+    alive: (hostId: string) => `${p}:alive:${hostId}`,
+    /** set: ids of the sandboxes running on the host */
+    sandboxesOn: (hostId: string) => `${p}:host:${hostId}:sandboxes`,
+    /** hash: one sandbox (host, containerId, hostPort, template, volume, createdAt, ...) */
+    sandbox: (id: string) => `${p}:sandbox:${id}`,
+  } as const;
+}
+
+export type HostKeys = ReturnType<typeof hostKeys>;

@@ -1,0 +1,86 @@
+import type { FastifyInstance } from 'fastify';
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+import { bearerAuth, createHttpApp } from '../src/http.js';
+import type { Logger } from '../src/log.js';
+import {
+  createSandboxBodySchema,
+  deleteSandboxQuerySchema,
+  sandboxIdParamsSchema,
+  type CreateSandboxRequest,
+} from '../src/protocol/manager.js';
+import type { WarmPool } from './pool.js';
+import type { Sandboxes } from './sandboxes.js';
+
+export interface ManagerApiOptions {
+  sandboxes: Sandboxes;
+  pool: WarmPool;
+  token: string | undefined;
+  status(): { docker: boolean; redis: boolean; registered: boolean; hostId: string };
+  log: Logger;
+}
+
+export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
+  const app = createHttpApp(o.log);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const creates = new Counter({ name: 'omega_manager_creates_total', help: 'Sandbox creates, by source and outcome', labelNames: ['source', 'outcome'] as const, registers: [registry] });
+  const createSeconds = new Histogram({
+    name: 'omega_manager_create_seconds',
+    help: 'Time to a ready sandbox, by source',
+    labelNames: ['source'] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'omega_manager_pool_ready',
+    help: 'Warm containers ready, by template',
+    labelNames: ['template'] as const,
+    registers: [registry],
+    collect() {
+      for (const [t, s] of Object.entries(o.pool.stats())) this.set({ template: t }, s.ready);
+    },
+  });
+
+  app.get('/healthz', async (_req, reply) => {
+    const s = o.status();
+    const ok = s.docker && s.redis && s.registered;
+    return reply.status(ok ? 200 : 503).send({
+      status: ok ? 'ok' : 'unavailable',
+      hostId: s.hostId,
+      docker: s.docker ? 'up' : 'down',
+      redis: s.redis ? 'up' : 'down',
+      registered: s.registered,
+      pool: o.pool.stats(),
+    });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+
+  app.register(async (v1) => {
+    v1.addHook('preHandler', bearerAuth(o.token));
+
+    v1.post<{ Body: CreateSandboxRequest }>('/v1/sandboxes', { schema: { body: createSandboxBodySchema } }, async (req, reply) => {
+      const started = process.hrtime.bigint();
+      try {
+        const info = await o.sandboxes.create(req.body);
+        creates.inc({ source: info.source, outcome: 'ok' });
+        createSeconds.observe({ source: info.source }, Number(process.hrtime.bigint() - started) / 1e9);
+        return reply.status(201).send(info);
+      } catch (err) {
+        creates.inc({ source: 'unknown', outcome: 'error' });
+        throw err;
+      }
+    });
+
+    v1.delete<{ Params: { id: string }; Querystring: { keepVolume: boolean } }>(
+      '/v1/sandboxes/:id',
+      { schema: { params: sandboxIdParamsSchema, querystring: deleteSandboxQuerySchema } },
+      async (req) => ({ id: req.params.id, deleted: await o.sandboxes.delete(req.params.id, req.query.keepVolume) }),
+    );
+
+    v1.get('/v1/sandboxes', async () => ({ sandboxes: await o.sandboxes.list() }));
+  });
+  return app;
+}

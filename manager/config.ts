@@ -1,0 +1,148 @@
+import { isIP } from 'node:net';
+import { commonSettings } from '../src/config/common.js';
+import { bool, ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+
+/** `node=2,python=1` or a bare number for every template. */
+function perTemplate(raw: string): Record<string, number> | number {
+  if (/^\d+$/.test(raw.trim())) return Number(raw);
+  const out: Record<string, number> = {};
+  for (const item of raw.split(',')) {
+    const [k, v] = item.split('=').map((s) => s.trim());
+    if (!k || !v || !/^\d+$/.test(v)) throw new Error('must be a number or template=number,...');
+    out[k] = Number(v);
+  }
+  return out;
+}
+
+function templateList(raw: string): string[] {
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const t of list) if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(t)) throw new Error(`"${t}" is not a template name`);
+  if (list.length === 0) throw new Error('at least one template is needed');
+  return list;
+}
+
+export const managerSettings = {
+  ...commonSettings,
+  hostIp: {
+    env: 'OMEGA_HOST_IP',
+    flag: 'host-ip',
+    description: 'Address this host is reached at: it goes into DNS, and sandbox ports are published on it',
+    default: '127.0.0.1',
+    parse: (raw: string) => {
+      if (!isIP(raw)) throw new Error('must be an IP address');
+      return raw;
+    },
+  } satisfies Setting<string>,
+  hostId: {
+    env: 'OMEGA_HOST_ID',
+    flag: 'host-id',
+    description: 'Name of this host in Redis (defaults to OMEGA_HOST_IP)',
+    default: undefined as string | undefined,
+    parse: (raw: string) => {
+      if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(raw)) throw new Error('must be 1-128 letters, digits, _ . : -');
+      return raw;
+    },
+  } satisfies Setting<string | undefined>,
+  listen: {
+    env: 'OMEGA_MANAGER_LISTEN',
+    flag: 'listen',
+    description: 'Address of the manager API (defaults to OMEGA_HOST_IP:7070)',
+    default: undefined as { host: string; port: number } | undefined,
+    parse: hostPort(),
+  },
+  token: {
+    env: 'OMEGA_MANAGER_TOKEN',
+    flag: 'token',
+    description: 'Bearer token the manager API requires (required unless --dev)',
+    default: undefined as string | undefined,
+    secret: true,
+    parse: (raw: string) => {
+      if (raw.length < 16) throw new Error('must be at least 16 characters');
+      return raw;
+    },
+  } satisfies Setting<string | undefined>,
+  dev: { env: 'OMEGA_DEV', flag: 'dev', description: 'Development run: allows the API without a token', default: false, boolean: true, parse: bool() } satisfies Setting<boolean>,
+  capacity: { env: 'OMEGA_CAPACITY', flag: 'capacity', description: 'Most sandboxes on this host (warm pool containers not counted)', default: 20, parse: int(1, 10_000) },
+  dockerSocket: { env: 'OMEGA_DOCKER_SOCKET', flag: 'docker-socket', description: 'The Docker engine socket', default: '/var/run/docker.sock', parse: (r: string) => r } satisfies Setting<string>,
+  templates: {
+    env: 'OMEGA_TEMPLATES',
+    flag: 'templates',
+    description: 'Templates offered; each runs image omega/sandbox-<template>:latest',
+    default: ['node', 'python'],
+    parse: templateList,
+  } satisfies Setting<string[]>,
+  imagePrefix: {
+    env: 'OMEGA_IMAGE_PREFIX',
+    flag: 'image-prefix',
+    description: 'Image name prefix: a template t runs <prefix><t>:latest',
+    default: 'omega/sandbox-',
+    parse: (r: string) => r,
+  } satisfies Setting<string>,
+  templateRepos: {
+    env: 'OMEGA_TEMPLATE_REPOS',
+    flag: 'template-repos',
+    description: 'Git repositories cloned into a new workspace, per template: node=https://...,python=https://...',
+    default: {} as Record<string, string>,
+    defaultText: '(none)',
+    parse: (raw: string) => {
+      const out: Record<string, string> = {};
+      for (const item of raw.split(',')) {
+        const i = item.indexOf('=');
+        if (i <= 0) throw new Error('must be template=url,...');
+        out[item.slice(0, i).trim()] = item.slice(i + 1).trim();
+      }
+      return out;
+    },
+  } satisfies Setting<Record<string, string>>,
+  poolSize: {
+    env: 'OMEGA_POOL_SIZE',
+    flag: 'pool-size',
+    description: 'Warm containers kept ready per template: a number, or node=2,python=1',
+    default: 1 as Record<string, number> | number,
+    defaultText: '1',
+    parse: perTemplate,
+  } satisfies Setting<Record<string, number> | number>,
+  memoryMb: { env: 'OMEGA_SANDBOX_MEMORY_MB', flag: 'sandbox-memory-mb', description: 'Memory limit of a sandbox', default: 512, parse: int(32, 65536) },
+  cpus: {
+    env: 'OMEGA_SANDBOX_CPUS',
+    flag: 'sandbox-cpus',
+    description: 'CPU limit of a sandbox, in cores',
+    default: 1,
+    parse: (raw: string) => {
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n < 0.05 || n > 64) throw new Error('must be a number of cores between 0.05 and 64');
+      return n;
+    },
+  } satisfies Setting<number>,
+  pids: { env: 'OMEGA_SANDBOX_PIDS', flag: 'sandbox-pids', description: 'Most processes in a sandbox', default: 256, parse: int(16, 32768) },
+  tmpMb: { env: 'OMEGA_SANDBOX_TMP_MB', flag: 'sandbox-tmp-mb', description: 'Size of the tmpfs at /tmp', default: 128, parse: int(1, 65536) },
+  zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'The sandbox zone (workers recognise preview hosts in it)', default: 'sandbox.test', parse: (r: string) => r.toLowerCase().replace(/\.$/, '') } satisfies Setting<string>,
+  heartbeatIntervalMs: { env: 'OMEGA_HEARTBEAT_INTERVAL_MS', flag: 'heartbeat-interval-ms', description: 'How often the host heart-beats in Redis', default: 2000, parse: int(100, 60_000) },
+  heartbeatTtlMs: { env: 'OMEGA_HEARTBEAT_TTL_MS', flag: 'heartbeat-ttl-ms', description: 'A heartbeat older than this means the host is gone', default: 10_000, parse: int(300, 600_000) },
+  reconcileIntervalMs: { env: 'OMEGA_RECONCILE_INTERVAL_MS', flag: 'reconcile-interval-ms', description: 'How often containers are reconciled with Redis', default: 5000, parse: int(200, 600_000) },
+  orphanGraceMs: { env: 'OMEGA_ORPHAN_GRACE_MS', flag: 'orphan-grace-ms', description: 'How long an unowned container may live before it is removed', default: 30_000, parse: int(0, 3_600_000) },
+  readyTimeoutMs: { env: 'OMEGA_READY_TIMEOUT_MS', flag: 'ready-timeout-ms', description: 'How long a new container may take to answer /healthz', default: 30_000, parse: int(500, 600_000) },
+};
+
+export type ManagerSettings = SettingsValues<typeof managerSettings>;
+
+export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen' | 'poolSize'> {
+  hostId: string;
+  listen: { host: string; port: number };
+  poolSize: Record<string, number>;
+}
+
+export function loadConfig(opts: LoadOptions): ManagerConfig {
+  const s = loadSettings(managerSettings, opts);
+  if (!s.token && !s.dev) {
+    throw new ConfigError(['OMEGA_MANAGER_TOKEN / --token: required to serve the manager API (or run with --dev / OMEGA_DEV=1)']);
+  }
+  const poolSize: Record<string, number> = {};
+  for (const t of s.templates) poolSize[t] = typeof s.poolSize === 'number' ? s.poolSize : (s.poolSize[t] ?? 0);
+  return Object.freeze({
+    ...s,
+    hostId: s.hostId ?? s.hostIp,
+    listen: s.listen ?? { host: s.hostIp, port: 7070 },
+    poolSize,
+  });
+}

@@ -1,0 +1,98 @@
+import type { Logger } from '../src/log.js';
+
+export interface WarmContainer {
+  template: string;
+  containerId: string;
+  hostPort: number;
+  volume: string;
+  claimSecret: string;
+}
+
+/**
+ * Containers started and healthy ahead of demand, per template. A create
+ * takes one (the token is handed over at claim time, so a warm container
+ * serves no one before); refilling happens in the background.
+ */
+export class WarmPool {
+  private readonly ready = new Map<string, WarmContainer[]>();
+  private readonly filling = new Map<string, number>();
+  private stopped = false;
+  private failures = new Map<string, number>();
+
+  constructor(
+    private readonly sizes: Record<string, number>,
+    private readonly startOne: (template: string) => Promise<WarmContainer>,
+    private readonly discard: (c: WarmContainer) => Promise<void>,
+    private readonly log: Logger,
+  ) {}
+
+  take(template: string): WarmContainer | undefined {
+    const c = this.ready.get(template)?.shift();
+    this.fill();
+    return c;
+  }
+
+  owns(containerId: string): boolean {
+    for (const list of this.ready.values()) if (list.some((c) => c.containerId === containerId)) return true;
+    return false;
+  }
+
+  /** Warm containers and those being started, per template. */
+  stats(): Record<string, { ready: number; starting: number; target: number }> {
+    const out: Record<string, { ready: number; starting: number; target: number }> = {};
+    for (const [t, target] of Object.entries(this.sizes)) {
+      out[t] = { ready: this.ready.get(t)?.length ?? 0, starting: this.filling.get(t) ?? 0, target };
+    }
+    return out;
+  }
+
+  /** Start what is missing, in the background. Safe to call any time. */
+  fill(): void {
+    if (this.stopped) return;
+    for (const [t, target] of Object.entries(this.sizes)) {
+      const have = (this.ready.get(t)?.length ?? 0) + (this.filling.get(t) ?? 0);
+      for (let i = have; i < target; i++) void this.startFor(t);
+    }
+  }
+
+  /** Resolves once every template's pool is full (for start-up and tests); bounded by the caller. */
+  async whenFull(): Promise<void> {
+    for (;;) {
+      const s = this.stats();
+      if (Object.values(s).every((x) => x.ready >= x.target) || this.stopped) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private async startFor(template: string): Promise<void> {
+    this.filling.set(template, (this.filling.get(template) ?? 0) + 1);
+    try {
+      const c = await this.startOne(template);
+      if (this.stopped) {
+        await this.discard(c).catch(() => {});
+        return;
+      }
+      const list = this.ready.get(template) ?? [];
+      list.push(c);
+      this.ready.set(template, list);
+      this.failures.set(template, 0);
+    } catch (err) {
+      // Report it and retry later with a growing delay; a create falls back to a cold start meanwhile.
+      const n = (this.failures.get(template) ?? 0) + 1;
+      this.failures.set(template, n);
+      this.log.error({ err, template, attempt: n }, 'could not start a warm container');
+      const delay = Math.min(500 * 2 ** n, 60_000);
+      setTimeout(() => this.fill(), delay).unref();
+    } finally {
+      this.filling.set(template, (this.filling.get(template) ?? 1) - 1);
+    }
+  }
+
+  /** Stop refilling and remove every warm container. */
+  async drain(): Promise<void> {
+    this.stopped = true;
+    const all = [...this.ready.values()].flat();
+    this.ready.clear();
+    await Promise.allSettled(all.map((c) => this.discard(c)));
+  }
+}

@@ -1,0 +1,224 @@
+import Docker from 'dockerode';
+import { OmegaError } from '../../src/errors.js';
+
+export const LABELS = {
+  managed: 'omega.managed',
+  host: 'omega.host',
+  template: 'omega.template',
+  sandbox: 'omega.sandbox',
+  pool: 'omega.pool',
+  volume: 'omega.volume',
+} as const;
+
+export const WORKER_PORT = '8080/tcp';
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  template: string;
+  volume: string;
+  /** Labels besides the managed/host/template ones (sandbox id or pool). */
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  memoryMb: number;
+  cpus: number;
+  pids: number;
+  tmpMb: number;
+}
+
+export interface RunningContainer {
+  id: string;
+  hostPort: number;
+}
+
+export interface ListedContainer {
+  id: string;
+  name: string;
+  state: string;
+  labels: Record<string, string>;
+  hostPort: number | null;
+  createdMs: number;
+}
+
+/**
+ * The Docker engine, as the manager needs it. Failures are thrown as coded
+ * errors to the caller, never logged and dropped here: a 404 is NOT_FOUND,
+ * a 304 on start or stop is success, an unreachable engine DOCKER_UNAVAILABLE.
+ */
+export class DockerRuntime {
+  readonly docker: Docker;
+
+  constructor(
+    socketPath: string,
+    private readonly hostId: string,
+    private readonly hostIp: string,
+  ) {
+    this.docker = new Docker({ socketPath });
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.docker.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw dockerError(err, `inspecting image ${image}`);
+    }
+  }
+
+  /** Create the volume (if new) and the hardened container, start it, and read its published port. */
+  async start(spec: ContainerSpec): Promise<RunningContainer> {
+    let container: Docker.Container;
+    try {
+      await this.docker.createVolume({
+        Name: spec.volume,
+        Labels: { [LABELS.managed]: 'true', [LABELS.host]: this.hostId },
+      });
+      container = await this.docker.createContainer({
+        name: spec.name,
+        Image: spec.image,
+        User: '1000:1000',
+        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        Labels: {
+          [LABELS.managed]: 'true',
+          [LABELS.host]: this.hostId,
+          [LABELS.template]: spec.template,
+          [LABELS.volume]: spec.volume,
+          ...spec.labels,
+        },
+        ExposedPorts: { [WORKER_PORT]: {} },
+        HostConfig: {
+          PortBindings: { [WORKER_PORT]: [{ HostIp: this.hostIp, HostPort: '' }] },
+          Memory: spec.memoryMb * 1024 * 1024,
+          MemorySwap: spec.memoryMb * 1024 * 1024,
+          NanoCpus: Math.round(spec.cpus * 1e9),
+          PidsLimit: spec.pids,
+          ReadonlyRootfs: true,
+          Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${spec.tmpMb}m,mode=1777` },
+          Mounts: [{ Type: 'volume', Source: spec.volume, Target: '/workspace' }],
+          CapDrop: ['ALL'],
+          SecurityOpt: ['no-new-privileges'],
+          Init: false,
+        },
+      });
+    } catch (err) {
+      throw dockerError(err, `creating container ${spec.name}`);
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      if (statusOf(err) !== 304) {
+        await this.remove(container.id).catch(() => {});
+        throw dockerError(err, `starting container ${spec.name}`);
+      }
+    }
+    const info = await container.inspect().catch((err: unknown) => {
+      throw dockerError(err, `inspecting container ${spec.name}`);
+    });
+    const port = info.NetworkSettings.Ports?.[WORKER_PORT]?.[0]?.HostPort;
+    if (!port) {
+      await this.remove(container.id).catch(() => {});
+      throw new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no published port`);
+    }
+    return { id: container.id, hostPort: Number(port) };
+  }
+
+  /** Is the container still running? (false when it is gone or stopped) */
+  async running(id: string): Promise<boolean> {
+    try {
+      return (await this.docker.getContainer(id).inspect()).State.Running;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw dockerError(err, `inspecting container ${id}`);
+    }
+  }
+
+  async logsTail(id: string, lines = 20): Promise<string> {
+    try {
+      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail: lines })) as unknown as Buffer;
+      // Strip the 8-octet multiplexing headers of each frame.
+      const out: string[] = [];
+      for (let off = 0; off + 8 <= buf.length; ) {
+        const len = buf.readUInt32BE(off + 4);
+        out.push(buf.subarray(off + 8, off + 8 + len).toString('utf8'));
+        off += 8 + len;
+      }
+      return out.join('').trim();
+    } catch {
+      return '';
+    }
+  }
+
+  /** Stop and remove a container; removing one that is gone already succeeds. */
+  async remove(id: string): Promise<void> {
+    const c = this.docker.getContainer(id);
+    try {
+      await c.stop({ t: 1 });
+    } catch (err) {
+      const st = statusOf(err);
+      if (st === 404) return;
+      if (st !== 304 && st !== 409) throw dockerError(err, `stopping container ${id}`);
+    }
+    try {
+      await c.remove({ force: true, v: false });
+    } catch (err) {
+      const st = statusOf(err);
+      // 404: gone; 409: removal already in progress.
+      if (st !== 404 && st !== 409) throw dockerError(err, `removing container ${id}`);
+    }
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove();
+    } catch (err) {
+      if (statusOf(err) !== 404) throw dockerError(err, `removing volume ${name}`);
+    }
+  }
+
+  /** Every container of Omega's on this host, running or not. */
+  async list(): Promise<ListedContainer[]> {
+    let rows: Docker.ContainerInfo[];
+    try {
+      rows = await this.docker.listContainers({
+        all: true,
+        filters: { label: [`${LABELS.managed}=true`, `${LABELS.host}=${this.hostId}`] },
+      });
+    } catch (err) {
+      throw dockerError(err, 'listing containers');
+    }
+    return rows.map((r) => ({
+      id: r.Id,
+      name: (r.Names[0] ?? '').replace(/^\//, ''),
+      state: r.State,
+      labels: r.Labels,
+      hostPort: r.Ports.find((p) => p.PrivatePort === 8080 && p.PublicPort)?.PublicPort ?? null,
+      createdMs: r.Created * 1000,
+    }));
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
+}
+
+/** A Docker failure as a coded error with its cause: unreachable engine, missing object, or other. */
+export function dockerError(err: unknown, doing: string): OmegaError {
+  if (err instanceof OmegaError) return err;
+  const st = statusOf(err);
+  const code = (err as NodeJS.ErrnoException).code;
+  if (st === undefined && (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES')) {
+    return new OmegaError('DOCKER_UNAVAILABLE', `the Docker engine cannot be reached (${code}) while ${doing}`, { cause: err });
+  }
+  if (st === 404) return new OmegaError('NOT_FOUND', `not found while ${doing}`, { cause: err });
+  return new OmegaError('SANDBOX_START_FAILED', `Docker failed while ${doing}: ${(err as Error).message}`, { cause: err });
+}

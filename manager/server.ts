@@ -1,0 +1,129 @@
+import type { FastifyInstance } from 'fastify';
+import { once, type Component } from '../src/lifecycle.js';
+import type { Logger } from '../src/log.js';
+import { safeUrl } from '../src/log.js';
+import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
+import { hostKeys } from '../src/redis/keys.js';
+import { buildManagerApi } from './api.js';
+import type { ManagerConfig } from './config.js';
+import { WarmPool } from './pool.js';
+import { Reconciler } from './reconciler.js';
+import { HostRegistry } from './registry.js';
+import { DockerRuntime } from './runtime/docker.js';
+import { Sandboxes } from './sandboxes.js';
+import { WorkerClient } from './worker-client.js';
+
+const DOCKER_RETRY_MS = 2000;
+
+/**
+ * `omega manager`: one per host. Serves its API at once; registers the host
+ * for work only while the Docker engine answers, so a host without a working
+ * engine is never chosen.
+ */
+export class ManagerServer implements Component {
+  readonly redis: RedisClient;
+  readonly runtime: DockerRuntime;
+  readonly registry: HostRegistry;
+  readonly sandboxes: Sandboxes;
+  readonly pool: WarmPool;
+  readonly reconciler: Reconciler;
+  readonly api: FastifyInstance;
+  private dockerUp = false;
+  private stopping = false;
+  private dockerTimer: NodeJS.Timeout | null = null;
+  private url = '';
+
+  constructor(
+    private readonly config: ManagerConfig,
+    private readonly log: Logger,
+  ) {
+    this.redis = createRedis(config.redisUrl, { connectionName: 'omega-manager' });
+    this.redis.on('error', () => {});
+    this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.hostIp);
+    const listen = config.listen;
+    const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+    this.registry = new HostRegistry(
+      this.redis,
+      hostKeys(config.redisPrefix),
+      { hostId: config.hostId, address: config.hostIp, managerUrl: `http://${host}:${listen.port}`, capacity: config.capacity },
+      { intervalMs: config.heartbeatIntervalMs, ttlMs: config.heartbeatTtlMs },
+      log.child({ component: 'registry' }),
+    );
+    this.sandboxes = new Sandboxes(config, this.runtime, new WorkerClient(config.hostIp), this.registry, log.child({ component: 'sandboxes' }));
+    this.pool = new WarmPool(
+      config.poolSize,
+      (t) => this.sandboxes.startContainer(t, { pool: true }),
+      (c) => this.sandboxes.discard(c),
+      log.child({ component: 'pool' }),
+    );
+    this.sandboxes.pool = this.pool;
+    this.reconciler = new Reconciler(
+      this.runtime,
+      this.registry,
+      this.sandboxes,
+      this.pool,
+      { intervalMs: config.reconcileIntervalMs, graceMs: config.orphanGraceMs },
+      log.child({ component: 'reconciler' }),
+    );
+    this.api = buildManagerApi({
+      sandboxes: this.sandboxes,
+      pool: this.pool,
+      token: config.token,
+      status: () => ({ docker: this.dockerUp, redis: this.redis.status === 'ready', registered: this.registry.registered, hostId: config.hostId }),
+      log: log.child({ component: 'api' }),
+    });
+  }
+
+  get apiUrl(): string {
+    return this.url;
+  }
+
+  async start(): Promise<void> {
+    if (!this.config.token) this.log.warn('manager API runs WITHOUT a token (dev run); never expose it');
+    await this.api.listen({ host: this.config.listen.host, port: this.config.listen.port });
+    const port = (this.api.server.address() as { port: number }).port;
+    const host = this.config.listen.host.includes(':') ? `[${this.config.listen.host}]` : this.config.listen.host;
+    this.url = `http://${host}:${port}`;
+    this.log.info({ api: this.url, hostId: this.config.hostId, hostIp: this.config.hostIp, redis: safeUrl(this.config.redisUrl) }, 'manager listening');
+    await this.connectDocker();
+  }
+
+  /** Take work once the engine answers; until then say so, and keep asking. */
+  private async connectDocker(): Promise<void> {
+    if (this.stopping) return;
+    if (!(await this.runtime.ping())) {
+      if (!this.dockerTimer) {
+        this.log.error({ socket: this.config.dockerSocket }, 'the Docker engine cannot be reached; not registering for work until it can');
+      }
+      this.dockerTimer = setTimeout(() => void this.connectDocker(), DOCKER_RETRY_MS);
+      this.dockerTimer.unref();
+      return;
+    }
+    this.dockerTimer = null;
+    this.dockerUp = true;
+    for (const t of this.config.templates) {
+      if (!(await this.runtime.imageExists(this.sandboxes.image(t)))) {
+        this.log.error({ template: t, image: this.sandboxes.image(t) }, 'image missing: run `make images`');
+      }
+    }
+    await this.reconciler.run();
+    await this.registry.register();
+    this.reconciler.start();
+    this.pool.fill();
+  }
+
+  /**
+   * Stop taking work (leave the allocation set, close the API), remove the
+   * warm pool, then close connections. Sandboxes keep running: they belong
+   * to users, and the next start reconciles them.
+   */
+  readonly stop = once(async () => {
+    this.stopping = true;
+    if (this.dockerTimer) clearTimeout(this.dockerTimer);
+    await this.registry.deregister().catch((err: unknown) => this.log.warn({ err }, 'deregister failed'));
+    await this.api.close();
+    await this.reconciler.stop();
+    await this.pool.drain();
+    await closeRedis(this.redis);
+  });
+}

@@ -1,0 +1,53 @@
+import { request } from 'undici';
+import { OmegaError } from '../src/errors.js';
+
+/** Talks to a sandbox's worker over its published port: readiness and claim. */
+export class WorkerClient {
+  constructor(private readonly hostIp: string) {}
+
+  private url(port: number, path: string): string {
+    const host = this.hostIp.includes(':') ? `[${this.hostIp}]` : this.hostIp;
+    return `http://${host}:${port}${path}`;
+  }
+
+  /**
+   * Poll /healthz until it answers 200. `alive` is asked every second so a
+   * container that died is reported at once, not after the whole timeout.
+   */
+  async waitHealthy(port: number, timeoutMs: number, alive: () => Promise<boolean>): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    let lastCheck = Date.now();
+    let delay = 5;
+    for (;;) {
+      try {
+        const res = await request(this.url(port, '/healthz'), { headersTimeout: 1000, bodyTimeout: 1000 });
+        await res.body.dump();
+        if (res.statusCode === 200) return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > end) throw new OmegaError('SANDBOX_START_FAILED', `the worker did not answer /healthz within ${timeoutMs} ms`);
+      if (Date.now() - lastCheck > 1000) {
+        lastCheck = Date.now();
+        if (!(await alive())) throw new OmegaError('SANDBOX_START_FAILED', 'the container exited before its worker was ready');
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 50);
+    }
+  }
+
+  /** Bind a (warm or fresh) worker to its sandbox: from now on it serves this token only. */
+  async claim(port: number, claimSecret: string, body: { sandboxId: string; token: string; gitRepo?: string }): Promise<void> {
+    const res = await request(this.url(port, '/_omega/claim'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${claimSecret}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      headersTimeout: 5000,
+      bodyTimeout: 5000,
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) {
+      throw new OmegaError('SANDBOX_START_FAILED', `the worker refused the claim (${res.statusCode}): ${text.slice(0, 200)}`);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The manager's HTTP API (`/v1/sandboxes`): what the master sends a host.
+ */
+
+/** Sandbox ids are DNS labels: they become `<id>.<zone>`. */
+export const SANDBOX_ID_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
+
+export interface SandboxLimits {
+  memoryMb?: number;
+  cpus?: number;
+  pids?: number;
+}
+
+export interface CreateSandboxRequest {
+  id: string;
+  template: string;
+  /** The token the sandbox's worker will accept. */
+  token: string;
+  limits?: SandboxLimits;
+}
+
+export interface SandboxInfo {
+  id: string;
+  template: string;
+  containerId: string;
+  /** The worker's port, published on the host's address. */
+  hostPort: number;
+  host: string;
+  volume: string;
+  createdAt: string;
+  /** How the create was served: a claimed warm container, or a cold start. */
+  source: 'pool' | 'cold';
+}
+
+export const limitsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    memoryMb: { type: 'integer', minimum: 32, maximum: 65536 },
+    cpus: { type: 'number', minimum: 0.05, maximum: 64 },
+    pids: { type: 'integer', minimum: 16, maximum: 32768 },
+  },
+} as const;
+
+export const createSandboxBodySchema = {
+  type: 'object',
+  required: ['id', 'template', 'token'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', pattern: SANDBOX_ID_PATTERN },
+    template: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' },
+    token: { type: 'string', minLength: 16, maxLength: 256 },
+    limits: limitsSchema,
+  },
+} as const;
+
+export const sandboxIdParamsSchema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: SANDBOX_ID_PATTERN } },
+} as const;
+
+export const deleteSandboxQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { keepVolume: { type: 'boolean', default: false } },
+} as const;

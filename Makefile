@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TEST_APT := redis-server dnsutils
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-test build typecheck test run bench-dns clean
+.PHONY: all deps apt-test docker images build typecheck test run bench-dns bench-sandbox clean
 
 all: build
 
@@ -13,6 +13,14 @@ deps: node_modules/.package-lock.json
 
 apt-test:
 	@infra/scripts/ensure-apt.sh $(TEST_APT)
+
+## The Docker engine: installed and started when none answers.
+docker:
+	@infra/scripts/ensure-docker.sh
+
+## The sandbox images (debootstrap + docker build; a no-op when nothing changed).
+images: deps docker
+	@infra/images/build.sh
 
 build: deps
 	npm run build
@@ -32,6 +40,9 @@ run: deps apt-test
 bench-dns: deps apt-test build
 	@infra/scripts/ensure-apt.sh $(BENCH_APT)
 	node --import=tsx bench/dns.ts
+
+bench-sandbox: deps apt-test images
+	node --import=tsx bench/sandbox.ts
 
 clean:
 	rm -rf dist .tap

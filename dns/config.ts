@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import { commonSettings } from '../src/config/common.js';
-import { bool, ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+import { commonSettings, devSetting, tokenSetting } from '../src/config/common.js';
+import { ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 import { normalizeName } from '../src/protocol/dns.js';
 
 export interface NsSpec {
@@ -49,25 +49,8 @@ export const dnsSettings = {
     defaultText: '127.0.0.1:8053',
     parse: hostPort(),
   },
-  token: {
-    env: 'OMEGA_DNS_TOKEN',
-    flag: 'token',
-    description: 'Bearer token the record API requires (required unless --dev)',
-    default: undefined as string | undefined,
-    secret: true,
-    parse: (raw: string) => {
-      if (raw.length < 16) throw new Error('must be at least 16 characters');
-      return raw;
-    },
-  } satisfies Setting<string | undefined>,
-  dev: {
-    env: 'OMEGA_DEV',
-    flag: 'dev',
-    description: 'Development run: allows the record API without a token',
-    default: false,
-    boolean: true,
-    parse: bool(),
-  } satisfies Setting<boolean>,
+  token: tokenSetting('OMEGA_DNS_TOKEN', 'the record API'),
+  dev: devSetting('the record API'),
   nameservers: {
     env: 'OMEGA_DNS_NS',
     flag: 'ns',

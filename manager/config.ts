@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import { commonSettings } from '../src/config/common.js';
-import { bool, ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+import { commonSettings, devSetting, tokenSetting } from '../src/config/common.js';
+import { ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 /** `node=2,python=1` or a bare number for every template. */
 function perTemplate(raw: string): Record<string, number> | number {
@@ -50,18 +50,8 @@ export const managerSettings = {
     default: undefined as { host: string; port: number } | undefined,
     parse: hostPort(),
   },
-  token: {
-    env: 'OMEGA_MANAGER_TOKEN',
-    flag: 'token',
-    description: 'Bearer token the manager API requires (required unless --dev)',
-    default: undefined as string | undefined,
-    secret: true,
-    parse: (raw: string) => {
-      if (raw.length < 16) throw new Error('must be at least 16 characters');
-      return raw;
-    },
-  } satisfies Setting<string | undefined>,
-  dev: { env: 'OMEGA_DEV', flag: 'dev', description: 'Development run: allows the API without a token', default: false, boolean: true, parse: bool() } satisfies Setting<boolean>,
+  token: tokenSetting('OMEGA_MANAGER_TOKEN', 'the manager API'),
+  dev: devSetting('the API'),
   capacity: { env: 'OMEGA_CAPACITY', flag: 'capacity', description: 'Most sandboxes on this host (warm pool containers not counted)', default: 20, parse: int(1, 10_000) },
   dockerSocket: { env: 'OMEGA_DOCKER_SOCKET', flag: 'docker-socket', description: 'The Docker engine socket', default: '/var/run/docker.sock', parse: (r: string) => r } satisfies Setting<string>,
   templates: {

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { dnsSettings } from '../dns/config.js';
 import { managerSettings } from '../manager/config.js';
 import { ConfigError, renderSettingsHelp, type SettingsSpec } from './config/settings.js';
+import type { Component } from './lifecycle.js';
+import type { Logger } from './log.js';
 
 /**
  * `omega <program> [--flag value ...]`: one executable, one subcommand per
@@ -14,37 +16,44 @@ interface Program {
   run(argv: string[]): Promise<void>;
 }
 
+/**
+ * A long-running server program: load its config (flags over environment),
+ * make a logger, start it, and stop it gracefully on SIGTERM/SIGINT.
+ */
+function server<C extends { logLevel: string }>(
+  name: string,
+  summary: string,
+  settings: SettingsSpec,
+  load: () => Promise<{ loadConfig(o: { env: NodeJS.ProcessEnv; argv: string[] }): C; create(config: C, log: Logger): Component }>,
+  graceMs?: number,
+): Program {
+  return {
+    summary,
+    settings,
+    async run(argv) {
+      const [program, { createLogger }, { runUntilSignal }] = await Promise.all([load(), import('./log.js'), import('./lifecycle.js')]);
+      const config = program.loadConfig({ env: process.env, argv });
+      const log = createLogger(name, { level: config.logLevel });
+      await runUntilSignal(program.create(config, log), log, graceMs);
+    },
+  };
+}
+
 const PROGRAMS: Record<string, Program> = {
-  dns: {
-    summary: 'Authoritative DNS server for the sandbox zone, with its HTTP record API',
-    settings: dnsSettings,
-    async run(argv) {
-      const [{ loadConfig }, { DnsServer }, { createLogger }, { runUntilSignal }] = await Promise.all([
-        import('../dns/config.js'),
-        import('../dns/server.js'),
-        import('./log.js'),
-        import('./lifecycle.js'),
-      ]);
-      const config = loadConfig({ env: process.env, argv });
-      const log = createLogger('dns', { level: config.logLevel });
-      await runUntilSignal(new DnsServer(config, log), log);
+  dns: server('dns', 'Authoritative DNS server for the sandbox zone, with its HTTP record API', dnsSettings, async () => {
+    const [{ loadConfig }, { DnsServer }] = await Promise.all([import('../dns/config.js'), import('../dns/server.js')]);
+    return { loadConfig, create: (c, log) => new DnsServer(c, log) };
+  }),
+  manager: server(
+    'manager',
+    'Per-host daemon: starts sandbox containers with Docker, keeps a warm pool, heart-beats in Redis',
+    managerSettings,
+    async () => {
+      const [{ loadConfig }, { ManagerServer }] = await Promise.all([import('../manager/config.js'), import('../manager/server.js')]);
+      return { loadConfig, create: (c, log) => new ManagerServer(c, log) };
     },
-  },
-  manager: {
-    summary: 'Per-host daemon: starts sandbox containers with Docker, keeps a warm pool, heart-beats in Redis',
-    settings: managerSettings,
-    async run(argv) {
-      const [{ loadConfig }, { ManagerServer }, { createLogger }, { runUntilSignal }] = await Promise.all([
-        import('../manager/config.js'),
-        import('../manager/server.js'),
-        import('./log.js'),
-        import('./lifecycle.js'),
-      ]);
-      const config = loadConfig({ env: process.env, argv });
-      const log = createLogger('manager', { level: config.logLevel });
-      await runUntilSignal(new ManagerServer(config, log), log, 30_000);
-    },
-  },
+    30_000,
+  ),
 };
 
 /** package.json sits above src/ when run from source and above dist/src/ when built. */

@@ -1,4 +1,4 @@
-import { oneOf, redisUrl, str, type Setting } from './settings.js';
+import { bool, oneOf, redisUrl, str, type Setting } from './settings.js';
 
 /** Settings every program shares. */
 export const commonSettings = {
@@ -29,3 +29,23 @@ export const commonSettings = {
 };
 
 export { str };
+
+/** A program's API bearer token: secret, at least 16 characters. */
+export function tokenSetting(env: string, what: string): Setting<string | undefined> {
+  return {
+    env,
+    flag: 'token',
+    description: `Bearer token ${what} requires (required unless --dev)`,
+    default: undefined,
+    secret: true,
+    parse: (raw: string) => {
+      if (raw.length < 16) throw new Error('must be at least 16 characters');
+      return raw;
+    },
+  };
+}
+
+/** `--dev`: an explicit development run, the only way to serve an API without a token. */
+export function devSetting(what: string): Setting<boolean> {
+  return { env: 'OMEGA_DEV', flag: 'dev', description: `Development run: allows ${what} without a token`, default: false, boolean: true, parse: bool() };
+}

@@ -110,6 +110,13 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 t_all=$SECONDS
 
+# --refresh moves every tag to a new image: remember the old ones to remove them
+# at the end (only those left without a tag, and not in use).
+replaced=()
+if [ "$REFRESH" = 1 ]; then
+  mapfile -t replaced < <(docker image ls --filter 'reference=omega/sandbox-*' --format '{{.ID}}' | sort -u)
+fi
+
 step "worker bundle"
 t0=$SECONDS
 mkdir -p "$work/base/worker"
@@ -209,6 +216,9 @@ done
 prune omega/sandbox-base "$base_hash"
 prune omega/sandbox-os "$os_hash"
 prune omega/sandbox-rootfs "$rootfs_hash"
+for id in "${replaced[@]}"; do
+  [ "$(docker image inspect -f '{{len .RepoTags}}' "$id" 2>/dev/null)" = 0 ] && { docker rmi "$id" >/dev/null 2>&1 || true; }
+done
 
 if [ "$BUILT" = 0 ]; then
   echo "==> images up to date, nothing to build ($((SECONDS - t_all)) s)"

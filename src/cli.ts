@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dnsSettings } from '../dns/config.js';
 import { managerSettings } from '../manager/config.js';
+import { workerSettings } from '../manager/worker/config.js';
 import { ConfigError, renderSettingsHelp, type SettingsSpec } from './config/settings.js';
 import type { Component } from './lifecycle.js';
 import type { Logger } from './log.js';
@@ -54,6 +55,15 @@ const PROGRAMS: Record<string, Program> = {
     },
     30_000,
   ),
+  worker: {
+    summary: 'In-sandbox agent: files, terminals, programs and previews over one WebSocket port',
+    settings: workerSettings,
+    async run(argv) {
+      // The worker runs alone in a container with its own small logger and signal handling (manager/worker/run.ts).
+      const { runWorker } = await import('../manager/worker/run.js');
+      await runWorker(process.env, argv);
+    },
+  },
 };
 
 /** package.json sits above src/ when run from source and above dist/src/ when built. */

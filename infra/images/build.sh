@@ -32,6 +32,9 @@ esac
 exec 9>"${TMPDIR:-/tmp}/omega-images.lock"
 flock -n 9 || { echo "==> another build of the images is running; waiting for it"; flock 9; }
 
+# debootstrap, and reading and removing the rootfs it makes, need root.
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
 STEP=0
 STEPS=$((4 + ${#TEMPLATES[@]}))
 BUILT=0
@@ -70,18 +73,17 @@ host_mirror() {
 make_rootfs() {
   local dir="$1" log
   "$ROOT/infra/scripts/ensure-apt.sh" debootstrap
-  debootstrap --variant=minbase "$SUITE" "$dir" "$MIRROR" |
+  $SUDO debootstrap --variant=minbase "$SUITE" "$dir" "$MIRROR" |
     awk '/^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) [a-z0-9]/ {
            n++; if (n % 25 == 0) printf "    ... %d package steps (%s)\n", n, $0; fflush(); next }
          { print "    " $0; fflush() }' || {
     log="$dir/debootstrap/debootstrap.log"
     echo "debootstrap failed; the end of $log:" >&2
-    tail -n 20 "$log" >&2 || true
+    $SUDO tail -n 20 "$log" >&2 || true
     return 1
   }
   # The engine provides these per container; the package caches are not needed.
-  rm -f "$dir/etc/resolv.conf" "$dir/etc/hostname"
-  rm -rf "$dir/var/cache/apt/archives"/*.deb "$dir/var/lib/apt/lists"/*
+  $SUDO rm -rf "$dir/etc/resolv.conf" "$dir/etc/hostname" "$dir/var/cache/apt/archives/"*.deb "$dir/var/lib/apt/lists/"*
 }
 
 # docker build showing its steps; the whole output when it fails.
@@ -107,7 +109,7 @@ prune() {
 }
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap '$SUDO rm -rf "$work"' EXIT
 t_all=$SECONDS
 
 # --refresh moves every tag to a new image: remember the old ones to remove them
@@ -148,9 +150,9 @@ if has_image "$ROOTFS"; then
 else
   t0=$SECONDS
   make_rootfs "$work/rootfs"
-  echo "    importing ($(du -sm "$work/rootfs" | cut -f1) MiB)"
-  tar -C "$work/rootfs" --numeric-owner -c . | docker import --message "debootstrap $SUITE $MIRROR" - "$ROOTFS" >/dev/null
-  rm -rf "$work/rootfs"
+  echo "    importing ($($SUDO du -sm "$work/rootfs" | cut -f1) MiB)"
+  $SUDO tar -C "$work/rootfs" --numeric-owner -c . | docker import --message "debootstrap $SUITE $MIRROR" - "$ROOTFS" >/dev/null
+  $SUDO rm -rf "$work/rootfs"
   BUILT=1
   took "$t0"
 fi

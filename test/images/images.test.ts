@@ -1,9 +1,11 @@
 // The sandbox images against the real engine: what docs/sandbox-contract.md
 // promises of them, and that `make images` with nothing changed builds nothing.
 import { execFile as execFileCb, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { waitFor } from '../helpers/ports.js';
+import { sleep } from '../helpers/ports.js';
 
 const execFile = promisify(execFileCb);
 const TEMPLATES = ['node', 'python'] as const;
@@ -19,6 +21,41 @@ async function docker(...args: string[]): Promise<string> {
 /** `bash -c script` in a throwaway container of the image, as the image's user. */
 function sh(image: string, script: string, ...runArgs: string[]): Promise<string> {
   return docker('run', '--rm', '--label', LABEL, ...runArgs, '--entrypoint', 'bash', image, '-c', script);
+}
+
+/** GET over node:http (its socket keeps the process alive, unlike fetch's), bounded in time. */
+function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+/** The worker's /healthz once it answers 200; fails at once, with its logs, if the container exits. */
+async function healthz(id: string, url: string, timeoutMs = 15_000): Promise<{ status: number; body: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const res = await httpGet(url);
+      if (res.status === 200) return res;
+      last = `status ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if ((await docker('inspect', '-f', '{{.State.Running}}', id)) !== 'true') {
+      const logs = await execFile('docker', ['logs', id]).then((r) => r.stdout + r.stderr, (err: Error) => err.message);
+      throw new Error(`the container exited; its logs:\n${logs}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms: ${last}`);
+    await sleep(100);
+  }
 }
 
 function dockerAnswers(): boolean {
@@ -111,27 +148,15 @@ if (!dockerAnswers()) {
       const id = await docker(
         'run', '-d', '--label', LABEL,
         '--read-only', '--tmpfs', '/tmp', '--user', '1000:1000', '--cap-drop', 'ALL',
-        '--security-opt', 'no-new-privileges', '-e', 'OMEGA_WORKER_CLAIM_SECRET=images-test',
+        '--security-opt', 'no-new-privileges', '-e', `OMEGA_WORKER_CLAIM_SECRET=${randomBytes(24).toString('hex')}`,
         '-p', '127.0.0.1::8080', image,
       );
       t.teardown(() => docker('rm', '-f', id));
       const published = await docker('port', id, '8080/tcp');
       const hostPort = published.split('\n')[0]!;
       t.match(hostPort, /^127\.0\.0\.1:\d+$/, 'published on 127.0.0.1 with a port chosen by Docker');
-      // (waitFor returns only a truthy value: it throws on time-out.)
-      const res = (await waitFor(
-        'the worker /healthz',
-        async () => {
-          const r = await fetch(`http://${hostPort}/healthz`);
-          return r.status === 200 ? r : undefined;
-        },
-        15_000,
-        100,
-      ).catch(async (err) => {
-        t.comment(await docker('logs', id).catch(() => ''));
-        throw err;
-      }))!;
-      const body = (await res.json()) as { status: string; claimed: boolean };
+      const res = await healthz(id, `http://${hostPort}/healthz`);
+      const body = JSON.parse(res.body) as { status: string; claimed: boolean };
       t.equal(body.status, 'ok');
       t.equal(body.claimed, false, 'a new worker is not claimed');
       const [state] = JSON.parse(await docker('inspect', id));

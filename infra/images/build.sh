@@ -124,7 +124,7 @@ t0=$SECONDS
 mkdir -p "$work/base/worker"
 cp "$IMAGES/base/Dockerfile" "$work/base/"
 if [ -f manager/worker/main.ts ]; then
-  npm run --silent build:worker
+  npm run --silent build:worker -- --log-level=warning
   cp dist/worker/worker.mjs "$work/base/worker/"
   # node-pty at run time: its JS and the native module built for this Node.
   pty=node_modules/node-pty

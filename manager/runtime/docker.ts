@@ -103,7 +103,9 @@ export class DockerRuntime {
           NanoCpus: Math.round(spec.cpus * 1e9),
           PidsLimit: spec.pids,
           ReadonlyRootfs: true,
-          Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${spec.tmpMb}m,mode=1777` },
+          // exec: a playground compiles and runs things from /tmp; the sandbox
+          // boundary is the container, not the mount flag.
+          Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,size=${spec.tmpMb}m,mode=1777` },
           Mounts: [{ Type: 'volume', Source: spec.volume, Target: '/workspace' }],
           CapDrop: ['ALL'],
           SecurityOpt: ['no-new-privileges'],

@@ -47,7 +47,7 @@ t.test('the token as a bearer header, a subprotocol or ?token=; several clients 
 
 t.test('healthz needs no token and reports claim state and activity', async (t) => {
   const { port, url } = await startWorker(t);
-  const h1 = (await (await fetch(`${url}/healthz`)).json()) as Record<string, unknown>;
+  const h1 = (await (await fetch(`${url}/healthz`)).json()) as { lastActivityMs: number };
   t.match(h1, { status: 'ok', claimed: true, sandboxId: SANDBOX_ID, clients: 0 });
   t.type(h1.lastActivityMs, 'number');
   await new Promise((r) => setTimeout(r, 20));
@@ -121,5 +121,5 @@ t.test('claim with gitRepo clones into the empty workspace in the background, wi
     if (hello.clone.state === 'failed') return hello.clone;
     return c2.events.map((e) => e.data as { state?: string; message?: string }).find((d) => d.state === 'failed');
   });
-  t.match(failed.message, /git exited 128/);
+  t.match(failed!.message, /git exited 128/);
 });

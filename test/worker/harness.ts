@@ -51,7 +51,7 @@ export class TestClient {
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (raw) => {
-      const msg = JSON.parse(raw.toString()) as Response & EventMessage;
+      const msg = JSON.parse(raw.toString()) as Response | EventMessage;
       if ('event' in msg) {
         this.events.push(msg);
         for (const w of this.waiters) w();

@@ -123,20 +123,15 @@ step "worker bundle"
 t0=$SECONDS
 mkdir -p "$work/base/worker"
 cp "$IMAGES/base/Dockerfile" "$work/base/"
-if [ -f manager/worker/main.ts ]; then
-  npm run --silent build:worker -- --log-level=warning
-  cp dist/worker/worker.mjs "$work/base/worker/"
-  # node-pty at run time: its JS and the native module built for this Node.
-  pty=node_modules/node-pty
-  [ -f "$pty/build/Release/pty.node" ] || { echo "$pty/build/Release/pty.node is missing (run npm ci)" >&2; exit 1; }
-  mkdir -p "$work/base/worker/$pty/build/Release"
-  cp -r "$pty/package.json" "$pty/lib" "$work/base/worker/$pty/"
-  cp "$pty/build/Release/pty.node" "$work/base/worker/$pty/build/Release/"
-  echo "    dist/worker/worker.mjs ($(du -k dist/worker/worker.mjs | cut -f1) KiB) and node-pty"
-else
-  echo "    manager/worker/main.ts does not exist yet: using infra/images/placeholder/worker.mjs"
-  cp "$IMAGES/placeholder/worker.mjs" "$work/base/worker/"
-fi
+npm run --silent build:worker -- --log-level=warning
+cp dist/worker/worker.mjs "$work/base/worker/"
+# node-pty at run time: its JS and the native module built for this Node.
+pty=node_modules/node-pty
+[ -f "$pty/build/Release/pty.node" ] || { echo "$pty/build/Release/pty.node is missing (run npm ci)" >&2; exit 1; }
+mkdir -p "$work/base/worker/$pty/build/Release"
+cp -r "$pty/package.json" "$pty/lib" "$work/base/worker/$pty/"
+cp "$pty/build/Release/pty.node" "$work/base/worker/$pty/build/Release/"
+echo "    dist/worker/worker.mjs ($(du -k dist/worker/worker.mjs | cut -f1) KiB) and node-pty"
 took "$t0"
 
 MIRROR="${OMEGA_DEBIAN_MIRROR:-$(host_mirror "$SUITE" | head -n 1)}"

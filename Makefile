@@ -28,8 +28,9 @@ build: deps
 typecheck: deps
 	npm run typecheck
 
-## Everything a fresh Debian machine needs, then the typecheck and every test.
-test: deps apt-test
+## Everything a fresh Debian machine needs (apt packages, the Docker engine,
+## the sandbox images), then the typecheck and every test.
+test: deps apt-test images
 	npm run typecheck
 	npm test
 

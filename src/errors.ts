@@ -18,6 +18,10 @@ export const ERRORS = {
   HOST_AT_CAPACITY: { status: 503, message: 'This host runs as many sandboxes as it may' },
   DOCKER_UNAVAILABLE: { status: 503, message: 'The Docker engine cannot be reached' },
   SANDBOX_START_FAILED: { status: 502, message: 'The sandbox container did not become ready' },
+  NO_CAPACITY: { status: 503, message: 'No host has room for a sandbox and no new host can be added now; retry later' },
+  PROVIDER_FAILED: { status: 502, message: 'The host provider could not start a new host' },
+  MANAGER_UNAVAILABLE: { status: 502, message: 'The host manager did not answer' },
+  DNS_UNAVAILABLE: { status: 502, message: 'The DNS server did not accept the record change' },
   REDIS_UNAVAILABLE: { status: 503, message: 'The state store (Redis) cannot be reached; try again shortly' },
   INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

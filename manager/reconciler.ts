@@ -77,6 +77,9 @@ export class Reconciler {
         continue;
       }
       if (rec.containerId && !live.has(rec.containerId)) {
+        // The lists above may predate a delete that has finished since: look again.
+        const now = await this.registry.get(id);
+        if (!now || now.containerId !== rec.containerId || this.sandboxes.isInflight(id) || (await this.runtime.running(rec.containerId))) continue;
         this.log.warn({ sandboxId: id }, 'sandbox container is gone; forgetting the sandbox');
         await this.sandboxes.delete(id, true).catch(() => {});
         await this.registry.forget(id);

@@ -31,7 +31,7 @@ export class Sandboxes {
   }
 
   isInflight(containerOrSandbox: string): boolean {
-    return this.inflight.has(containerOrSandbox) || this.startingContainers.has(containerOrSandbox);
+    return this.inflight.has(containerOrSandbox) || this.deleting.has(containerOrSandbox) || this.startingContainers.has(containerOrSandbox);
   }
 
   private readonly startingContainers = new Set<string>();
@@ -150,6 +150,18 @@ export class Sandboxes {
   /** Stop and remove a sandbox (and its volume unless kept). Idempotent: false when there was nothing. */
   async delete(id: string, keepVolume: boolean): Promise<boolean> {
     await this.inflight.get(id)?.catch(() => {});
+    // Marked in flight so a reconcile pass running meanwhile leaves it to us.
+    this.deleting.add(id);
+    try {
+      return await this.doDelete(id, keepVolume);
+    } finally {
+      this.deleting.delete(id);
+    }
+  }
+
+  private readonly deleting = new Set<string>();
+
+  private async doDelete(id: string, keepVolume: boolean): Promise<boolean> {
     const rec = await this.registry.get(id);
     const containers = (await this.runtime.list()).filter((c) => c.labels[LABELS.sandbox] === id || c.id === rec?.containerId);
     for (const c of containers) await this.runtime.remove(c.id);

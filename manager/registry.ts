@@ -29,22 +29,25 @@ export class HostRegistry {
     defineScripts(redis);
   }
 
-  async register(): Promise<void> {
+  private beating: Promise<unknown> | null = null;
+  private readonly startedAt = new Date().toISOString();
+
+  private beat(): Promise<number> {
     const { hostId, address, managerUrl, capacity } = this.host;
-    await this.redis
-      .multi()
-      .hset(this.keys.host(hostId), { address, managerUrl, capacity: String(capacity), startedAt: new Date().toISOString() })
-      .set(this.keys.alive(hostId), '1', 'PX', this.heartbeat.ttlMs)
-      .zadd(this.keys.load, 'NX', 0, hostId)
-      .exec();
+    const k = this.keys;
+    return this.redis.heartbeat(k.alive(hostId), k.load, k.sandboxesOn(hostId), k.host(hostId), this.heartbeat.ttlMs, hostId, address, managerUrl, capacity, this.startedAt);
+  }
+
+  async register(): Promise<void> {
+    await this.beat();
     this.registered = true;
-    await this.syncLoad();
     this.timer = setInterval(() => {
-      this.redis.set(this.keys.alive(hostId), '1', 'PX', this.heartbeat.ttlMs).catch((err: Error) => {
-        this.log.warn({ err: err.message }, 'heartbeat failed');
-      });
+      this.beating ??= this.beat()
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'heartbeat failed'))
+        .finally(() => (this.beating = null));
     }, this.heartbeat.intervalMs);
     this.timer.unref();
+    const { hostId, address, capacity } = this.host;
     this.log.info({ hostId, address, capacity }, 'host registered');
   }
 
@@ -52,6 +55,8 @@ export class HostRegistry {
   async deregister(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    // A beat in flight would put the host back after we leave.
+    await this.beating;
     if (!this.registered) return;
     this.registered = false;
     const { hostId } = this.host;

@@ -14,7 +14,7 @@ function load(file: string): { name: string; numberOfKeys: number; lua: string }
   return { name: m[1]!, numberOfKeys: Number(m[2]), lua: readFileSync(new URL(file, LUA_DIR), 'utf8') };
 }
 
-const SCRIPTS = ['applyDnsChanges-4.lua', 'syncHostLoad-2.lua'].map(load);
+const SCRIPTS = ['applyDnsChanges-4.lua', 'syncHostLoad-2.lua', 'heartbeat-4.lua'].map(load);
 
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
 export enum ScriptFailure {
@@ -39,5 +39,17 @@ declare module 'ioredis' {
       nowSeconds: number,
     ): Result<[number] | [ScriptFailure, number], Context>;
     syncHostLoad(sandboxesOn: string, load: string, hostId: string): Result<number, Context>;
+    heartbeat(
+      alive: string,
+      load: string,
+      sandboxesOn: string,
+      host: string,
+      ttlMs: number,
+      hostId: string,
+      address: string,
+      managerUrl: string,
+      capacity: number,
+      startedAt: string,
+    ): Result<number, Context>;
   }
 }

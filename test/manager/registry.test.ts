@@ -44,6 +44,30 @@ t.test('a host registers, heart-beats with an expiry, counts its sandboxes and d
   t.equal(await client.zscore(keys.load, 'h1'), null, 'a deregistered host is not brought back by a count update');
 });
 
+t.test('a host dropped from Redis (heartbeat lapsed, forgotten) rejoins on its next beat with its true count', async (t) => {
+  const client = createRedis(redis.url);
+  t.teardown(() => client.disconnect());
+  const keys = hostKeys('rejoin');
+  const reg = new HostRegistry(
+    client,
+    keys,
+    { hostId: 'h2', address: '127.0.0.8', managerUrl: 'http://127.0.0.8:7070', capacity: 5 },
+    { intervalMs: 50, ttlMs: 1000 },
+    createLogger('t', { level: 'silent' }),
+  );
+  t.teardown(() => reg.deregister());
+  await reg.register();
+  const startedAt = await client.hget(keys.host('h2'), 'startedAt');
+  await reg.record({ id: 'sb9', template: 'python', containerId: 'c9', hostPort: 4001, host: '127.0.0.8', volume: 'v', createdAt: new Date().toISOString(), source: 'cold' });
+  // What the master does to a host it has given up on.
+  await client.multi().zrem(keys.load, 'h2').del(keys.host('h2')).del(keys.alive('h2')).exec();
+  await waitFor('back in the load set', async () => (await client.zscore(keys.load, 'h2')) !== null, 2000, 20);
+  t.equal(await client.zscore(keys.load, 'h2'), '1', 'counted once, from what is recorded on it');
+  t.equal(await client.hget(keys.host('h2'), 'address'), '127.0.0.8', 'its record is back');
+  t.equal(await client.exists(keys.alive('h2')), 1);
+  t.not(startedAt, null);
+});
+
 t.test('with the Docker engine unreachable the manager says so and does not register', async (t) => {
   const m = await startManager(t, redis, { OMEGA_DOCKER_SOCKET: '/nonexistent/docker.sock' });
   const h = await m.call('GET', '/healthz', undefined, null);

@@ -105,6 +105,9 @@ export class Worker {
 
   health(): Health {
     const now = Date.now();
+    // A connected client counts as activity for as long as it stays (an open IDE tab is use);
+    // refused requests never do, so a stranger knocking cannot keep a sandbox from idling out.
+    if (this.clients.size > 0) this.lastActivityMs = now;
     return { status: 'ok', claimed: this.creds.claimed, sandboxId: this.creds.sandboxId, lastActivityMs: this.lastActivityMs, idleMs: now - this.lastActivityMs, clients: this.clients.size };
   }
 
@@ -120,7 +123,6 @@ export class Worker {
     }
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return sendJson(res, 200, this.health());
-    this.touch();
     if (path === '/_omega/claim' && req.method === 'POST') {
       handleClaim(req, res, this.config.claimSecret, this.creds, this.clone!, this.log).catch((err: unknown) => {
         this.log.error({ err }, 'claim failed');
@@ -136,9 +138,11 @@ export class Worker {
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, preview: Preview): void {
     socket.on('error', () => socket.destroy());
     if (this.stopping) return refuse(socket, 503, 'Service Unavailable');
-    this.touch();
     const target = preview.match(req.headers.host);
-    if (target) return preview.handleUpgrade(req, socket, head, target);
+    if (target) {
+      this.touch();
+      return preview.handleUpgrade(req, socket, head, target);
+    }
     if (!this.creds.check(upgradeToken(req))) return refuse(socket, 401, 'Unauthorized');
     if ((req.url ?? '/').split('?')[0] !== '/') return refuse(socket, 404, 'Not Found');
     this.wss!.handleUpgrade(req, socket, head, (ws) => this.wss!.emit('connection', ws, req));

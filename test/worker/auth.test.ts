@@ -54,11 +54,22 @@ t.test('healthz needs no token and reports claim state and activity', async (t) 
   const h2 = (await (await fetch(`${url}/healthz`)).json()) as { lastActivityMs: number; idleMs: number };
   t.equal(h2.lastActivityMs, h1.lastActivityMs, 'a health check is not activity');
   t.ok(h2.idleMs >= 20);
+  t.equal((await upgradeStatus(port, { authorization: 'Bearer wrong-token-0123456789' })).status, 401);
+  t.equal((await fetch(`${url}/anything`)).status, 401);
+  const h2b = (await (await fetch(`${url}/healthz`)).json()) as { lastActivityMs: number };
+  t.equal(h2b.lastActivityMs, h1.lastActivityMs, 'refused requests are not activity');
   const a = await connect(t, port);
   await a.call('ping');
   const h3 = (await (await fetch(`${url}/healthz`)).json()) as { lastActivityMs: number; clients: number };
   t.ok(h3.lastActivityMs > h1.lastActivityMs, 'a message is activity');
   t.equal(h3.clients, 1);
+  await new Promise((r) => setTimeout(r, 30));
+  const h4 = (await (await fetch(`${url}/healthz`)).json()) as { idleMs: number };
+  t.equal(h4.idleMs, 0, 'a connected client keeps the sandbox active');
+  await a.close();
+  await new Promise((r) => setTimeout(r, 30));
+  const h5 = (await (await fetch(`${url}/healthz`)).json()) as { idleMs: number };
+  t.ok(h5.idleMs >= 30, 'idle again once nobody is connected');
 });
 
 t.test('claim: 401 on a wrong secret, 400 on a bad body, 200 once, 409 after; the token works after', async (t) => {

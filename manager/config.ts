@@ -1,25 +1,6 @@
 import { isIP } from 'node:net';
-import { commonSettings, devSetting, tokenSetting } from '../src/config/common.js';
+import { commonSettings, devSetting, perTemplate, templateList, tokenSetting } from '../src/config/common.js';
 import { ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
-
-/** `node=2,python=1` or a bare number for every template. */
-function perTemplate(raw: string): Record<string, number> | number {
-  if (/^\d+$/.test(raw.trim())) return Number(raw);
-  const out: Record<string, number> = {};
-  for (const item of raw.split(',')) {
-    const [k, v] = item.split('=').map((s) => s.trim());
-    if (!k || !v || !/^\d+$/.test(v)) throw new Error('must be a number or template=number,...');
-    out[k] = Number(v);
-  }
-  return out;
-}
-
-function templateList(raw: string): string[] {
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const t of list) if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(t)) throw new Error(`"${t}" is not a template name`);
-  if (list.length === 0) throw new Error('at least one template is needed');
-  return list;
-}
 
 export const managerSettings = {
   ...commonSettings,

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dnsSettings } from '../dns/config.js';
 import { managerSettings } from '../manager/config.js';
+import { masterSettings } from '../master/config.js';
 import { workerSettings } from '../manager/worker/config.js';
 import { ConfigError, renderSettingsHelp, type SettingsSpec } from './config/settings.js';
 import type { Component } from './lifecycle.js';
@@ -45,6 +46,16 @@ const PROGRAMS: Record<string, Program> = {
     const [{ loadConfig }, { DnsServer }] = await Promise.all([import('../dns/config.js'), import('../dns/server.js')]);
     return { loadConfig, create: (c, log) => new DnsServer(c, log) };
   }),
+  master: server(
+    'master',
+    'Public API: allocates hosts, scales out, creates, expires and reconciles sandboxes',
+    masterSettings,
+    async () => {
+      const [{ loadConfig }, { MasterServer }] = await Promise.all([import('../master/config.js'), import('../master/server.js')]);
+      return { loadConfig, create: (c, log) => new MasterServer(c, log) };
+    },
+    60_000,
+  ),
   manager: server(
     'manager',
     'Per-host daemon: starts sandbox containers with Docker, keeps a warm pool, heart-beats in Redis',

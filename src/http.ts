@@ -38,7 +38,7 @@ export function createHttpApp(log: Logger): FastifyInstance {
 }
 
 export function sendError(reply: FastifyReply, err: OmegaError): FastifyReply {
-  if (err.status === 503) reply.header('retry-after', '1');
+  if (err.status === 503) reply.header('retry-after', String(err.details?.retryAfterSeconds ?? 1));
   if (err.status === 401) reply.header('www-authenticate', 'Bearer');
   return reply
     .status(err.status)

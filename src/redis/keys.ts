@@ -25,7 +25,7 @@ export type DnsKeys = ReturnType<typeof dnsKeys>;
  * master's allocation script can read heartbeats and bump counts atomically.
  */
 export function hostKeys(prefix: string) {
-  const p = `${prefix}:{hosts}`;
+  const p = hostKeyPrefix(prefix);
   return {
     /** sorted set: host id -> number of sandboxes on it (the allocation order) */
     load: `${p}:load`,
@@ -35,9 +35,30 @@ export function hostKeys(prefix: string) {
     alive: (hostId: string) => `${p}:alive:${hostId}`,
     /** set: ids of the sandboxes running on the host */
     sandboxesOn: (hostId: string) => `${p}:host:${hostId}:sandboxes`,
-    /** hash: one sandbox (host, containerId, hostPort, template, volume, createdAt, ...) */
+    /**
+     * hash: one sandbox. The master writes host, address, managerUrl, state
+     * (creating|running|deleting|lost), template, createdAt, expiresAt,
+     * idleSeconds, metadata; the manager adds containerId, hostPort, volume, source.
+     */
     sandbox: (id: string) => `${p}:sandbox:${id}`,
+    /** sorted set: every sandbox the master knows -> created at (ms), for listing */
+    sandboxes: `${p}:sandboxes`,
+    /** sorted set: sandbox id -> expires at (ms), for the reaper */
+    expiry: `${p}:expiry`,
+    /** string with an expiry: a sandbox id recently in use, not to be handed out again while DNS may cache it */
+    tomb: (id: string) => `${p}:tomb:${id}`,
+    /** string with an expiry: held by the master that is adding a host (one scale-out at a time) */
+    scaleOut: `${p}:scaleout`,
   } as const;
 }
 
 export type HostKeys = ReturnType<typeof hostKeys>;
+
+/**
+ * The common start of every hostKeys() name, for scripts that reach keys by
+ * host or sandbox id. They build the names the same way as hostKeys() (a
+ * test checks it); all share the `{hosts}` slot, so this is Cluster-safe.
+ */
+export function hostKeyPrefix(prefix: string): string {
+  return `${prefix}:{hosts}`;
+}

@@ -14,11 +14,26 @@ function load(file: string): { name: string; numberOfKeys: number; lua: string }
   return { name: m[1]!, numberOfKeys: Number(m[2]), lua: readFileSync(new URL(file, LUA_DIR), 'utf8') };
 }
 
-const SCRIPTS = ['applyDnsChanges-4.lua', 'syncHostLoad-2.lua', 'heartbeat-4.lua'].map(load);
+const SCRIPTS = [
+  'applyDnsChanges-4.lua',
+  'syncHostLoad-2.lua',
+  'heartbeat-4.lua',
+  'allocateSandbox-2.lua',
+  'releaseSandbox-3.lua',
+  'markHostLost-2.lua',
+  'transitionSandbox-1.lua',
+  'drainHost-2.lua',
+].map(load);
 
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
 export enum ScriptFailure {
   NotFound = -1,
+}
+
+/** Negative results of allocateSandbox. */
+export enum AllocateFailure {
+  NoRoom = -1,
+  IdInUse = -2,
 }
 
 export function defineScripts(client: RedisClient): void {
@@ -51,5 +66,18 @@ declare module 'ioredis' {
       capacity: number,
       startedAt: string,
     ): Result<number, Context>;
+    allocateSandbox(
+      load: string,
+      sandboxes: string,
+      prefix: string,
+      id: string,
+      nowMs: number,
+      excluded: string,
+      ...fields: string[]
+    ): Result<[hostId: string, address: string, managerUrl: string] | AllocateFailure, Context>;
+    releaseSandbox(load: string, sandboxes: string, expiry: string, prefix: string, id: string, tombSeconds: number): Result<number, Context>;
+    markHostLost(load: string, expiry: string, prefix: string, hostId: string, nowMs: number): Result<string[], Context>;
+    transitionSandbox(sandbox: string, from: string, to: string, ...fields: string[]): Result<number, Context>;
+    drainHost(host: string, sandboxesOn: string): Result<number, Context>;
   }
 }

@@ -1,0 +1,159 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { isOmegaError } from '../src/errors.js';
+import { bearerAuth, createHttpApp } from '../src/http.js';
+import type { Logger } from '../src/log.js';
+import { createBodySchema, idParamsSchema, listQuerySchema, runBodySchema, timeoutBodySchema } from '../src/protocol/master.js';
+import type { Runner, RunRequest } from './runner.js';
+import type { CreateRequest, Sandboxes } from './sandboxes.js';
+import type { SandboxState, Store } from './store.js';
+
+export interface MasterApiOptions {
+  sandboxes: Sandboxes;
+  runner: Runner;
+  store: Store;
+  token: string | undefined;
+  status(): Promise<{ redis: boolean; dns: boolean }>;
+  log: Logger;
+}
+
+/** The public API. Built here, listened on in server.ts, so tests can inject without a socket. */
+export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
+  const app = createHttpApp(o.log);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const createSeconds = new Histogram({
+    name: 'omega_master_create_seconds',
+    help: 'Time to create a sandbox (allocation, container, DNS), by template and source',
+    labelNames: ['template', 'source'] as const,
+    buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const createFailures = new Counter({ name: 'omega_master_create_failures_total', help: 'Creates that failed, by error code', labelNames: ['code'] as const, registers: [registry] });
+  const runs = new Counter({ name: 'omega_master_runs_total', help: 'POST /v1/run calls, by language and outcome', labelNames: ['language', 'outcome'] as const, registers: [registry] });
+  new Gauge({
+    name: 'omega_master_sandboxes',
+    help: 'Sandboxes by state',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      const counts: Record<SandboxState, number> = { creating: 0, running: 0, deleting: 0, lost: 0 };
+      for (const r of await o.store.getMany(await o.store.allIds())) if (r) counts[r.state]++;
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'omega_master_hosts',
+    help: 'Hosts by health (alive, lost, draining) and their capacity and load',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const hosts = await o.store.hosts();
+      this.set({ status: 'alive' }, hosts.filter((h) => h.alive && !h.draining).length);
+      this.set({ status: 'lost' }, hosts.filter((h) => !h.alive).length);
+      this.set({ status: 'draining' }, hosts.filter((h) => h.draining).length);
+      this.set({ status: 'capacity' }, hosts.filter((h) => h.alive).reduce((n, h) => n + h.capacity, 0));
+      this.set({ status: 'load' }, hosts.filter((h) => h.alive).reduce((n, h) => n + h.load, 0));
+    },
+  });
+
+  app.get('/healthz', async (_req, reply) => {
+    const s = await o.status();
+    const ok = s.redis && s.dns;
+    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', redis: s.redis ? 'up' : 'down', dns: s.dns ? 'up' : 'down' });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+
+  app.register(async (v1) => {
+    v1.addHook('preHandler', bearerAuth(o.token));
+
+    v1.post<{ Body: CreateRequest }>('/v1/sandboxes', { schema: { body: createBodySchema } }, async (req, reply) => {
+      const started = process.hrtime.bigint();
+      try {
+        const created = await o.sandboxes.create({ template: req.body.template, timeoutSeconds: req.body.timeoutSeconds, idleSeconds: req.body.idleSeconds, metadata: req.body.metadata });
+        createSeconds.observe({ template: created.template, source: created.source }, Number(process.hrtime.bigint() - started) / 1e9);
+        return reply.status(201).send(created);
+      } catch (err) {
+        createFailures.inc({ code: isOmegaError(err) ? err.code : 'INTERNAL' });
+        throw err;
+      }
+    });
+
+    v1.get<{ Querystring: Record<string, string | number | undefined> }>('/v1/sandboxes', { schema: { querystring: listQuerySchema } }, async (req) => {
+      const q = req.query;
+      const metadata: Record<string, string> = {};
+      for (const [k, v] of Object.entries(q)) if (k.startsWith('metadata.') && typeof v === 'string') metadata[k.slice(9)] = v;
+      return o.sandboxes.list({ state: q.state as SandboxState | undefined, metadata }, Number(q.limit ?? 100), q.cursor as string | undefined);
+    });
+
+    v1.get<{ Params: { id: string } }>('/v1/sandboxes/:id', { schema: { params: idParamsSchema } }, async (req) => o.sandboxes.get(req.params.id));
+
+    v1.delete<{ Params: { id: string } }>('/v1/sandboxes/:id', { schema: { params: idParamsSchema } }, async (req) => ({
+      id: req.params.id,
+      deleted: await o.sandboxes.delete(req.params.id),
+    }));
+
+    v1.post<{ Params: { id: string }; Body: { seconds: number } }>(
+      '/v1/sandboxes/:id/timeout',
+      { schema: { params: idParamsSchema, body: timeoutBodySchema } },
+      async (req) => o.sandboxes.extend(req.params.id, req.body.seconds),
+    );
+
+    v1.post<{ Body: RunRequest }>('/v1/run', { schema: { body: runBodySchema } }, async (req, reply) => {
+      const language = req.body.language;
+      if (!/text\/event-stream/.test(req.headers.accept ?? '')) {
+        try {
+          const r = await o.runner.run(req.body);
+          runs.inc({ language, outcome: r.timedOut ? 'timeout' : 'ok' });
+          return r;
+        } catch (err) {
+          runs.inc({ language, outcome: 'error' });
+          throw err;
+        }
+      }
+      // Server-sent events: stdout/stderr as they come, then one `exit` (or `error`).
+      // Errors before the first byte still answer with a status and JSON, as above.
+      let opened = false;
+      const open = () => {
+        if (opened) return;
+        opened = true;
+        reply.hijack();
+        reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+      };
+      const send = (event: string, data: unknown) => {
+        open();
+        reply.raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      };
+      try {
+        const r = await o.runner.run(req.body, (stream, data) => send(stream, { data }));
+        runs.inc({ language, outcome: r.timedOut ? 'timeout' : 'ok' });
+        const { stdout: _o, stderr: _e, ...exit } = r;
+        send('exit', exit);
+        reply.raw.end();
+      } catch (err) {
+        runs.inc({ language, outcome: 'error' });
+        if (!opened) throw err;
+        send('error', { code: isOmegaError(err) ? err.code : 'INTERNAL', message: (err as Error).message });
+        reply.raw.end();
+      }
+      return reply;
+    });
+
+    v1.get('/v1/hosts', async () => ({
+      hosts: (await o.store.hosts()).map((h) => ({
+        id: h.hostId,
+        address: h.address,
+        managerUrl: h.managerUrl,
+        load: h.load,
+        capacity: h.capacity,
+        health: h.draining ? 'draining' : h.alive ? 'alive' : 'lost',
+        startedAt: h.startedAt,
+        lostAt: h.lostAtMs ? new Date(h.lostAtMs).toISOString() : null,
+      })),
+    }));
+  });
+  return app;
+}

@@ -1,0 +1,126 @@
+import { Agent, request } from 'undici';
+import { OmegaError, type ErrorCode } from '../src/errors.js';
+import type { SandboxInfo } from '../src/protocol/manager.js';
+
+/** The answer of another Omega API that said no: its status and coded body. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+/**
+ * JSON over HTTP to Omega's own APIs (managers, DNS), on one keep-alive
+ * agent. Failures keep the callee's code; the network's become `failCode`.
+ */
+class JsonClient {
+  constructor(
+    private readonly agent: Agent,
+    private readonly token: string | undefined,
+    private readonly failCode: ErrorCode,
+  ) {}
+
+  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown, timeoutMs = 10_000): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res;
+    try {
+      res = await request(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        dispatcher: this.agent,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new OmegaError(this.failCode, `${method} ${new URL(url).origin}: ${(err as Error).message}`, { cause: err });
+    }
+    const text = await res.body.text();
+    let parsed: any = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      parsed = { message: text.slice(0, 200) };
+    }
+    if (res.statusCode >= 400) {
+      throw new UpstreamError(res.statusCode, parsed?.code ?? 'HTTP_' + res.statusCode, `${method} ${new URL(url).pathname}: ${res.statusCode} ${parsed?.message ?? ''}`.trim());
+    }
+    return parsed as T;
+  }
+}
+
+export class ManagerClient {
+  private readonly http: JsonClient;
+  constructor(agent: Agent, token: string | undefined) {
+    this.http = new JsonClient(agent, token, 'MANAGER_UNAVAILABLE');
+  }
+
+  create(managerUrl: string, body: { id: string; template: string; token: string }, timeoutMs: number): Promise<SandboxInfo> {
+    return this.http.call('POST', `${managerUrl}/v1/sandboxes`, body, timeoutMs);
+  }
+
+  async delete(managerUrl: string, id: string, timeoutMs = 30_000): Promise<boolean> {
+    const r = await this.http.call<{ deleted: boolean }>('DELETE', `${managerUrl}/v1/sandboxes/${id}`, undefined, timeoutMs);
+    return r.deleted;
+  }
+
+  async list(managerUrl: string): Promise<Array<SandboxInfo & { state: string }>> {
+    return (await this.http.call<{ sandboxes: Array<SandboxInfo & { state: string }> }>('GET', `${managerUrl}/v1/sandboxes`)).sandboxes;
+  }
+}
+
+export interface DnsChange {
+  action: 'UPSERT' | 'DELETE';
+  name: string;
+  type: 'A' | 'AAAA';
+  values?: string[];
+  ttl?: number;
+}
+
+export class DnsClient {
+  private readonly http: JsonClient;
+  constructor(
+    agent: Agent,
+    token: string | undefined,
+    private readonly apiUrl: string,
+  ) {
+    this.http = new JsonClient(agent, token, 'DNS_UNAVAILABLE');
+  }
+
+  async change(changes: DnsChange[]): Promise<void> {
+    await this.http.call('POST', `${this.apiUrl}/v1/changes`, { changes });
+  }
+
+  /** Remove a name's records; a name already gone is fine. */
+  async remove(name: string): Promise<void> {
+    try {
+      await this.http.call('DELETE', `${this.apiUrl}/v1/records/${encodeURIComponent(name)}`);
+    } catch (err) {
+      if (err instanceof UpstreamError && err.status === 404) return;
+      throw err;
+    }
+  }
+
+  /** One page of the names in the zone (relative), from `cursor`. */
+  list(prefix: string, cursor?: string): Promise<{ records: Array<{ name: string }>; nextCursor: string | null }> {
+    const q = new URLSearchParams({ prefix, limit: '500', ...(cursor ? { cursor } : {}) });
+    return this.http.call('GET', `${this.apiUrl}/v1/records?${q}`);
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      await this.http.call('GET', `${this.apiUrl}/healthz`, undefined, 2000);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

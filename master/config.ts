@@ -1,0 +1,87 @@
+import { isIP } from 'node:net';
+import { commonSettings, devSetting, perTemplate, templateList, tokenSetting } from '../src/config/common.js';
+import { ConfigError, hostPort, int, loadSettings, oneOf, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+
+const url = (raw: string): string => {
+  const u = new URL(raw);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('must be an http:// or https:// URL');
+  return raw.replace(/\/+$/, '');
+};
+
+export const masterSettings = {
+  ...commonSettings,
+  listen: { env: 'OMEGA_MASTER_LISTEN', flag: 'listen', description: 'Address of the public API', default: { host: '127.0.0.1', port: 8080 }, defaultText: '127.0.0.1:8080', parse: hostPort() },
+  token: tokenSetting('OMEGA_API_TOKEN', 'the public API'),
+  dev: devSetting('the public API'),
+  zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'The sandbox zone: a sandbox is <id>.<zone>', default: 'sandbox.test', parse: (r: string) => r.toLowerCase().replace(/\.$/, '') } satisfies Setting<string>,
+  dnsApiUrl: { env: 'OMEGA_DNS_API_URL', flag: 'dns-api-url', description: 'The record API of omega dns', default: 'http://127.0.0.1:8053', parse: url } satisfies Setting<string>,
+  dnsToken: { ...tokenSetting('OMEGA_DNS_TOKEN', 'the DNS record API'), flag: 'dns-token', description: 'Bearer token of the DNS record API' },
+  managerToken: { ...tokenSetting('OMEGA_MANAGER_TOKEN', 'the managers\' APIs'), flag: 'manager-token', description: 'Bearer token of the managers\' APIs' },
+  templates: {
+    env: 'OMEGA_TEMPLATES',
+    flag: 'templates',
+    description: 'Templates a sandbox may be created from (the managers must have their images)',
+    default: ['node', 'python'],
+    parse: templateList,
+  } satisfies Setting<string[]>,
+  dnsTtl: { env: 'OMEGA_SANDBOX_DNS_TTL', flag: 'sandbox-dns-ttl', description: 'TTL of a sandbox\'s A records (an id is not reused for twice this long)', default: 30, parse: int(1, 86_400) },
+  defaultTimeoutSeconds: { env: 'OMEGA_DEFAULT_TIMEOUT_SECONDS', flag: 'default-timeout-seconds', description: 'Lifetime of a sandbox created without timeoutSeconds', default: 900, parse: int(10, 31 * 86_400) },
+  maxTimeoutSeconds: { env: 'OMEGA_MAX_TIMEOUT_SECONDS', flag: 'max-timeout-seconds', description: 'Longest lifetime a create or an extension may ask for', default: 86_400, parse: int(10, 366 * 86_400) },
+  createTimeoutMs: { env: 'OMEGA_CREATE_TIMEOUT_MS', flag: 'create-timeout-ms', description: 'How long a manager may take to start a sandbox', default: 60_000, parse: int(1000, 600_000) },
+  provider: { env: 'OMEGA_PROVIDER', flag: 'provider', description: 'Where new hosts come from when all are full: none, local (managers on 127.0.0.x) or ec2', default: 'none' as const, parse: oneOf('none', 'local', 'ec2') },
+  scaleOutWaitMs: { env: 'OMEGA_SCALE_OUT_WAIT_MS', flag: 'scale-out-wait-ms', description: 'How long a create waits for a new host to register', default: 60_000, parse: int(1000, 1_800_000) },
+  minHosts: { env: 'OMEGA_MIN_HOSTS', flag: 'min-hosts', description: 'Scale-in never goes below this many hosts', default: 1, parse: int(0, 10_000) },
+  hostIdleSeconds: { env: 'OMEGA_HOST_IDLE_SECONDS', flag: 'host-idle-seconds', description: 'A provider\'s host empty this long is terminated (0: never)', default: 0, parse: int(0, 7 * 86_400) },
+  localFirstAddress: {
+    env: 'OMEGA_LOCAL_FIRST_ADDRESS',
+    flag: 'local-first-address',
+    description: 'local provider: address of its first host; the next ones count up (127.0.0.3, ...)',
+    default: '127.0.0.2',
+    parse: (raw: string) => {
+      if (isIP(raw) !== 4 || !raw.startsWith('127.')) throw new Error('must be an IPv4 loopback address (127.x.y.z)');
+      return raw;
+    },
+  } satisfies Setting<string>,
+  localMaxHosts: { env: 'OMEGA_LOCAL_MAX_HOSTS', flag: 'local-max-hosts', description: 'local provider: most hosts it starts', default: 4, parse: int(1, 250) },
+  localCapacity: { env: 'OMEGA_LOCAL_CAPACITY', flag: 'local-capacity', description: 'local provider: OMEGA_CAPACITY of the managers it starts', default: 10, parse: int(1, 10_000) },
+  localPoolSize: {
+    env: 'OMEGA_LOCAL_POOL_SIZE',
+    flag: 'local-pool-size',
+    description: 'local provider: OMEGA_POOL_SIZE of the managers it starts',
+    default: 1 as Record<string, number> | number,
+    defaultText: '1',
+    parse: perTemplate,
+  } satisfies Setting<Record<string, number> | number>,
+  localManagerPort: { env: 'OMEGA_LOCAL_MANAGER_PORT', flag: 'local-manager-port', description: 'local provider: port of each manager API on its address', default: 7070, parse: int(1, 65_535) },
+  reapIntervalMs: { env: 'OMEGA_REAP_INTERVAL_MS', flag: 'reap-interval-ms', description: 'How often expired sandboxes and lapsed hosts are looked for', default: 1000, parse: int(50, 60_000) },
+  idleCheckIntervalMs: { env: 'OMEGA_IDLE_CHECK_INTERVAL_MS', flag: 'idle-check-interval-ms', description: 'How often sandboxes with idleSeconds are asked for their activity', default: 5000, parse: int(100, 600_000) },
+  reconcileIntervalMs: { env: 'OMEGA_RECONCILE_INTERVAL_MS', flag: 'reconcile-interval-ms', description: 'How often Redis, the managers and DNS are reconciled', default: 30_000, parse: int(500, 3_600_000) },
+  lostRetentionSeconds: { env: 'OMEGA_LOST_RETENTION_SECONDS', flag: 'lost-retention-seconds', description: 'How long a lost sandbox stays listed (state lost)', default: 3600, parse: int(0, 30 * 86_400) },
+  hostForgetSeconds: { env: 'OMEGA_HOST_FORGET_SECONDS', flag: 'host-forget-seconds', description: 'A host silent this long is dropped from Redis', default: 600, parse: int(1, 30 * 86_400) },
+  runMaxOutputBytes: { env: 'OMEGA_RUN_MAX_OUTPUT_BYTES', flag: 'run-max-output-bytes', description: 'POST /v1/run: most stdout+stderr kept (the rest is cut, truncated: true)', default: 1 << 20, parse: int(1024, 64 << 20) },
+  runDefaultTimeoutMs: { env: 'OMEGA_RUN_DEFAULT_TIMEOUT_MS', flag: 'run-default-timeout-ms', description: 'POST /v1/run: time limit when the request gives none', default: 10_000, parse: int(100, 600_000) },
+  runMaxTimeoutMs: { env: 'OMEGA_RUN_MAX_TIMEOUT_MS', flag: 'run-max-timeout-ms', description: 'POST /v1/run: the longest time limit a request may ask for', default: 60_000, parse: int(100, 3_600_000) },
+};
+
+export type MasterSettings = SettingsValues<typeof masterSettings>;
+
+export interface MasterConfig extends Omit<MasterSettings, 'localPoolSize'> {
+  localPoolSize: string;
+}
+
+export function loadConfig(opts: LoadOptions): MasterConfig {
+  const s = loadSettings(masterSettings, opts);
+  const problems: string[] = [];
+  if (!s.token && !s.dev) problems.push('OMEGA_API_TOKEN / --token: required to serve the public API (or run with --dev / OMEGA_DEV=1)');
+  if (!s.dnsToken && !s.dev) problems.push('OMEGA_DNS_TOKEN / --dns-token: required to write sandbox records (or run with --dev)');
+  if (!s.managerToken && !s.dev) problems.push('OMEGA_MANAGER_TOKEN / --manager-token: required to call the managers (or run with --dev)');
+  if (s.defaultTimeoutSeconds > s.maxTimeoutSeconds) problems.push('OMEGA_DEFAULT_TIMEOUT_SECONDS: must not exceed OMEGA_MAX_TIMEOUT_SECONDS');
+  if (s.runDefaultTimeoutMs > s.runMaxTimeoutMs) problems.push('OMEGA_RUN_DEFAULT_TIMEOUT_MS: must not exceed OMEGA_RUN_MAX_TIMEOUT_MS');
+  if (problems.length) throw new ConfigError(problems);
+  const pool = s.localPoolSize;
+  return Object.freeze({
+    ...s,
+    // Handed on to the managers the local provider starts, in their own syntax.
+    localPoolSize: typeof pool === 'number' ? String(pool) : Object.entries(pool).map(([k, v]) => `${k}=${v}`).join(','),
+  });
+}

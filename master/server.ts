@@ -1,0 +1,140 @@
+import type { FastifyInstance } from 'fastify';
+import { Agent } from 'undici';
+import { once, type Component } from '../src/lifecycle.js';
+import type { Logger } from '../src/log.js';
+import { safeUrl } from '../src/log.js';
+import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
+import { buildMasterApi } from './api.js';
+import { DnsClient, ManagerClient } from './clients.js';
+import type { MasterConfig } from './config.js';
+import { LocalProvider } from './providers/local.js';
+import type { Provider } from './providers/provider.js';
+import { Reaper } from './reaper.js';
+import { MasterReconciler } from './reconciler.js';
+import { Runner } from './runner.js';
+import { Sandboxes } from './sandboxes.js';
+import { Scaler } from './scaler.js';
+import { Store } from './store.js';
+
+/**
+ * `omega master`: the public API, and the timers that keep the system
+ * honest (expiry, lapsed hosts, reconciliation, scale-in). Any number may run
+ * on one Redis.
+ */
+export class MasterServer implements Component {
+  readonly redis: RedisClient;
+  readonly store: Store;
+  readonly agent = new Agent({ keepAliveTimeout: 30_000, connections: 64 });
+  readonly managers: ManagerClient;
+  readonly dns: DnsClient;
+  readonly provider: Provider | null;
+  readonly scaler: Scaler;
+  readonly sandboxes: Sandboxes;
+  readonly runner: Runner;
+  readonly reaper: Reaper;
+  readonly reconciler: MasterReconciler;
+  readonly api: FastifyInstance;
+  private scaleInTimer: NodeJS.Timeout | null = null;
+  private url = '';
+
+  constructor(
+    private readonly config: MasterConfig,
+    private readonly log: Logger,
+    provider?: Provider | null,
+  ) {
+    this.redis = createRedis(config.redisUrl, { connectionName: 'omega-master' });
+    this.redis.on('error', () => {});
+    // An id stays out of use for twice its records' TTL after deletion (negative answers are cached less).
+    this.store = new Store(this.redis, config.redisPrefix, Math.max(60, 2 * config.dnsTtl));
+    this.managers = new ManagerClient(this.agent, config.managerToken);
+    this.dns = new DnsClient(this.agent, config.dnsToken, config.dnsApiUrl);
+    this.provider = provider !== undefined ? provider : this.makeProvider();
+    this.scaler = new Scaler(
+      this.store,
+      this.provider,
+      { waitMs: config.scaleOutWaitMs, minHosts: config.minHosts, hostIdleSeconds: config.hostIdleSeconds },
+      log.child({ component: 'scaler' }),
+    );
+    this.sandboxes = new Sandboxes(config, this.store, this.managers, this.dns, this.scaler, log.child({ component: 'sandboxes' }));
+    this.runner = new Runner(config, this.sandboxes, log.child({ component: 'run' }));
+    this.reaper = new Reaper(
+      this.store,
+      this.sandboxes,
+      { reapIntervalMs: config.reapIntervalMs, idleCheckIntervalMs: config.idleCheckIntervalMs, hostForgetSeconds: config.hostForgetSeconds },
+      log.child({ component: 'reaper' }),
+    );
+    this.reconciler = new MasterReconciler(
+      this.store,
+      this.sandboxes,
+      this.managers,
+      this.dns,
+      config.zone,
+      { intervalMs: config.reconcileIntervalMs, createTimeoutMs: config.createTimeoutMs, lostRetentionSeconds: config.lostRetentionSeconds },
+      log.child({ component: 'reconciler' }),
+    );
+    this.api = buildMasterApi({
+      sandboxes: this.sandboxes,
+      runner: this.runner,
+      store: this.store,
+      token: config.token,
+      status: async () => ({ redis: this.redis.status === 'ready', dns: await this.dns.healthy() }),
+      log: log.child({ component: 'api' }),
+    });
+  }
+
+  private makeProvider(): Provider | null {
+    const c = this.config;
+    if (c.provider === 'local') {
+      return new LocalProvider(
+        {
+          firstAddress: c.localFirstAddress,
+          maxHosts: c.localMaxHosts,
+          capacity: c.localCapacity,
+          poolSize: c.localPoolSize,
+          managerPort: c.localManagerPort,
+          redisUrl: c.redisUrl,
+          redisPrefix: c.redisPrefix,
+          managerToken: c.managerToken,
+          zone: c.zone,
+          logLevel: c.logLevel,
+          takenAddresses: async () => (await this.store.hosts()).map((h) => h.address),
+        },
+        this.log.child({ component: 'provider' }),
+      );
+    }
+    if (c.provider === 'ec2') throw new Error('OMEGA_PROVIDER=ec2 is not wired yet');
+    return null;
+  }
+
+  get apiUrl(): string {
+    return this.url;
+  }
+
+  async start(): Promise<void> {
+    if (!this.config.token) this.log.warn('public API runs WITHOUT a token (dev run); never expose it');
+    await this.api.listen({ host: this.config.listen.host, port: this.config.listen.port });
+    const port = (this.api.server.address() as { port: number }).port;
+    const host = this.config.listen.host.includes(':') ? `[${this.config.listen.host}]` : this.config.listen.host;
+    this.url = `http://${host}:${port}`;
+    this.log.info({ api: this.url, zone: this.config.zone, provider: this.config.provider, redis: safeUrl(this.config.redisUrl) }, 'master listening');
+    await this.reconciler.run().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'first reconcile failed; retried on the timer'));
+    this.reconciler.start();
+    this.reaper.start();
+    this.scaleInTimer = setInterval(() => {
+      this.scaler.scaleIn().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'scale-in failed'));
+    }, Math.max(1000, Math.min(this.config.reconcileIntervalMs, this.config.hostIdleSeconds * 500 || 30_000)));
+    this.scaleInTimer.unref();
+  }
+
+  /** Stop taking requests, let timers finish their pass, stop the provider's hosts, close connections. */
+  readonly stop = once(async () => {
+    if (this.scaleInTimer) clearInterval(this.scaleInTimer);
+    await this.api.close();
+    await this.reaper.stop();
+    await this.reconciler.stop();
+    await this.scaler.stop();
+    await this.provider?.stop();
+    await this.agent.close();
+    await closeRedis(this.redis);
+  });
+}

@@ -1,0 +1,54 @@
+--[[
+  Give a new sandbox the least-loaded host that is alive and has room, in one
+  step: the host's count goes up and the sandbox is recorded as `creating`
+  on it, so no number of concurrent callers (across any number of masters)
+  can put a host over its capacity.
+
+  Hosts are tried in the order of the load sorted set (lowest count first).
+  A host is skipped when its heartbeat key is gone, it is draining (being
+  scaled in), it is in the exclusion list, or it is at capacity. The count
+  checked is SCARD of the host's sandbox set, the truth the score mirrors.
+
+  Keys other than KEYS are reached by id under ARGV[1], the `{hosts}` prefix
+  every one of them shares (src/redis/keys.ts builds the same names).
+
+  KEYS[1] load       sorted set: host id -> sandbox count
+  KEYS[2] sandboxes  sorted set: sandbox id -> created at (ms)
+  ARGV[1] key prefix, e.g. omega:{hosts}
+  ARGV[2] sandbox id
+  ARGV[3] now (ms)
+  ARGV[4] hosts not to use, comma-separated ('' for none)
+  ARGV[5..] field, value, ... more fields of the sandbox hash
+
+  Returns {host id, address, manager URL}, or
+    -1 no host has room
+    -2 the id is in use or was in use recently
+]]
+local p = ARGV[1]
+local id = ARGV[2]
+local sandbox = p .. ':sandbox:' .. id
+if redis.call('EXISTS', sandbox) == 1 or redis.call('EXISTS', p .. ':tomb:' .. id) == 1 then
+  return -2
+end
+local excluded = {}
+for h in string.gmatch(ARGV[4], '[^,]+') do excluded[h] = true end
+
+for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if not excluded[h] and redis.call('EXISTS', p .. ':alive:' .. h) == 1 then
+    local rec = redis.call('HMGET', p .. ':host:' .. h, 'capacity', 'address', 'managerUrl', 'draining')
+    local capacity = tonumber(rec[1])
+    if capacity and rec[2] and rec[3] and rec[4] ~= '1' then
+      local on = p .. ':host:' .. h .. ':sandboxes'
+      local n = redis.call('SCARD', on)
+      if n < capacity then
+        redis.call('SADD', on, id)
+        redis.call('ZADD', KEYS[1], n + 1, h)
+        redis.call('HSET', sandbox, 'host', h, 'address', rec[2], 'managerUrl', rec[3], 'state', 'creating', 'createdAtMs', ARGV[3])
+        for i = 5, #ARGV, 2 do redis.call('HSET', sandbox, ARGV[i], ARGV[i + 1]) end
+        redis.call('ZADD', KEYS[2], ARGV[3], id)
+        return { h, rec[2], rec[3] }
+      end
+    end
+  end
+end
+return -1

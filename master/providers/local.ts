@@ -98,6 +98,11 @@ export class LocalProvider implements Provider {
     clearTimeout(timer);
   }
 
+  /** The manager process of a host this provider started. */
+  pid(hostId: string): number | undefined {
+    return this.children.get(hostId)?.pid;
+  }
+
   owns(hostId: string): boolean {
     return this.children.has(hostId);
   }

@@ -1,0 +1,45 @@
+import type { Test } from 'tap';
+import { loadConfig } from '../../master/config.js';
+import { MasterServer } from '../../master/server.js';
+import { createLogger } from '../../src/log.js';
+import type { StartedDns } from './dns.js';
+import { TOKEN as DNS_TOKEN } from './dns.js';
+import { MANAGER_TOKEN } from './manager.js';
+import type { TestRedis } from './redis.js';
+
+export const API_TOKEN = 'master-test-token-0123456789';
+
+/** A master on a free port, with the DNS server's API and prefix, stopped at teardown. */
+export async function startMaster(t: Test, redis: TestRedis, dns: StartedDns, env: Record<string, string> = {}) {
+  const config = loadConfig({
+    env: {
+      OMEGA_REDIS_URL: redis.url,
+      OMEGA_REDIS_PREFIX: dns.prefix,
+      OMEGA_MASTER_LISTEN: '127.0.0.1:0',
+      OMEGA_API_TOKEN: API_TOKEN,
+      OMEGA_DNS_API_URL: dns.api,
+      OMEGA_DNS_TOKEN: DNS_TOKEN,
+      OMEGA_MANAGER_TOKEN: MANAGER_TOKEN,
+      OMEGA_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      ...env,
+    },
+  });
+  const server = new MasterServer(config, createLogger('master', { level: config.logLevel }));
+  t.teardown(() => server.stop());
+  await server.start();
+  const call = async (method: string, path: string, body?: unknown, token: string | null = API_TOKEN) => {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${server.apiUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    let parsed: any = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // text body
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
+  };
+  return { server, config, call };
+}

@@ -38,6 +38,11 @@ export class HostRegistry {
     return this.redis.heartbeat(k.alive(hostId), k.load, k.sandboxesOn(hostId), k.host(hostId), this.heartbeat.ttlMs, hostId, address, managerUrl, capacity, this.startedAt);
   }
 
+  /** The API's real address, once it listens (the configured port may have been 0). */
+  setManagerUrl(url: string): void {
+    this.host.managerUrl = url;
+  }
+
   async register(): Promise<void> {
     await this.beat();
     this.registered = true;

@@ -84,6 +84,7 @@ export class ManagerServer implements Component {
     const port = (this.api.server.address() as { port: number }).port;
     const host = this.config.listen.host.includes(':') ? `[${this.config.listen.host}]` : this.config.listen.host;
     this.url = `http://${host}:${port}`;
+    this.registry.setManagerUrl(this.url);
     this.log.info({ api: this.url, hostId: this.config.hostId, hostIp: this.config.hostIp, redis: safeUrl(this.config.redisUrl) }, 'manager listening');
     await this.connectDocker();
   }

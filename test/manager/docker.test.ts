@@ -71,6 +71,7 @@ if (requireDocker(t, IMAGES)) {
     const rc = createRedis(redis.url);
     t.teardown(() => rc.disconnect());
     t.equal(await rc.zscore(hostKeys(m.prefix).load, m.hostId), '1', 'the host\'s load counts it');
+    t.equal(await rc.hget(hostKeys(m.prefix).host(m.hostId), 'managerUrl'), m.server.apiUrl, 'registered with the port it really listens on');
 
     await a.close();
     await b.close();

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TEST_APT := redis-server dnsutils
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-test docker images build typecheck test run bench-dns bench-sandbox clean
+.PHONY: all deps apt-test docker images build typecheck test run bench-dns bench-sandbox bench-allocate clean
 
 all: build
 
@@ -44,6 +44,9 @@ bench-dns: deps apt-test build
 
 bench-sandbox: deps apt-test images
 	node --import=tsx bench/sandbox.ts
+
+bench-allocate: deps apt-test images
+	node --import=tsx bench/allocate.ts
 
 clean:
 	rm -rf dist .tap

@@ -18,6 +18,7 @@ export class WarmPool {
   private readonly filling = new Map<string, number>();
   private stopped = false;
   private failures = new Map<string, number>();
+  private readonly starting = new Set<Promise<void>>();
 
   constructor(
     private readonly sizes: Record<string, number>,
@@ -51,7 +52,10 @@ export class WarmPool {
     if (this.stopped) return;
     for (const [t, target] of Object.entries(this.sizes)) {
       const have = (this.ready.get(t)?.length ?? 0) + (this.filling.get(t) ?? 0);
-      for (let i = have; i < target; i++) void this.startFor(t);
+      for (let i = have; i < target; i++) {
+        const p = this.startFor(t).finally(() => this.starting.delete(p));
+        this.starting.add(p);
+      }
     }
   }
 
@@ -88,9 +92,10 @@ export class WarmPool {
     }
   }
 
-  /** Stop refilling and remove every warm container. */
+  /** Stop refilling and remove every warm container, those still starting too (each removes itself once up). */
   async drain(): Promise<void> {
     this.stopped = true;
+    await Promise.allSettled([...this.starting]);
     const all = [...this.ready.values()].flat();
     this.ready.clear();
     await Promise.allSettled(all.map((c) => this.discard(c)));

@@ -118,6 +118,14 @@ if (requireDocker(t, IMAGES)) {
     t.equal(left, 0, 'stopping the manager removes its warm containers');
   });
 
+  t.test('a manager stopped while its pool is still starting leaves no container', async (t) => {
+    const m = await startManager(t, redis, { OMEGA_POOL_SIZE: 'python=2,node=0' });
+    t.equal(m.server.pool.stats().python!.starting, 2, 'stopping mid-fill');
+    await m.server.stop();
+    t.equal(m.server.pool.stats().python!.starting, 0, 'stop waits for the starts in flight (the process may exit right after)');
+    t.equal((await m.server.runtime.list()).length, 0, 'and removes what they started');
+  });
+
   t.test('reconcile: an orphan is reaped, a restart corrects the count, a sandbox gone from Redis is removed', async (t) => {
     const env = { OMEGA_ORPHAN_GRACE_MS: '0', OMEGA_RECONCILE_INTERVAL_MS: '600000' };
     const m1 = await startManager(t, redis, env);

@@ -34,8 +34,9 @@ test: deps apt-test images
 	npm run typecheck
 	npm test
 
-## Redis (if none answers) plus the DNS server on 127.0.0.1:5353.
-run: deps apt-test
+## Redis (if none answers), the DNS server on 127.0.0.1:5353, the master on
+## 127.0.0.1:8080 (its managers start on 127.0.0.2, ... as sandboxes need them).
+run: deps apt-test images
 	@infra/scripts/run-dev.sh
 
 bench-dns: deps apt-test build

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: Redis (the one at OMEGA_REDIS_URL if it answers, else our own
-# with its data under .omega/) and `omega dns` on 127.0.0.1:5353, in the
-# foreground. Ctrl-C stops both.
+# with its data under .omega/), `omega dns` on 127.0.0.1:5353 and `omega
+# master` on 127.0.0.1:8080 with the local provider (its first create starts
+# a manager on 127.0.0.2), in the foreground. Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .omega && chmod 700 .omega
@@ -32,14 +33,22 @@ else
   for _ in $(seq 50); do redis-cli -u "$OMEGA_REDIS_URL" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-# The record API token: made once, kept private.
-if [ ! -s .omega/dns-token ]; then
-  (umask 077 && head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > .omega/dns-token)
-fi
-chmod 600 .omega/dns-token
+# The tokens: made once, kept private.
+for name in dns-token manager-token api-token; do
+  if [ ! -s ".omega/$name" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > ".omega/$name")
+  fi
+  chmod 600 ".omega/$name"
+done
 export OMEGA_DNS_TOKEN="$(cat .omega/dns-token)"
+export OMEGA_MANAGER_TOKEN="$(cat .omega/manager-token)"
+export OMEGA_API_TOKEN="$(cat .omega/api-token)"
+export OMEGA_MASTER_LISTEN="${OMEGA_MASTER_LISTEN:-127.0.0.1:8080}"
+MASTER="http://${OMEGA_MASTER_LISTEN}"
 
 node --import=tsx src/cli.ts dns &
+pids+=($!)
+OMEGA_PROVIDER="${OMEGA_PROVIDER:-local}" OMEGA_DNS_API_URL="$API" node --import=tsx src/cli.ts master &
 pids+=($!)
 
 for _ in $(seq 100); do curl -fs "$API/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -57,6 +66,15 @@ cat <<MSG
     curl -X PUT ${API}/v1/records/mybox -H "authorization: Bearer \$(cat .omega/dns-token)" \\
          -H 'content-type: application/json' -d '{"type":"A","values":["10.0.0.7"]}'
     dig @127.0.0.1 -p ${DNS_PORT} mybox.${ZONE} +short
+
+  The master API is on ${MASTER} (token in .omega/api-token). Create a sandbox:
+    curl -X POST ${MASTER}/v1/sandboxes -H "authorization: Bearer \$(cat .omega/api-token)" \\
+         -H 'content-type: application/json' -d '{"template":"python"}'
+  and resolve the hostname it answers with:
+    dig @127.0.0.1 -p ${DNS_PORT} <id>.${ZONE} +short
+  Run code once:
+    curl -X POST ${MASTER}/v1/run -H "authorization: Bearer \$(cat .omega/api-token)" \\
+         -H 'content-type: application/json' -d '{"language":"python","code":"print(6*7)"}'
 
   Ctrl-C stops everything.
 

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { commonSettings, devSetting, perTemplate, templateList, tokenSetting } from '../src/config/common.js';
+import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2.js';
 import { ConfigError, hostPort, int, loadSettings, oneOf, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 const url = (raw: string): string => {
@@ -30,8 +31,8 @@ export const masterSettings = {
   createTimeoutMs: { env: 'OMEGA_CREATE_TIMEOUT_MS', flag: 'create-timeout-ms', description: 'How long a manager may take to start a sandbox', default: 60_000, parse: int(1000, 600_000) },
   provider: { env: 'OMEGA_PROVIDER', flag: 'provider', description: 'Where new hosts come from when all are full: none, local (managers on 127.0.0.x) or ec2', default: 'none' as const, parse: oneOf('none', 'local', 'ec2') },
   scaleOutWaitMs: { env: 'OMEGA_SCALE_OUT_WAIT_MS', flag: 'scale-out-wait-ms', description: 'How long a create waits for a new host to register', default: 60_000, parse: int(1000, 1_800_000) },
-  minHosts: { env: 'OMEGA_MIN_HOSTS', flag: 'min-hosts', description: 'Scale-in never goes below this many hosts', default: 1, parse: int(0, 10_000) },
-  hostIdleSeconds: { env: 'OMEGA_HOST_IDLE_SECONDS', flag: 'host-idle-seconds', description: 'A provider\'s host empty this long is terminated (0: never)', default: 0, parse: int(0, 7 * 86_400) },
+  minHosts: { env: 'OMEGA_MIN_HOSTS', flag: 'min-hosts', description: 'Scale-in never goes below this many hosts (local provider; ec2 has OMEGA_EC2_MIN_HOSTS)', default: 1, parse: int(0, 10_000) },
+  hostIdleSeconds: { env: 'OMEGA_HOST_IDLE_SECONDS', flag: 'host-idle-seconds', description: 'A local provider\'s host empty this long is stopped (0: never; ec2 has OMEGA_EC2_IDLE_SECONDS)', default: 0, parse: int(0, 7 * 86_400) },
   localFirstAddress: {
     env: 'OMEGA_LOCAL_FIRST_ADDRESS',
     flag: 'local-first-address',
@@ -60,6 +61,7 @@ export const masterSettings = {
   hostForgetSeconds: { env: 'OMEGA_HOST_FORGET_SECONDS', flag: 'host-forget-seconds', description: 'A host silent this long is dropped from Redis', default: 600, parse: int(1, 30 * 86_400) },
   runMaxOutputBytes: { env: 'OMEGA_RUN_MAX_OUTPUT_BYTES', flag: 'run-max-output-bytes', description: 'POST /v1/run: most stdout+stderr kept (the rest is cut, truncated: true)', default: 1 << 20, parse: int(1024, 64 << 20) },
   runDefaultTimeoutMs: { env: 'OMEGA_RUN_DEFAULT_TIMEOUT_MS', flag: 'run-default-timeout-ms', description: 'POST /v1/run: time limit when the request gives none', default: 10_000, parse: int(100, 600_000) },
+  ...ec2Settings,
   runMaxTimeoutMs: { env: 'OMEGA_RUN_MAX_TIMEOUT_MS', flag: 'run-max-timeout-ms', description: 'POST /v1/run: the longest time limit a request may ask for', default: 60_000, parse: int(100, 3_600_000) },
 };
 
@@ -67,6 +69,8 @@ export type MasterSettings = SettingsValues<typeof masterSettings>;
 
 export interface MasterConfig extends Omit<MasterSettings, 'localPoolSize'> {
   localPoolSize: string;
+  /** The ec2 provider's checked settings, when OMEGA_PROVIDER=ec2. */
+  ec2: Ec2Config | null;
 }
 
 export function loadConfig(opts: LoadOptions): MasterConfig {
@@ -77,11 +81,21 @@ export function loadConfig(opts: LoadOptions): MasterConfig {
   if (!s.managerToken && !s.dev) problems.push('OMEGA_MANAGER_TOKEN / --manager-token: required to call the managers (or run with --dev)');
   if (s.defaultTimeoutSeconds > s.maxTimeoutSeconds) problems.push('OMEGA_DEFAULT_TIMEOUT_SECONDS: must not exceed OMEGA_MAX_TIMEOUT_SECONDS');
   if (s.runDefaultTimeoutMs > s.runMaxTimeoutMs) problems.push('OMEGA_RUN_DEFAULT_TIMEOUT_MS: must not exceed OMEGA_RUN_MAX_TIMEOUT_MS');
+  let ec2: Ec2Config | null = null;
+  if (s.provider === 'ec2') {
+    try {
+      ec2 = loadEc2Config(s);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+    }
+  }
   if (problems.length) throw new ConfigError(problems);
   const pool = s.localPoolSize;
   return Object.freeze({
     ...s,
     // Handed on to the managers the local provider starts, in their own syntax.
+    ec2,
     localPoolSize: typeof pool === 'number' ? String(pool) : Object.entries(pool).map(([k, v]) => `${k}=${v}`).join(','),
   });
 }

@@ -7,6 +7,7 @@ import { closeRedis, createRedis, type RedisClient } from '../src/redis/connecti
 import { buildMasterApi } from './api.js';
 import { DnsClient, ManagerClient } from './clients.js';
 import type { MasterConfig } from './config.js';
+import { Ec2Provider } from './providers/ec2.js';
 import { LocalProvider } from './providers/local.js';
 import type { Provider } from './providers/provider.js';
 import { Reaper } from './reaper.js';
@@ -52,7 +53,10 @@ export class MasterServer implements Component {
     this.scaler = new Scaler(
       this.store,
       this.provider,
-      { waitMs: config.scaleOutWaitMs, minHosts: config.minHosts, hostIdleSeconds: config.hostIdleSeconds },
+      // The ec2 provider carries its own scale-in settings (OMEGA_EC2_MIN_HOSTS, OMEGA_EC2_IDLE_SECONDS).
+      this.provider instanceof Ec2Provider
+        ? { waitMs: config.scaleOutWaitMs, minHosts: this.provider.minHosts, hostIdleSeconds: this.provider.idleSeconds }
+        : { waitMs: config.scaleOutWaitMs, minHosts: config.minHosts, hostIdleSeconds: config.hostIdleSeconds },
       log.child({ component: 'scaler' }),
     );
     this.sandboxes = new Sandboxes(config, this.store, this.managers, this.dns, this.scaler, log.child({ component: 'sandboxes' }));
@@ -102,7 +106,12 @@ export class MasterServer implements Component {
         this.log.child({ component: 'provider' }),
       );
     }
-    if (c.provider === 'ec2') throw new Error('OMEGA_PROVIDER=ec2 is not wired yet');
+    if (c.provider === 'ec2') {
+      return new Ec2Provider(c.ec2!, {
+        log: this.log,
+        cluster: { redisUrl: c.redisUrl, redisPrefix: c.redisPrefix, managerToken: c.managerToken ?? '', zone: c.zone },
+      });
+    }
     return null;
   }
 

@@ -145,11 +145,12 @@ export class MasterReconciler {
 
   private async sweepDns(known: Map<string, SandboxRecord>): Promise<string[]> {
     const removed: string[] = [];
-    const suffix = `.${this.zone}.`;
+    const suffix = `.${this.zone}`;
     let cursor: string | undefined;
     do {
       const page = await this.dns.list('', cursor);
-      for (const { name } of page.records) {
+      for (const record of page.records) {
+        const name = record.name.replace(/\.$/, '');
         if (!name.endsWith(suffix)) continue;
         const rel = name.slice(0, -suffix.length);
         const id = rel.startsWith('*.') ? rel.slice(2) : rel;

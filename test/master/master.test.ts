@@ -42,9 +42,9 @@ if (requireDocker(t, ['omega/sandbox-python:latest', 'omega/sandbox-node:latest'
     // Sandboxes outlive their managers; this test removes every container its hosts started.
     for (const host of ['127.0.0.2', '127.0.0.3']) {
       const ids = execFileSync('docker', ['ps', '-aq', '--filter', `label=omega.host=${host}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
-      if (!ids.length) continue;
-      const volumes = execFileSync('docker', ['inspect', '-f', '{{index .Config.Labels "omega.volume"}}', ...ids], { encoding: 'utf8' }).split('\n').filter(Boolean);
-      execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
+      if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
+      // By label, not through the containers: a killed manager may have made a volume and no container yet.
+      const volumes = execFileSync('docker', ['volume', 'ls', '-q', '--filter', `label=omega.host=${host}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
       if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore' });
     }
     rc.disconnect();

@@ -1,5 +1,3 @@
-import type { Logger } from './log.js';
-
 /** What every Omega server is: started once, stopped (idempotently) once. */
 export interface Component {
   start(): Promise<void>;
@@ -14,12 +12,20 @@ export function once(stop: () => Promise<void>): () => Promise<void> {
   return () => (p ??= stop());
 }
 
+/** What stopping logs through: pino's Logger, or the worker's own small logger (which carries no pino). */
+type LogFn = (fields: Record<string, unknown> | string, msg?: string) => void;
+export interface StopLog {
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+
 /**
  * Start a component and stop it on the first SIGTERM or SIGINT. Stopping must
  * finish within `graceMs`, or the process exits 1 anyway; a second signal
  * exits at once.
  */
-export async function runUntilSignal(component: Component, log: Logger, graceMs = 10_000): Promise<void> {
+export async function runUntilSignal(component: Component, log: StopLog, graceMs = 10_000): Promise<void> {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -47,4 +53,36 @@ export async function runUntilSignal(component: Component, log: Logger, graceMs 
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   await component.start();
+}
+
+/**
+ * A task run every `intervalMs` and on demand. Runs that overlap share one
+ * pass (a timer tick while a pass is going does not start another); stop()
+ * ends the timer and waits for the pass in flight.
+ */
+export class Periodic<T> {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<T> | null = null;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly pass: () => Promise<T>,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => this.run().catch(this.onError), this.intervalMs);
+    this.timer.unref();
+  }
+
+  run(): Promise<T> {
+    this.running ??= this.pass().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => {});
+  }
 }

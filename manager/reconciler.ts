@@ -1,3 +1,4 @@
+import { Periodic } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import type { WarmPool } from './pool.js';
 import type { HostRegistry } from './registry.js';
@@ -19,8 +20,7 @@ export interface ReconcileReport {
  *  - the host's load score is set to what is actually recorded.
  */
 export class Reconciler {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<ReconcileReport> | null = null;
+  private readonly task: Periodic<ReconcileReport>;
 
   constructor(
     private readonly runtime: DockerRuntime,
@@ -29,25 +29,21 @@ export class Reconciler {
     private readonly pool: WarmPool,
     private readonly opts: { intervalMs: number; graceMs: number },
     private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => {
-      this.run().catch((err: unknown) => this.log.warn({ err }, 'reconcile failed'));
-    }, this.opts.intervalMs);
-    this.timer.unref();
+  ) {
+    this.task = new Periodic(opts.intervalMs, () => this.pass(), (err) => this.log.warn({ err }, 'reconcile failed'));
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running?.catch(() => {});
+  start(): void {
+    this.task.start();
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One pass; concurrent calls share it. */
   run(): Promise<ReconcileReport> {
-    this.running ??= this.pass().finally(() => (this.running = null));
-    return this.running;
+    return this.task.run();
   }
 
   private async pass(): Promise<ReconcileReport> {

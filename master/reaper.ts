@@ -1,4 +1,5 @@
 import { request } from 'undici';
+import { Periodic } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import type { Sandboxes } from './sandboxes.js';
 import { describe } from './sandboxes.js';
@@ -16,9 +17,7 @@ const RETRY_MS = 5000;
  *    names removed at once; a host silent for hostForgetSeconds is dropped.
  */
 export class Reaper {
-  private timers: NodeJS.Timeout[] = [];
-  private busy = new Set<string>();
-  private running: Array<Promise<unknown>> = [];
+  private readonly tasks: Array<Periodic<unknown>>;
   lostMarked = 0;
 
   constructor(
@@ -26,34 +25,22 @@ export class Reaper {
     private readonly sandboxes: Sandboxes,
     private readonly opts: { reapIntervalMs: number; idleCheckIntervalMs: number; hostForgetSeconds: number },
     private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    this.every(this.opts.reapIntervalMs, 'expiry', () => this.reapExpired());
-    this.every(this.opts.reapIntervalMs, 'hosts', () => this.checkHosts());
-    this.every(this.opts.idleCheckIntervalMs, 'idle', () => this.reapIdle());
+  ) {
+    const task = (ms: number, name: string, pass: () => Promise<unknown>) =>
+      new Periodic(ms, pass, (err) => this.log.warn({ err: describe(err), task: name }, 'reaper pass failed'));
+    this.tasks = [
+      task(opts.reapIntervalMs, 'expiry', () => this.reapExpired()),
+      task(opts.reapIntervalMs, 'hosts', () => this.checkHosts()),
+      task(opts.idleCheckIntervalMs, 'idle', () => this.reapIdle()),
+    ];
   }
 
-  private every(ms: number, name: string, fn: () => Promise<unknown>): void {
-    const timer = setInterval(() => {
-      if (this.busy.has(name)) return;
-      this.busy.add(name);
-      const p = fn()
-        .catch((err: unknown) => this.log.warn({ err: describe(err), task: name }, 'reaper pass failed'))
-        .finally(() => {
-          this.busy.delete(name);
-          this.running = this.running.filter((x) => x !== p);
-        });
-      this.running.push(p);
-    }, ms);
-    timer.unref();
-    this.timers.push(timer);
+  start(): void {
+    for (const t of this.tasks) t.start();
   }
 
   async stop(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
-    await Promise.allSettled(this.running);
+    await Promise.all(this.tasks.map((t) => t.stop()));
   }
 
   async reapExpired(): Promise<string[]> {

@@ -1,3 +1,4 @@
+import { Periodic } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import type { DnsClient, ManagerClient } from './clients.js';
 import { describe, type Sandboxes } from './sandboxes.js';
@@ -24,8 +25,7 @@ export interface MasterReconcileReport {
  * run from several masters at once: every step it takes is idempotent.
  */
 export class MasterReconciler {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<MasterReconcileReport> | null = null;
+  private readonly task: Periodic<MasterReconcileReport>;
 
   constructor(
     private readonly store: Store,
@@ -35,24 +35,21 @@ export class MasterReconciler {
     private readonly zone: string,
     private readonly opts: { intervalMs: number; createTimeoutMs: number; lostRetentionSeconds: number },
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.task = new Periodic(opts.intervalMs, () => this.pass(), (err) => this.log.warn({ err: describe(err) }, 'reconcile failed'));
+  }
 
   start(): void {
-    this.timer = setInterval(() => {
-      this.run().catch((err: unknown) => this.log.warn({ err: describe(err) }, 'reconcile failed'));
-    }, this.opts.intervalMs);
-    this.timer.unref();
+    this.task.start();
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running?.catch(() => {});
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
+  /** One pass; concurrent calls share it. */
   run(): Promise<MasterReconcileReport> {
-    this.running ??= this.pass().finally(() => (this.running = null));
-    return this.running;
+    return this.task.run();
   }
 
   private async pass(): Promise<MasterReconcileReport> {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Agent } from 'undici';
-import { once, type Component } from '../src/lifecycle.js';
+import { once, Periodic, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { safeUrl } from '../src/log.js';
 import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
@@ -35,7 +35,7 @@ export class MasterServer implements Component {
   readonly reaper: Reaper;
   readonly reconciler: MasterReconciler;
   readonly api: FastifyInstance;
-  private scaleInTimer: NodeJS.Timeout | null = null;
+  private readonly scaleIn: Periodic<string[]>;
   private url = '';
 
   constructor(
@@ -60,6 +60,11 @@ export class MasterServer implements Component {
       log.child({ component: 'scaler' }),
     );
     this.sandboxes = new Sandboxes(config, this.store, this.managers, this.dns, this.scaler, log.child({ component: 'sandboxes' }));
+    this.scaleIn = new Periodic(
+      Math.max(1000, Math.min(config.reconcileIntervalMs, config.hostIdleSeconds * 500 || 30_000)),
+      () => this.scaler.scaleIn(),
+      (err) => this.log.warn({ err: (err as Error).message }, 'scale-in failed'),
+    );
     this.runner = new Runner(config, this.sandboxes, log.child({ component: 'run' }));
     this.reaper = new Reaper(
       this.store,
@@ -129,16 +134,13 @@ export class MasterServer implements Component {
     await this.reconciler.run().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'first reconcile failed; retried on the timer'));
     this.reconciler.start();
     this.reaper.start();
-    this.scaleInTimer = setInterval(() => {
-      this.scaler.scaleIn().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'scale-in failed'));
-    }, Math.max(1000, Math.min(this.config.reconcileIntervalMs, this.config.hostIdleSeconds * 500 || 30_000)));
-    this.scaleInTimer.unref();
+    this.scaleIn.start();
   }
 
   /** Stop taking requests, let timers finish their pass, stop the provider's hosts, close connections. */
   readonly stop = once(async () => {
-    if (this.scaleInTimer) clearInterval(this.scaleInTimer);
     await this.api.close();
+    await this.scaleIn.stop();
     await this.reaper.stop();
     await this.reconciler.stop();
     await this.scaler.stop();

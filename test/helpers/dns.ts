@@ -7,6 +7,7 @@ import type { Test } from 'tap';
 import { loadConfig } from '../../dns/config.js';
 import { DnsServer } from '../../dns/server.js';
 import { createLogger } from '../../src/log.js';
+import { apiCaller, type Call } from './http.js';
 import type { TestRedis } from './redis.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
@@ -17,7 +18,7 @@ export interface StartedDns {
   api: string;
   prefix: string;
   /** fetch against the record API with the token. */
-  call(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any; headers: Headers }>;
+  call: Call;
 }
 
 /** A DnsServer on free ports, its own Redis key prefix (unless given), stopped at teardown. */
@@ -42,20 +43,7 @@ export async function startDns(t: Test, redis: TestRedis, env: Record<string, st
     port,
     api: apiUrl,
     prefix,
-    async call(method, path, body, token = TOKEN) {
-      const headers: Record<string, string> = {};
-      if (token) headers.authorization = `Bearer ${token}`;
-      if (body !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(`${apiUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // metrics and other text bodies
-      }
-      return { status: res.status, body: parsed, headers: res.headers };
-    },
+    call: apiCaller(apiUrl, TOKEN),
   };
 }
 

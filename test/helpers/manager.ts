@@ -3,6 +3,7 @@ import type { Test } from 'tap';
 import { loadConfig } from '../../manager/config.js';
 import { ManagerServer } from '../../manager/server.js';
 import { createLogger } from '../../src/log.js';
+import { apiCaller } from './http.js';
 import type { TestRedis } from './redis.js';
 
 export const MANAGER_TOKEN = 'manager-test-token-0123456789';
@@ -28,19 +29,6 @@ export async function startManager(t: Test, redis: TestRedis, env: Record<string
   const server = new ManagerServer(config, createLogger('manager', { level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
   t.teardown(() => server.stop());
   await server.start();
-  const call = async (method: string, path: string, body?: unknown, token: string | null = MANAGER_TOKEN) => {
-    const headers: Record<string, string> = {};
-    if (token) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${server.apiUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    let parsed: any = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // text body
-    }
-    return { status: res.status, body: parsed };
-  };
+  const call = apiCaller(server.apiUrl, MANAGER_TOKEN);
   return { server, config, call, prefix: `t${tag}`, hostId: config.hostId };
 }

@@ -5,6 +5,7 @@ import { createLogger } from '../../src/log.js';
 import type { StartedDns } from './dns.js';
 import { TOKEN as DNS_TOKEN } from './dns.js';
 import { MANAGER_TOKEN } from './manager.js';
+import { apiCaller } from './http.js';
 import type { TestRedis } from './redis.js';
 
 export const API_TOKEN = 'master-test-token-0123456789';
@@ -27,19 +28,6 @@ export async function startMaster(t: Test, redis: TestRedis, dns: StartedDns, en
   const server = new MasterServer(config, createLogger('master', { level: config.logLevel }));
   t.teardown(() => server.stop());
   await server.start();
-  const call = async (method: string, path: string, body?: unknown, token: string | null = API_TOKEN) => {
-    const headers: Record<string, string> = {};
-    if (token) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${server.apiUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    let parsed: any = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // text body
-    }
-    return { status: res.status, body: parsed, headers: res.headers };
-  };
+  const call = apiCaller(server.apiUrl, API_TOKEN);
   return { server, config, call };
 }

@@ -1,6 +1,6 @@
 # Omega: `make run` runs it locally, `make test` runs every test.
 SHELL := /bin/bash
-TEST_APT := redis-server dnsutils
+TEST_APT := redis-server dnsutils chromium
 BENCH_APT := dnsperf nsd
 
 .PHONY: all deps apt-test docker images build typecheck test run bench-dns bench-sandbox bench-allocate clean

@@ -4,6 +4,7 @@ import { dnsSettings } from '../dns/config.js';
 import { managerSettings } from '../manager/config.js';
 import { masterSettings } from '../master/config.js';
 import { workerSettings } from '../manager/worker/config.js';
+import { upSettings } from './up/settings.js';
 import { ConfigError, renderSettingsHelp, type SettingsSpec } from './config/settings.js';
 import type { Component } from './lifecycle.js';
 import type { Logger } from './log.js';
@@ -66,6 +67,14 @@ const PROGRAMS: Record<string, Program> = {
     },
     30_000,
   ),
+  up: {
+    summary: 'A whole Omega on this machine: Redis, dns, the first manager and the master, in the foreground',
+    settings: upSettings,
+    async run(argv) {
+      const { runUp } = await import('./up/main.js');
+      await runUp(process.env, argv);
+    },
+  },
   worker: {
     summary: 'In-sandbox agent: files, terminals, programs and previews over one WebSocket port',
     settings: workerSettings,

@@ -28,7 +28,7 @@ export const REDACT_PATHS = [
 export interface LogOptions {
   level?: string;
   /** Where lines go; tests pass a stream to read what was logged. */
-  destination?: NodeJS.WritableStream;
+  destination?: NodeJS.WritableStream | { write(chunk: string): void };
 }
 
 export function createLogger(service: string, opts: LogOptions = {}): Logger {

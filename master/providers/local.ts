@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { OmegaError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
+import { selfCommand } from '../../src/self.js';
 import type { LaunchedHost, Provider } from './provider.js';
 
 export interface LocalProviderOptions {
@@ -37,14 +37,6 @@ export class LocalProvider implements Provider {
     private readonly log: Logger,
   ) {}
 
-  /** The manager command: this same CLI, from source through tsx or built. */
-  private command(): { cmd: string; args: string[] } {
-    const fromSource = import.meta.url.endsWith('.ts');
-    const cli = fileURLToPath(new URL(`../../src/cli.${fromSource ? 'ts' : 'js'}`, import.meta.url));
-    const args = fromSource && !process.execArgv.some((a) => a.includes('tsx')) ? ['--import=tsx', cli] : [...process.execArgv.filter((a) => a.includes('tsx')), cli];
-    return { cmd: process.execPath, args: [...args, 'manager'] };
-  }
-
   private async nextAddress(): Promise<string> {
     const taken = new Set([...(await this.opts.takenAddresses()), ...this.children.keys()]);
     const [a, b, c, d] = this.opts.firstAddress.split('.').map(Number) as [number, number, number, number];
@@ -76,7 +68,7 @@ export class LocalProvider implements Provider {
       OMEGA_LOG_LEVEL: o.logLevel,
       ...(o.managerToken ? { OMEGA_MANAGER_TOKEN: o.managerToken } : { OMEGA_DEV: '1' }),
     });
-    const { cmd, args } = this.command();
+    const { cmd, args } = selfCommand('manager');
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'inherit', 'inherit'] });
     this.children.set(address, child);
     child.once('exit', (code, signal) => {

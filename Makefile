@@ -1,9 +1,10 @@
 # Omega: `make run` runs it locally, `make test` runs every test.
 SHELL := /bin/bash
-TEST_APT := redis-server dnsutils chromium
+RUN_APT := redis-server dnsutils
+TEST_APT := $(RUN_APT) chromium
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-test docker images build typecheck test run bench-dns bench-sandbox bench-allocate clean
+.PHONY: all deps apt-run apt-test docker images build typecheck test run bench-dns bench-sandbox bench-allocate clean
 
 all: build
 
@@ -34,10 +35,14 @@ test: deps apt-test images
 	npm run typecheck
 	npm test
 
-## Redis (if none answers), the DNS server on 127.0.0.1:5353, the master on
-## 127.0.0.1:8080 (its managers start on 127.0.0.2, ... as sandboxes need them).
-run: deps apt-test images
-	@infra/scripts/run-dev.sh
+## `omega up`: Redis (if none answers), the DNS server on 127.0.0.1:5353, the
+## first manager on 127.0.0.2 and the master on 127.0.0.1:8080 (more managers on
+## 127.0.0.3, ... as sandboxes need them). Ctrl-C deletes the sandboxes and stops.
+apt-run:
+	@infra/scripts/ensure-apt.sh $(RUN_APT)
+
+run: deps apt-run images
+	@node --import=tsx src/cli.ts up
 
 bench-dns: deps apt-test build
 	@infra/scripts/ensure-apt.sh $(BENCH_APT)

@@ -1,0 +1,105 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { dig as digAt } from './dns.js';
+import { freePort } from './ports.js';
+
+export interface StartedUp {
+  masterUrl: string;
+  apiToken: string;
+  dnsPort: number;
+  zone: string;
+  /** The first host's address (its manager, its sandboxes' ports). */
+  address: string;
+  stateDir: string;
+  pid: number;
+  /** Everything `omega up` has printed so far. */
+  output(): string;
+  /** The A records of `name` at Omega's DNS server, as `dig +short` gives them. */
+  dig(name: string): Promise<string[]>;
+  /** Ctrl-C (SIGINT, or the signal given) and wait for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+
+/**
+ * A whole Omega from `omega up`, as a user starts it, on free ports, with its
+ * own redis-server and state directory, its first host on `address` (each
+ * test file takes its own loopback address, so its containers are its own).
+ * Stopped (like Ctrl-C) at teardown if the test has not.
+ */
+export async function startUp(t: Test, opts: { address: string; env?: Record<string, string>; timeoutMs?: number }): Promise<StartedUp> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'omega-up-'));
+  const [redisPort, dnsPort, dnsApiPort, masterPort, managerPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    OMEGA_STATE_DIR: stateDir,
+    OMEGA_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    OMEGA_DNS_LISTEN: `127.0.0.1:${dnsPort}`,
+    OMEGA_DNS_API_LISTEN: `127.0.0.1:${dnsApiPort}`,
+    OMEGA_MASTER_LISTEN: `127.0.0.1:${masterPort}`,
+    OMEGA_LOCAL_FIRST_ADDRESS: opts.address,
+    OMEGA_LOCAL_MANAGER_PORT: String(managerPort),
+    OMEGA_LOCAL_MAX_HOSTS: '2',
+    OMEGA_LOCAL_POOL_SIZE: '1',
+    OMEGA_SANDBOX_MEMORY_MB: '256',
+    OMEGA_SANDBOX_CPUS: '0.5',
+    ...opts.env,
+  };
+  const child = spawn(process.execPath, ['--import=tsx', CLI, 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const echo = Boolean(process.env.TEST_LOG_LEVEL);
+  for (const s of [child.stdout!, child.stderr!]) {
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      out += d;
+      if (echo) process.stderr.write(d);
+    });
+  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stopped = false;
+  const stop = async (signal: NodeJS.Signals = 'SIGINT') => {
+    if (!stopped) {
+      stopped = true;
+      child.kill(signal);
+    }
+    return exited;
+  };
+  t.teardown(async () => {
+    await stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const ready = await Promise.race([
+    new Promise<'up'>((resolve) => {
+      const check = setInterval(() => {
+        if (out.includes('Omega is up.')) {
+          clearInterval(check);
+          resolve('up');
+        }
+      }, 50);
+      child.once('exit', () => clearInterval(check));
+    }),
+    exited.then((code) => `exited with ${code}` as const),
+    new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref()),
+  ]);
+  if (ready !== 'up') throw new Error(`omega up did not come up (${ready}); it printed:\n${out.slice(-4000)}`);
+
+  return {
+    masterUrl: `http://127.0.0.1:${masterPort}`,
+    apiToken: readFileSync(join(stateDir, 'api-token'), 'utf8').trim(),
+    dnsPort,
+    zone: 'sandbox.test',
+    address: opts.address,
+    stateDir,
+    pid: child.pid!,
+    output: () => out,
+    dig: async (name) => (await digAt(dnsPort, ['+short', name, 'A'])).raw.split('\n').filter(Boolean),
+    stop,
+  };
+}

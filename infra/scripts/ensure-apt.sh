@@ -14,7 +14,14 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Progress: apt numbers each download (Get:N) after saying how many packages
+# and megabytes it needs; on a terminal dpkg also draws a percentage bar.
+progress=()
+[ -t 1 ] && progress=(-o Dpkg::Progress-Fancy=1)
+echo "    [1/2] apt-get update"
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "    [2/2] apt-get install (downloads are numbered; dpkg then unpacks and sets up each)"
+$SUDO apt-get install -y --no-install-recommends "${progress[@]}" "${missing[@]}"
+echo "    installed: ${missing[*]}"
 # Debian starts redis-server and nsd as services on install; Omega runs its
 # own instances on its own ports, so leave the system ones as they are.

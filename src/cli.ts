@@ -4,6 +4,7 @@ import { dnsSettings } from '../dns/config.js';
 import { managerSettings } from '../manager/config.js';
 import { masterSettings } from '../master/config.js';
 import { workerSettings } from '../manager/worker/config.js';
+import { clientSettings } from './client/config.js';
 import { upSettings } from './up/settings.js';
 import { ConfigError, renderSettingsHelp, type SettingsSpec } from './config/settings.js';
 import type { Component } from './lifecycle.js';
@@ -16,7 +17,12 @@ import type { Logger } from './log.js';
 interface Program {
   summary: string;
   settings: SettingsSpec;
-  run(argv: string[]): Promise<void>;
+  /**
+   * A command (a client of a running master) runs to completion, handles its
+   * own --help and answers its exit code; a program runs until a signal.
+   */
+  command?: boolean;
+  run(argv: string[]): Promise<void | number>;
 }
 
 /**
@@ -84,6 +90,18 @@ const PROGRAMS: Record<string, Program> = {
       await runWorker(process.env, argv);
     },
   },
+  sandbox: {
+    summary: 'Create, list, show and delete sandboxes (`omega sandbox --help`)',
+    settings: clientSettings,
+    command: true,
+    run: async (argv) => (await import('./client/commands.js')).runSandbox(argv),
+  },
+  hosts: {
+    summary: 'List the master\'s hosts with their load, capacity and health',
+    settings: clientSettings,
+    command: true,
+    run: async (argv) => (await import('./client/commands.js')).runHosts(argv),
+  },
 };
 
 /** package.json sits above src/ when run from source and above dist/src/ when built. */
@@ -101,13 +119,20 @@ function version(): string {
 
 function usage(): string {
   const width = Math.max(...Object.keys(PROGRAMS).map((n) => n.length)) + 2;
+  const section = (command: boolean) =>
+    Object.entries(PROGRAMS)
+      .filter(([, p]) => Boolean(p.command) === command)
+      .map(([name, p]) => `  ${name.padEnd(width)}${p.summary}`);
   return [
-    'Usage: omega <program> [options]',
+    'Usage: omega <program|command> [options]',
     '',
-    'Programs:',
-    ...Object.entries(PROGRAMS).map(([name, p]) => `  ${name.padEnd(width)}${p.summary}`),
+    'Programs (servers that run until stopped):',
+    ...section(false),
     '',
-    'Run `omega <program> --help` for its settings. Each setting is an environment',
+    'Commands (clients of a running master; --json for scripts):',
+    ...section(true),
+    '',
+    'Run `omega <name> --help` for its settings. Each setting is an environment',
     'variable and a flag; a flag overrides the variable.',
   ].join('\n');
 }
@@ -127,6 +152,7 @@ async function main(args: string[]): Promise<number> {
     console.error(`omega: unknown program "${cmd}"\n\n${usage()}`);
     return 2;
   }
+  if (program.command) return (await program.run(rest)) ?? 0;
   if (rest.includes('--help') || rest.includes('-h')) {
     console.log(`Usage: omega ${cmd} [options]\n\n${program.summary}\n\nSettings (flag, environment variable, meaning, default):\n${renderSettingsHelp(program.settings)}`);
     return 0;

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) chromium
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker images build typecheck test run bench-dns bench-sandbox bench-allocate clean
+.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate clean
 
 all: build
 
@@ -23,7 +23,11 @@ docker:
 images: deps docker
 	@infra/images/build.sh
 
-build: deps
+## The web client the master serves at / (esbuild bundle into dist/web/).
+web: deps
+	npm run build:web
+
+build: deps web
 	npm run build
 
 typecheck: deps
@@ -31,7 +35,7 @@ typecheck: deps
 
 ## Everything a fresh Debian machine needs (apt packages, the Docker engine,
 ## the sandbox images), then the typecheck and every test.
-test: deps apt-test images
+test: deps apt-test images web
 	npm run typecheck
 	npm test
 
@@ -41,7 +45,7 @@ test: deps apt-test images
 apt-run:
 	@infra/scripts/ensure-apt.sh $(RUN_APT)
 
-run: deps apt-run images
+run: deps apt-run images web
 	@node --import=tsx src/cli.ts up
 
 bench-dns: deps apt-test build

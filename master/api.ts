@@ -7,6 +7,7 @@ import { createBodySchema, idParamsSchema, listQuerySchema, runBodySchema, timeo
 import type { Runner, RunRequest } from './runner.js';
 import type { CreateRequest, Sandboxes } from './sandboxes.js';
 import type { SandboxState, Store } from './store.js';
+import { registerWeb } from './web.js';
 
 export interface MasterApiOptions {
   sandboxes: Sandboxes;
@@ -14,6 +15,10 @@ export interface MasterApiOptions {
   store: Store;
   token: string | undefined;
   status(): Promise<{ redis: boolean; dns: boolean }>;
+  /** Templates a sandbox may be created from, for GET /v1/templates. */
+  templates: readonly string[];
+  /** The built web client served at `/` (see web.ts). */
+  webDir: string;
   log: Logger;
 }
 
@@ -66,6 +71,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
+  registerWeb(app, { dir: o.webDir, log: o.log });
 
   app.register(async (v1) => {
     v1.addHook('preHandler', bearerAuth(o.token));
@@ -141,6 +147,8 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       }
       return reply;
     });
+
+    v1.get('/v1/templates', async () => ({ templates: o.templates }));
 
     v1.get('/v1/hosts', async () => ({
       hosts: (await o.store.hosts()).map((h) => ({

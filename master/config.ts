@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { resolve } from 'node:path';
 import { commonSettings, devSetting, perTemplate, templateList, tokenSetting } from '../src/config/common.js';
 import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2.js';
 import { ConfigError, hostPort, int, loadSettings, oneOf, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
@@ -63,6 +64,14 @@ export const masterSettings = {
   runDefaultTimeoutMs: { env: 'OMEGA_RUN_DEFAULT_TIMEOUT_MS', flag: 'run-default-timeout-ms', description: 'POST /v1/run: time limit when the request gives none', default: 10_000, parse: int(100, 600_000) },
   ...ec2Settings,
   runMaxTimeoutMs: { env: 'OMEGA_RUN_MAX_TIMEOUT_MS', flag: 'run-max-timeout-ms', description: 'POST /v1/run: the longest time limit a request may ask for', default: 60_000, parse: int(100, 3_600_000) },
+  webDir: {
+    env: 'OMEGA_WEB_DIR',
+    flag: 'web-dir',
+    description: 'The built web client served at / (make web builds it)',
+    default: '',
+    defaultText: 'dist/web in the Omega package',
+    parse: (raw: string) => resolve(raw),
+  } satisfies Setting<string>,
 };
 
 export type MasterSettings = SettingsValues<typeof masterSettings>;

@@ -16,6 +16,7 @@ import { Runner } from './runner.js';
 import { Sandboxes } from './sandboxes.js';
 import { Scaler } from './scaler.js';
 import { Store } from './store.js';
+import { defaultWebDir } from './web.js';
 
 /**
  * `omega master`: the public API, and the timers that keep the system
@@ -87,6 +88,8 @@ export class MasterServer implements Component {
       store: this.store,
       token: config.token,
       status: async () => ({ redis: this.redis.status === 'ready', dns: await this.dns.healthy() }),
+      templates: config.templates,
+      webDir: config.webDir || defaultWebDir(),
       log: log.child({ component: 'api' }),
     });
   }

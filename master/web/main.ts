@@ -1,0 +1,158 @@
+import { ApiError, MasterApi, type SandboxView } from './api.js';
+import { byTestId, el, notice } from './dom.js';
+import { Session } from './session.js';
+import { store } from './store.js';
+
+/**
+ * The page: the API token, the template choice and Create, this browser's
+ * sandboxes, and the open one, named by the fragment (`/#<id>`) so a second
+ * tab on the same address attaches to the same sandbox.
+ */
+
+const api = new MasterApi(() => store.apiToken());
+const SANDBOX_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+let session: Session | null = null;
+/** The sandbox this tab just created: its session writes the starter file. */
+let freshId: string | null = null;
+
+function tokenState(state: 'missing' | 'ok' | 'refused' | 'unreachable'): void {
+  const s = byTestId('api-token-state');
+  s.dataset.state = state;
+  s.textContent = { missing: 'token needed', ok: 'token ok', refused: 'token refused', unreachable: 'master unreachable' }[state];
+}
+
+function apiProblem(what: string, err: unknown): void {
+  if (err instanceof ApiError && err.status === 401) {
+    tokenState('refused');
+    notice('The master refused the API token (401).', 'error', 'Enter the value of OMEGA_API_TOKEN above (make run keeps it in .omega/api-token).');
+  } else {
+    notice(what, 'error', err instanceof ApiError ? `${err.code}: ${err.message}` : String(err));
+  }
+}
+
+async function loadTemplates(): Promise<boolean> {
+  const select = byTestId<HTMLSelectElement>('template');
+  const create = byTestId<HTMLButtonElement>('create');
+  create.disabled = true;
+  if (!store.apiToken()) {
+    tokenState('missing');
+    return false;
+  }
+  try {
+    const templates = await api.templates();
+    const previous = select.value || 'python';
+    select.replaceChildren(...templates.map((t) => el('option', { text: t, attrs: { value: t } })));
+    if (templates.includes(previous)) select.value = previous;
+    create.disabled = false;
+    tokenState('ok');
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 0) tokenState('unreachable');
+    apiProblem('Could not list the templates', err);
+    return false;
+  }
+}
+
+async function create(): Promise<void> {
+  const button = byTestId<HTMLButtonElement>('create');
+  const template = byTestId<HTMLSelectElement>('template').value;
+  button.disabled = true;
+  button.textContent = 'Creating…';
+  notice(null);
+  try {
+    const c = await api.create(template);
+    store.saveSandbox({ id: c.id, token: c.token, hostname: c.hostname, template: c.template, createdAt: c.createdAt });
+    freshId = c.id;
+    location.hash = c.id;
+  } catch (err) {
+    apiProblem(`Could not create a ${template} sandbox`, err);
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Create sandbox';
+  }
+}
+
+function renderList(): void {
+  const list = byTestId('sandbox-list');
+  const saved = store.sandboxes();
+  byTestId('sandbox-count').textContent = String(saved.length);
+  const current = session?.id;
+  list.replaceChildren(
+    ...saved.map((s) =>
+      el(
+        'li',
+        { className: s.id === current ? 'current' : '' },
+        el('a', { text: s.id, attrs: { href: `#${s.id}` }, testid: `sandbox-${s.id}` }),
+        el('span', { className: 'muted', text: ` ${s.template} · ${new Date(s.createdAt).toLocaleTimeString()}` }),
+      ),
+    ),
+  );
+  if (!saved.length) list.append(el('li', { className: 'muted', text: 'None yet.' }));
+}
+
+/** Forget the sandboxes the master no longer has (their tokens are useless now). */
+async function pruneList(): Promise<void> {
+  await Promise.all(
+    store.sandboxes().map(async (s) => {
+      try {
+        await api.get(s.id);
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) store.forgetSandbox(s.id);
+      }
+    }),
+  );
+  renderList();
+}
+
+function onGone(id: string, reason: string, view: SandboxView | null): void {
+  // Deleted or expired: nothing brings it back. A lost one stays listed while the master lists it.
+  if (view?.state !== 'lost' || reason === 'deleted') store.forgetSandbox(id);
+  renderList();
+}
+
+function route(): void {
+  const id = decodeURIComponent(location.hash.slice(1));
+  if (session && session.id === id) return;
+  session?.dispose();
+  session = null;
+  notice(null);
+  if (!id || !SANDBOX_ID.test(id) || !store.apiToken()) {
+    document.body.dataset.view = 'welcome';
+    if (id && !store.apiToken()) notice(`Enter the API token to open sandbox ${id}.`);
+    renderList();
+    return;
+  }
+  session = new Session(id, { api, fresh: freshId === id, onGone });
+  freshId = null;
+  void session.start();
+  renderList();
+}
+
+function init(): void {
+  const input = byTestId<HTMLInputElement>('api-token');
+  input.value = store.apiToken() ?? '';
+  byTestId('token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    store.setApiToken(input.value.trim() || null);
+    notice(null);
+    void loadTemplates().then((ok) => {
+      if (!ok) return;
+      void pruneList();
+      route();
+    });
+  });
+  byTestId('create').addEventListener('click', () => void create());
+  // Another tab created or forgot a sandbox, or changed the token.
+  window.addEventListener('storage', (ev) => {
+    if (ev.key === 'omega.sandboxes') renderList();
+    if (ev.key === 'omega.apiToken') input.value = store.apiToken() ?? '';
+  });
+  window.addEventListener('hashchange', route);
+  renderList();
+  void loadTemplates().then((ok) => {
+    if (ok) void pruneList();
+  });
+  route();
+}
+
+init();

@@ -1,0 +1,303 @@
+import type { ApiError, MasterApi, SandboxView } from './api.js';
+import { byTestId, debounce, notice } from './dom.js';
+import { Editor, type SaveState } from './editor.js';
+import { Previews } from './previews.js';
+import { store } from './store.js';
+import { runCommand, starterFor } from './templates.js';
+import { Term } from './terminal.js';
+import { FileTree } from './tree.js';
+import { SandboxWatch } from './watch.js';
+import { WorkerSocket, type ConnState } from './worker.js';
+
+/**
+ * One open sandbox: its worker connection and everything on it (file tree,
+ * editor, terminal, previews), the master's view of it (time left, gone),
+ * and the buttons. `dispose()` when the page switches to another one.
+ */
+
+export interface SessionOptions {
+  api: MasterApi;
+  /** Created by this page just now: write the template's starter file. */
+  fresh: boolean;
+  onGone(id: string, reason: string, view: SandboxView | null): void;
+}
+
+const SAVE_TEXT: Record<SaveState, string> = { saved: 'saved', unsaved: 'edited', saving: 'saving…', error: 'not saved', none: '' };
+
+export class Session {
+  private readonly abort = new AbortController();
+  private readonly watch: SandboxWatch;
+  private readonly tree: FileTree;
+  private readonly editor: Editor;
+  private socket: WorkerSocket | null = null;
+  private term: Term | null = null;
+  private previews: Previews | null = null;
+  private template = '';
+  private firstConnect = true;
+  private problemShown = false;
+  private disposed = false;
+
+  constructor(
+    readonly id: string,
+    private readonly opts: SessionOptions,
+  ) {
+    this.watch = new SandboxWatch(opts.api, id, byTestId('time-left'), {
+      onView: (v) => this.showView(v),
+      onGone: (reason) => this.gone(reason),
+      onError: (err) => this.masterError(err),
+    });
+    this.tree = new FileTree(byTestId('file-tree'), {
+      list: async (path) => (await this.request('fs.list', { path })).entries,
+      onOpenFile: (path) => void this.openFile(path),
+    });
+    this.editor = new Editor(byTestId('editor'), {
+      read: async (path) => (await this.request('fs.read', { path })).content,
+      write: async (path, content) => void (await this.request('fs.write', { path, content })),
+      onSaveState: (state, detail) => {
+        const s = byTestId('save-state');
+        s.dataset.state = state;
+        s.textContent = SAVE_TEXT[state];
+        s.title = detail ?? '';
+      },
+    });
+    const on = (id: string, fn: () => void) => byTestId(id).addEventListener('click', fn, { signal: this.abort.signal });
+    on('run', () => void this.run());
+    on('delete', () => void this.delete());
+    on('new-file', () => this.toggleNewFile());
+    byTestId('new-file-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      void this.newFile();
+    }, { signal: this.abort.signal });
+  }
+
+  private request: WorkerSocket['request'] = (method, params) => {
+    if (!this.socket) return Promise.reject(new Error('not connected to the sandbox'));
+    return this.socket.request(method, params);
+  };
+
+  async start(): Promise<void> {
+    document.body.dataset.view = 'sandbox';
+    this.setButtons(false);
+    byTestId('hostname').textContent = this.id;
+    this.setStatus('connecting', 'looking up the sandbox…');
+    if (!(await this.watch.check()) || this.disposed) return;
+    const saved = store.sandbox(this.id);
+    if (!saved) {
+      this.setStatus('error', 'no token for this sandbox');
+      notice(`This browser has no token for sandbox ${this.id}.`, 'error', 'The master shows a sandbox\'s token only once, when it is created: open it in the browser that created it.');
+      this.watch.start();
+      return;
+    }
+    this.template = saved.template;
+    let view = this.watch.view!;
+    while (!view.port) {
+      // Still being created by another tab or client.
+      await new Promise((r) => setTimeout(r, 1000));
+      if (!(await this.watch.check()) || this.disposed) return;
+      view = this.watch.view!;
+    }
+    if (location.protocol === 'https:') {
+      notice('This page was loaded over https, but sandbox workers speak plain ws://, which the browser will block.', 'error', 'Open the page over http, or put the workers behind a TLS proxy.');
+    }
+    const socket = new WorkerSocket({
+      hostname: view.hostname,
+      port: view.port,
+      token: saved.token,
+      onState: (s) => this.connState(s),
+      onDrop: () => this.watch.check(),
+    });
+    this.socket = socket;
+    socket.on('fs.changed', (c) => {
+      this.refreshTree();
+      const open = this.editor.path;
+      if (!open) return;
+      if (c.path === open || open.startsWith(`${c.path}/`)) {
+        if (c.kind === 'deleted') this.editorNote(`${open} was deleted in the sandbox; typing here writes it again`);
+        else void this.editor.reload().catch(() => {});
+      }
+    });
+    this.term = new Term(byTestId('terminal'), this.id, socket);
+    this.previews = new Previews(byTestId('preview-links'), { id: this.id, hostname: view.hostname, port: view.port, token: saved.token }, socket);
+    this.watch.start();
+    socket.start();
+  }
+
+  private readonly refreshTree = debounce(() => void this.tree.refresh(), 100);
+
+  private showView(v: SandboxView): void {
+    const h = byTestId('hostname');
+    h.textContent = v.hostname;
+    h.title = `the master reports address ${v.address}, worker port ${v.port ?? '-'}; template ${v.template}`;
+    byTestId('template-name').textContent = v.template;
+  }
+
+  private setStatus(state: string, text: string): void {
+    const s = byTestId('status');
+    s.dataset.state = state;
+    s.textContent = text;
+  }
+
+  private setButtons(enabled: boolean): void {
+    for (const id of ['run', 'new-file']) (byTestId(id) as HTMLButtonElement).disabled = !enabled;
+    (byTestId('delete') as HTMLButtonElement).disabled = this.watch.gone !== null;
+  }
+
+  private connState(s: ConnState): void {
+    if (this.watch.gone || this.disposed) return;
+    if (s.state === 'connecting') {
+      this.setStatus('connecting', this.firstConnect ? 'connecting…' : 'reconnecting…');
+    } else if (s.state === 'connected') {
+      void this.connected();
+    } else if (s.state === 'waiting') {
+      this.setButtons(false);
+      const secs = Math.max(1, Math.round(s.retryInMs / 1000));
+      if (s.everOpened || s.reachable === null) {
+        this.setStatus('reconnecting', `connection lost, reconnecting in ${secs} s`);
+      } else if (s.reachable) {
+        this.setStatus('refused', `the worker refused this browser's token; retrying in ${secs} s`);
+        this.problem('The sandbox\'s worker refused the connection.', 'It answers, but not to the token this browser keeps for the sandbox.');
+      } else {
+        this.setStatus('unreachable', `cannot reach the worker; retrying in ${secs} s`);
+        this.unreachable();
+      }
+    }
+  }
+
+  private problem(message: string, ...details: string[]): void {
+    if (this.problemShown) return;
+    this.problemShown = true;
+    notice(message, 'error', ...details);
+  }
+
+  /** The browser could not open ws://<hostname>:<port>: most likely its resolver does not know the zone. */
+  private unreachable(): void {
+    const v = this.watch.view!;
+    const zone = v.hostname.slice(v.hostname.indexOf('.') + 1);
+    this.problem(
+      `This browser cannot reach ${v.hostname}:${v.port}.`,
+      `Most likely its resolver does not know the zone ${zone}: the name is answered only by Omega's DNS server. Delegate ${zone} to it, or point this machine's resolver at it: see docs/dns-delegation.md.`,
+      `The master reported the address ${v.address} for this sandbox (worker port ${v.port}). The page does not fall back to the address: preview links need the name too.`,
+    );
+  }
+
+  private async connected(): Promise<void> {
+    this.setStatus('connected', 'connected');
+    if (this.problemShown) notice(null);
+    this.problemShown = false;
+    this.setButtons(true);
+    await Promise.all([this.tree.refresh(), this.term!.attach(), this.previews!.refresh()]);
+    if (this.firstConnect) {
+      this.firstConnect = false;
+      await this.openInitial();
+    } else if (this.editor.dirty) {
+      await this.editor.flush();
+    } else {
+      await this.editor.reload().catch(() => {});
+    }
+  }
+
+  private async openInitial(): Promise<void> {
+    const starter = starterFor(this.template);
+    if (this.opts.fresh && starter && !this.tree.has(starter.file)) {
+      await this.request('fs.write', { path: starter.file, content: starter.content });
+      await this.tree.refresh();
+    }
+    const remembered = store.openFile(this.id);
+    const first = [remembered, starter?.file].find((p) => p && this.tree.has(p));
+    if (first) await this.openFile(first);
+  }
+
+  private async openFile(path: string): Promise<void> {
+    try {
+      await this.editor.open(path);
+      byTestId('file-name').textContent = path;
+      byTestId('editor').dataset.path = path;
+      store.setOpenFile(this.id, path);
+      this.tree.setActive(path);
+    } catch (err) {
+      notice(`Could not open ${path}`, 'error', (err as Error).message);
+    }
+  }
+
+  private editorNote(text: string): void {
+    const s = byTestId('save-state');
+    s.dataset.state = 'deleted';
+    s.textContent = 'deleted';
+    s.title = text;
+  }
+
+  private async run(): Promise<void> {
+    if (!this.socket?.connected || !this.term) return;
+    await this.editor.flush();
+    const command = runCommand(this.editor.path, this.template);
+    if (!command) {
+      notice('Nothing to run', 'info', 'Open a .py, .js or .sh file, or type the command in the terminal.');
+      return;
+    }
+    this.term.focus();
+    await this.term.run(command);
+  }
+
+  private toggleNewFile(): void {
+    const form = byTestId('new-file-form');
+    form.hidden = !form.hidden;
+    if (!form.hidden) byTestId<HTMLInputElement>('new-file-name').focus();
+  }
+
+  private async newFile(): Promise<void> {
+    const input = byTestId<HTMLInputElement>('new-file-name');
+    const path = input.value.trim().replace(/^\/+/, '');
+    if (!path) return;
+    try {
+      if (!this.tree.has(path)) await this.request('fs.write', { path, content: '' });
+      await this.tree.reveal(path);
+      await this.openFile(path);
+      input.value = '';
+      byTestId('new-file-form').hidden = true;
+    } catch (err) {
+      notice(`Could not create ${path}`, 'error', (err as Error).message);
+    }
+  }
+
+  private async delete(): Promise<void> {
+    if (!confirm(`Delete sandbox ${this.id}? Its files and processes go with it.`)) return;
+    this.setStatus('deleting', 'deleting…');
+    try {
+      await this.editor.flush().catch(() => {});
+      await this.opts.api.delete(this.id);
+      this.watch.markGone('deleted');
+    } catch (err) {
+      this.setStatus('error', 'delete failed');
+      notice('The master did not delete the sandbox', 'error', (err as Error).message);
+    }
+  }
+
+  private masterError(err: ApiError): void {
+    if (err.status === 401) notice('The master refused the API token (401).', 'error', 'Enter the token again above (make run keeps it in .omega/api-token).');
+  }
+
+  private gone(reason: string): void {
+    this.setStatus('gone', `gone: ${reason}`);
+    this.socket?.stop();
+    this.editor.setReadOnly(true);
+    this.setButtons(false);
+    this.term?.xterm.write(`\r\n\x1b[2m[the sandbox is gone: ${reason}]\x1b[0m\r\n`);
+    document.body.dataset.gone = 'true';
+    notice(`Sandbox ${this.id} is gone: ${reason}.`, 'info', 'Its files and processes went with it. Create a new sandbox above.');
+    this.opts.onGone(this.id, reason, this.watch.view);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.abort.abort();
+    this.watch.stop();
+    this.socket?.stop();
+    this.term?.destroy();
+    this.previews?.destroy();
+    this.editor.destroy();
+    this.refreshTree.cancel();
+    byTestId('file-tree').replaceChildren();
+    delete document.body.dataset.gone;
+    for (const id of ['file-name', 'save-state', 'hostname', 'time-left', 'status', 'template-name']) byTestId(id).textContent = '';
+  }
+}

@@ -31,7 +31,7 @@ export interface Column<R> {
   align?: 'left' | 'right';
 }
 
-/** The table as lines; the last column is not padded, so no line ends in spaces. */
+/** The table as lines; no line ends in spaces (an empty last cell included). */
 export function renderTable<R>(rows: R[], columns: Column<R>[], opts: { color: boolean }): string {
   const cells = rows.map((r) => columns.map((c) => c.value(r)));
   const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((row) => row[i]!.length)));
@@ -44,7 +44,8 @@ export function renderTable<R>(rows: R[], columns: Column<R>[], opts: { color: b
         if (columns[i]!.align === 'right') return pad + shown;
         return last ? shown : shown + pad;
       })
-      .join('  ');
+      .join('  ')
+      .replace(/ +$/, '');
   return [
     line(columns.map((c) => c.header), columns.map(() => 'bold' as const)),
     ...rows.map((r, j) => line(cells[j]!, columns.map((c) => c.color?.(r)))),

@@ -29,7 +29,7 @@ export const clientSettings = {
   apiToken: {
     env: 'OMEGA_API_TOKEN',
     flag: 'api-token',
-    description: 'Bearer token of the master\'s API',
+    description: 'Bearer token of the master\'s API (the variable or the file rather than the flag, which other users see in `ps`)',
     default: undefined,
     defaultText: '<state dir>/api-token',
     secret: true,

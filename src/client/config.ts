@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stateDirSetting } from '../config/common.js';
 import { ConfigError, loadSettings, type LoadOptions, type Setting } from '../config/settings.js';
 
 /** Where the master is when nothing says otherwise: `make run`'s address. */
@@ -38,13 +39,7 @@ export const clientSettings = {
       return raw.trim();
     },
   } satisfies Setting<string | undefined>,
-  stateDir: {
-    env: 'OMEGA_STATE_DIR',
-    flag: 'state-dir',
-    description: 'Directory where `make run` / `omega up` keep master-url and api-token',
-    default: '.omega',
-    parse: (raw: string) => raw,
-  } satisfies Setting<string>,
+  stateDir: stateDirSetting,
 };
 
 export interface ClientConfig {

@@ -30,6 +30,15 @@ export const commonSettings = {
 
 export { str };
 
+/** Where `omega up` keeps its tokens and the master's address, and where the client commands read them. */
+export const stateDirSetting = {
+  env: 'OMEGA_STATE_DIR',
+  flag: 'state-dir',
+  description: 'Directory where `omega up` (`make run`) keeps its tokens (mode 600), the master\'s address and its own Redis\'s data',
+  default: '.omega',
+  parse: (raw: string) => raw,
+} satisfies Setting<string>;
+
 /** A program's API bearer token: secret, at least 16 characters. */
 export function tokenSetting(env: string, what: string): Setting<string | undefined> {
   return {

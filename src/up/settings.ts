@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { commonSettings } from '../config/common.js';
+import { commonSettings, stateDirSetting } from '../config/common.js';
 import { hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../config/settings.js';
 
 /**
@@ -8,13 +8,7 @@ import { hostPort, int, loadSettings, type LoadOptions, type Setting, type Setti
  */
 export const upSettings = {
   ...commonSettings,
-  stateDir: {
-    env: 'OMEGA_STATE_DIR',
-    flag: 'state-dir',
-    description: 'Where `omega up` keeps its tokens (mode 600), the master\'s address and its own Redis\'s data',
-    default: '.omega',
-    parse: (raw: string) => raw,
-  } satisfies Setting<string>,
+  stateDir: stateDirSetting,
   zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'The sandbox zone', default: 'sandbox.test', parse: (raw: string) => raw.toLowerCase().replace(/\.$/, '') } satisfies Setting<string>,
   dnsListen: { env: 'OMEGA_DNS_LISTEN', flag: 'dns-listen', description: 'Where `omega dns` answers (UDP and TCP)', default: { host: '127.0.0.1', port: 5353 }, defaultText: '127.0.0.1:5353', parse: hostPort() },
   dnsApiListen: { env: 'OMEGA_DNS_API_LISTEN', flag: 'dns-api-listen', description: 'Where the DNS record API listens', default: { host: '127.0.0.1', port: 8053 }, defaultText: '127.0.0.1:8053', parse: hostPort() },

@@ -11,6 +11,7 @@ import { TestRedis } from '../helpers/redis.js';
 import { startUp } from '../helpers/up.js';
 
 const ADDRESS = '127.0.0.100';
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 const mode = (p: string) => statSync(p).mode & 0o777;
 
 /** Containers and volumes Omega labelled with a host. */
@@ -33,12 +34,14 @@ function descendants(pid: number): number[] {
   return kids.flatMap((k) => [k, ...descendants(k)]);
 }
 
-function alive(pid: number): boolean {
+/** Running (a zombie waiting for its parent to reap it has exited), with its command line. */
+function alive(pid: number): string | null {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/^\d+ \(.*\) Z/.test(stat)) return null;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -90,6 +93,11 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.same(await up.dig(sb.hostname), [ADDRESS], 'Omega DNS answers the sandbox name with its host');
     t.ok(labelled(ADDRESS).length > 0, 'its container runs');
 
+    // The client commands find this master and its token through the state directory alone.
+    const cli = (...args: string[]) => JSON.parse(execFileSync(process.execPath, ['--import=tsx', CLI, ...args, '--json', '--state-dir', up.stateDir], { encoding: 'utf8', env: { PATH: process.env.PATH } }));
+    t.same((cli('sandbox', 'list') as { id: string }[]).map((x) => x.id), [sb.id], 'omega sandbox list');
+    t.same((cli('hosts') as { hosts: { id: string }[] }).hosts.map((h) => h.id), [ADDRESS], 'omega hosts');
+
     // A crashed program is restarted by the supervisor.
     const dnsPid = Number(execFileSync('pgrep', ['-P', String(up.pid), '-f', 'cli.ts dns'], { encoding: 'utf8' }).trim());
     t.ok(dnsPid > 0, 'dns is a child of omega up');
@@ -107,7 +115,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     const redisPort = Number(/port (\d+)/.exec(readFileSync(join(up.stateDir, 'redis.conf'), 'utf8'))![1]);
     t.notOk(await listening(redisPort), 'its own redis-server stopped');
     t.notOk(await listening(Number(new URL(up.masterUrl).port)), 'the master stopped');
-    t.same(tree.filter(alive), [], 'no process it started outlives it');
+    t.same(tree.map(alive).filter(Boolean), [], 'no process it started outlives it');
   });
 
   t.test('omega up uses a Redis that answers at OMEGA_REDIS_URL', async (t) => {

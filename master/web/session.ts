@@ -2,6 +2,7 @@ import type { ApiError, MasterApi, SandboxView } from './api.js';
 import { byTestId, debounce, notice } from './dom.js';
 import { Editor, type SaveState } from './editor.js';
 import { Previews } from './previews.js';
+import { StatusLine } from './status.js';
 import { store } from './store.js';
 import { runCommand, starterFor } from './templates.js';
 import { Term } from './terminal.js';
@@ -34,8 +35,9 @@ export class Session {
   private previews: Previews | null = null;
   private template = '';
   private firstConnect = true;
-  private problemShown = false;
+  private readonly status = new StatusLine();
   private disposed = false;
+  private deleting = false;
 
   constructor(
     readonly id: string,
@@ -79,11 +81,11 @@ export class Session {
     document.body.dataset.view = 'sandbox';
     this.setButtons(false);
     byTestId('hostname').textContent = this.id;
-    this.setStatus('connecting', 'looking up the sandbox…');
+    this.status.set('connecting', 'looking up the sandbox…');
     if (!(await this.watch.check()) || this.disposed) return;
     const saved = store.sandbox(this.id);
     if (!saved) {
-      this.setStatus('error', 'no token for this sandbox');
+      this.status.set('error', 'no token for this sandbox');
       notice(`This browser has no token for sandbox ${this.id}.`, 'error', 'The master shows a sandbox\'s token only once, when it is created: open it in the browser that created it.');
       this.watch.start();
       return;
@@ -131,59 +133,20 @@ export class Session {
     byTestId('template-name').textContent = v.template;
   }
 
-  private setStatus(state: string, text: string): void {
-    const s = byTestId('status');
-    s.dataset.state = state;
-    s.textContent = text;
-  }
-
   private setButtons(enabled: boolean): void {
     for (const id of ['run', 'new-file']) (byTestId(id) as HTMLButtonElement).disabled = !enabled;
     (byTestId('delete') as HTMLButtonElement).disabled = this.watch.gone !== null;
   }
 
   private connState(s: ConnState): void {
-    if (this.watch.gone || this.disposed) return;
-    if (s.state === 'connecting') {
-      this.setStatus('connecting', this.firstConnect ? 'connecting…' : 'reconnecting…');
-    } else if (s.state === 'connected') {
-      void this.connected();
-    } else if (s.state === 'waiting') {
-      this.setButtons(false);
-      const secs = Math.max(1, Math.round(s.retryInMs / 1000));
-      if (s.everOpened || s.reachable === null) {
-        this.setStatus('reconnecting', `connection lost, reconnecting in ${secs} s`);
-      } else if (s.reachable) {
-        this.setStatus('refused', `the worker refused this browser's token; retrying in ${secs} s`);
-        this.problem('The sandbox\'s worker refused the connection.', 'It answers, but not to the token this browser keeps for the sandbox.');
-      } else {
-        this.setStatus('unreachable', `cannot reach the worker; retrying in ${secs} s`);
-        this.unreachable();
-      }
-    }
-  }
-
-  private problem(message: string, ...details: string[]): void {
-    if (this.problemShown) return;
-    this.problemShown = true;
-    notice(message, 'error', ...details);
-  }
-
-  /** The browser could not open ws://<hostname>:<port>: most likely its resolver does not know the zone. */
-  private unreachable(): void {
-    const v = this.watch.view!;
-    const zone = v.hostname.slice(v.hostname.indexOf('.') + 1);
-    this.problem(
-      `This browser cannot reach ${v.hostname}:${v.port}.`,
-      `Most likely its resolver does not know the zone ${zone}: the name is answered only by Omega's DNS server. Delegate ${zone} to it, or point this machine's resolver at it: see docs/dns-delegation.md.`,
-      `The master reported the address ${v.address} for this sandbox (worker port ${v.port}). The page does not fall back to the address: preview links need the name too.`,
-    );
+    if (this.watch.gone || this.disposed || s.state === 'stopped') return;
+    if (s.state === 'connected') return void this.connected();
+    if (s.state === 'waiting') this.setButtons(false);
+    this.status.connection(s, this.watch.view!, this.firstConnect);
   }
 
   private async connected(): Promise<void> {
-    this.setStatus('connected', 'connected');
-    if (this.problemShown) notice(null);
-    this.problemShown = false;
+    this.status.connected();
     this.setButtons(true);
     await Promise.all([this.tree.refresh(), this.term!.attach(), this.previews!.refresh()]);
     if (this.firstConnect) {
@@ -261,13 +224,17 @@ export class Session {
 
   private async delete(): Promise<void> {
     if (!confirm(`Delete sandbox ${this.id}? Its files and processes go with it.`)) return;
-    this.setStatus('deleting', 'deleting…');
+    // The worker's connection closes before the master answers: that is this deletion, not a surprise.
+    this.deleting = true;
+    this.status.set('deleting', 'deleting…');
     try {
       await this.editor.flush().catch(() => {});
       await this.opts.api.delete(this.id);
       this.watch.markGone('deleted');
     } catch (err) {
-      this.setStatus('error', 'delete failed');
+      this.deleting = false;
+      if (this.watch.gone) return;
+      this.status.set('error', 'delete failed');
       notice('The master did not delete the sandbox', 'error', (err as Error).message);
     }
   }
@@ -276,8 +243,9 @@ export class Session {
     if (err.status === 401) notice('The master refused the API token (401).', 'error', 'Enter the token again above (make run keeps it in .omega/api-token).');
   }
 
-  private gone(reason: string): void {
-    this.setStatus('gone', `gone: ${reason}`);
+  private gone(why: string): void {
+    const reason = this.deleting ? 'deleted' : why;
+    this.status.set('gone', `gone: ${reason}`);
     this.socket?.stop();
     this.editor.setReadOnly(true);
     this.setButtons(false);

@@ -18,7 +18,7 @@ let freshId: string | null = null;
 function tokenState(state: 'missing' | 'ok' | 'refused' | 'unreachable'): void {
   const s = byTestId('api-token-state');
   s.dataset.state = state;
-  s.textContent = { missing: 'token needed', ok: 'token ok', refused: 'token refused', unreachable: 'master unreachable' }[state];
+  s.textContent = { missing: 'the master needs its API token', ok: 'token ok', refused: 'token refused', unreachable: 'master unreachable' }[state];
 }
 
 function apiProblem(what: string, err: unknown): void {
@@ -34,10 +34,6 @@ async function loadTemplates(): Promise<boolean> {
   const select = byTestId<HTMLSelectElement>('template');
   const create = byTestId<HTMLButtonElement>('create');
   create.disabled = true;
-  if (!store.apiToken()) {
-    tokenState('missing');
-    return false;
-  }
   try {
     const templates = await api.templates();
     const previous = select.value || 'python';
@@ -47,8 +43,9 @@ async function loadTemplates(): Promise<boolean> {
     tokenState('ok');
     return true;
   } catch (err) {
-    if (err instanceof ApiError && err.status === 0) tokenState('unreachable');
-    apiProblem('Could not list the templates', err);
+    if (err instanceof ApiError && err.status === 401 && !store.apiToken()) tokenState('missing');
+    else if (err instanceof ApiError && err.status === 0) tokenState('unreachable');
+    if (store.apiToken() || !(err instanceof ApiError) || err.status !== 401) apiProblem('Could not list the templates', err);
     return false;
   }
 }
@@ -116,9 +113,8 @@ function route(): void {
   session?.dispose();
   session = null;
   notice(null);
-  if (!id || !SANDBOX_ID.test(id) || !store.apiToken()) {
+  if (!id || !SANDBOX_ID.test(id)) {
     document.body.dataset.view = 'welcome';
-    if (id && !store.apiToken()) notice(`Enter the API token to open sandbox ${id}.`);
     renderList();
     return;
   }

@@ -82,7 +82,11 @@ export class Session {
     this.setButtons(false);
     byTestId('hostname').textContent = this.id;
     this.status.set('connecting', 'looking up the sandbox…');
-    if (!(await this.watch.check()) || this.disposed) return;
+    // Until the master answers (it may be unreachable, or want a token first).
+    while (!this.watch.view) {
+      if (!(await this.watch.check()) || this.disposed) return;
+      if (!this.watch.view) await new Promise((r) => setTimeout(r, 3000));
+    }
     const saved = store.sandbox(this.id);
     if (!saved) {
       this.status.set('error', 'no token for this sandbox');
@@ -240,7 +244,8 @@ export class Session {
   }
 
   private masterError(err: ApiError): void {
-    if (err.status === 401) notice('The master refused the API token (401).', 'error', 'Enter the token again above (make run keeps it in .omega/api-token).');
+    if (!this.watch.view) this.status.set('error', err.status === 401 ? 'the master wants the API token' : 'the master does not answer');
+    if (err.status === 401) notice('The master refused the API token (401).', 'error', 'Enter the token above (make run keeps it in .omega/api-token).');
   }
 
   private gone(why: string): void {

@@ -76,12 +76,22 @@ export class WorkerSocket {
   }
 
   start(): void {
+    // Back online (or the laptop woke up): try now rather than at the end of the backoff.
+    window.addEventListener('online', this.retryNow);
     this.open();
   }
+
+  private readonly retryNow = (): void => {
+    if (this.stopped || !this.retryTimer) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.open();
+  };
 
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    window.removeEventListener('online', this.retryNow);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const ws = this.ws;
     this.teardown();
@@ -195,7 +205,10 @@ export class WorkerSocket {
     const reachable = opened ? null : await this.probe();
     if (this.stopped) return;
     this.opts.onState({ state: 'waiting', retryInMs, everOpened: this.everOpened, reachable, code });
-    this.retryTimer = setTimeout(() => this.open(), retryInMs);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.open();
+    }, retryInMs);
   }
 
   /**

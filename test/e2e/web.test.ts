@@ -13,10 +13,18 @@ import { defaultWebDir } from '../../master/web.js';
 import { requireDocker } from '../helpers/docker.js';
 import { startUp } from '../helpers/up.js';
 
+// The functions given to page.evaluate and waitForFunction run in the page; this file is
+// typechecked without the DOM library, so their globals are declared here, for this file only.
+declare const document: any;
+declare const localStorage: any;
+declare const location: any;
+
 const CHROMIUM = '/usr/bin/chromium';
 /** This file's first host: its own loopback address, so its containers are its own. */
 const ADDRESS = '127.0.0.60';
 const WAIT_MS = 60_000;
+/** Two tabs are driven at once: keep the one in the background running (timers; its frames still slow down, hence bringToFront). */
+const CHROMIUM_ARGS = ['--no-proxy-server', '--no-sandbox', '--disable-dev-shm-usage', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'];
 
 function missing(reason: string): void {
   if (process.env.CI) t.fail(reason);
@@ -30,7 +38,7 @@ const ready = (() => {
 })();
 
 /** Waits for `fn` to be true in the page; on timeout fails with `what` and what the page shows. */
-async function waitIn<A>(page: Page, what: string, fn: (arg: A) => unknown, arg: A, timeout = WAIT_MS): Promise<void> {
+async function waitIn(page: Page, what: string, fn: (arg: any) => unknown, arg: string | null, timeout = WAIT_MS): Promise<void> {
   try {
     await page.waitForFunction(fn, arg, { timeout, polling: 100 });
   } catch (err) {
@@ -87,7 +95,7 @@ if (ready) {
     await api('DELETE', `/v1/sandboxes/${probe.body.id}`);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: [`--host-resolver-rules=MAP *.${up.zone} ${hostAddress}`, '--no-proxy-server', '--no-sandbox', '--disable-dev-shm-usage'],
+      args: [`--host-resolver-rules=MAP *.${up.zone} ${hostAddress}`, ...CHROMIUM_ARGS],
     });
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await context.newPage();
@@ -99,6 +107,7 @@ if (ready) {
   let hostname = '';
 
   t.test('token, create, connected by name', async (t) => {
+    await page.bringToFront();
     await page.goto(`${up.masterUrl}/`);
     t.equal(await page.locator(testid('create')).isDisabled(), true, 'no token yet: Create is disabled');
     await page.locator(testid('api-token')).fill('not-the-token-0123456789');
@@ -108,7 +117,7 @@ if (ready) {
 
     await page.locator(testid('api-token')).fill(up.apiToken);
     await page.locator(testid('api-token-save')).click();
-    await waitIn(page, 'Create to be enabled', () => !(document.querySelector('[data-testid="create"]') as HTMLButtonElement).disabled, null);
+    await waitIn(page, 'Create to be enabled', () => !document.querySelector('[data-testid="create"]').disabled, null);
     t.notMatch(page.url(), up.apiToken, 'the API token is not in the URL');
     await page.locator(testid('template')).selectOption('python');
     await page.locator(testid('create')).click();
@@ -130,6 +139,7 @@ if (ready) {
   const waitOpen = (p: Page, path: string) => waitIn(p, `${path} open`, (path) => document.querySelector('[data-testid="editor"]')?.getAttribute('data-path') === path, path);
 
   t.test('New file, edit, Run: the output in the terminal', async (t) => {
+    await page.bringToFront();
     await page.locator(testid('new-file')).click();
     await page.locator(testid('new-file-name')).fill('greeting.py');
     await page.keyboard.press('Enter');
@@ -166,14 +176,31 @@ if (ready) {
     await waitOpen(page2, 'main.py');
     t.match(await editorText(page2), `RUN = "${marker}"`, 'tab 2 shows the saved code');
 
+    // A page in the background gets a frame a second: the one typed into comes to the front.
+    await page.bringToFront();
     const edited = `print("second edit ${marker}")`;
     await setEditor(page, edited);
     await waitIn(page2, 'the edit from tab 1 in tab 2', (m) => document.querySelector('[data-testid="editor"] .cm-content')?.textContent?.includes(`second edit ${m}`), marker);
     t.equal(await editorText(page2), edited, 'tab 2 has exactly tab 1\'s text');
   });
 
+  t.test('a dropped connection comes back, the terminal re-attached with its scrollback', async (t) => {
+    await page.bringToFront();
+    await context.setOffline(true);
+    await waitIn(page, 'the page to notice the drop', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') !== 'connected', null);
+    t.pass(`status: ${await page.locator(testid('status')).innerText()}`);
+    await context.setOffline(false);
+    await waitIn(page, 'connected again', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'connected', null);
+    const expected = `run ${marker.toUpperCase()}`;
+    await waitIn(page, 'the scrollback back in the terminal', (m) => document.querySelector('[data-testid="terminal"] .xterm-rows')?.textContent?.includes(m), expected);
+    await page.locator(`${testid('terminal')} .xterm`).click();
+    await page.keyboard.type('echo again-$((6*7))\n');
+    await waitIn(page, 'the re-attached terminal to take input', () => document.querySelector('[data-testid="terminal"] .xterm-rows')?.textContent?.includes('again-42'), null);
+    t.pass('the same shell, re-attached, with its scrollback, takes input');
+  });
+
   t.test('a browser whose resolver does not know the zone says so, and does not fall back to the address', async (t) => {
-    const plain = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-proxy-server', '--no-sandbox', '--disable-dev-shm-usage'] });
+    const plain = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     t.teardown(() => plain.close());
     const ctx = await plain.newContext({ viewport: { width: 1280, height: 800 } });
     // The same tokens as the first browser: only name resolution differs.
@@ -197,6 +224,7 @@ if (ready) {
   });
 
   t.test('time left, preview links', async (t) => {
+    await page.bringToFront();
     const left = await page.locator(testid('time-left')).innerText();
     t.match(left, /^\d+(h \d\dm|m \d\ds|s)$/, `time left shown: ${left}`);
     t.ok(Number(await page.locator(testid('time-left')).getAttribute('data-ms')) > 60_000, 'minutes left');
@@ -223,6 +251,7 @@ if (ready) {
   });
 
   t.test('delete: both tabs say gone', async (t) => {
+    await page.bringToFront();
     page.once('dialog', (d) => void d.accept());
     await page.locator(testid('delete')).click();
     await waitIn(page, 'status gone', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'gone', null);

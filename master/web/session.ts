@@ -44,9 +44,10 @@ export class Session {
     private readonly opts: SessionOptions,
   ) {
     this.watch = new SandboxWatch(opts.api, id, byTestId('time-left'), {
-      onView: (v) => this.showView(v),
-      onGone: (reason) => this.gone(reason),
-      onError: (err) => this.masterError(err),
+      // An answer may arrive after the page moved on to another sandbox.
+      onView: (v) => this.disposed || this.showView(v),
+      onGone: (reason) => this.disposed || this.gone(reason),
+      onError: (err) => this.disposed || this.masterError(err),
     });
     this.tree = new FileTree(byTestId('file-tree'), {
       list: async (path) => (await this.request('fs.list', { path })).entries,
@@ -87,6 +88,7 @@ export class Session {
       if (!(await this.watch.check()) || this.disposed) return;
       if (!this.watch.view) await new Promise((r) => setTimeout(r, 3000));
     }
+    this.template = this.watch.view.template;
     const saved = store.sandbox(this.id);
     if (!saved) {
       this.status.set('error', 'no token for this sandbox');
@@ -94,7 +96,6 @@ export class Session {
       this.watch.start();
       return;
     }
-    this.template = saved.template;
     let view = this.watch.view!;
     while (!view.port) {
       // Still being created by another tab or client.
@@ -144,7 +145,8 @@ export class Session {
 
   private connState(s: ConnState): void {
     if (this.watch.gone || this.disposed || s.state === 'stopped') return;
-    if (s.state === 'connected') return void this.connected();
+    // A connection that drops half way through is caught up on the next one.
+    if (s.state === 'connected') return void this.connected().catch(() => {});
     if (s.state === 'waiting') this.setButtons(false);
     this.status.connection(s, this.watch.view!, this.firstConnect);
   }
@@ -271,6 +273,7 @@ export class Session {
     this.refreshTree.cancel();
     byTestId('file-tree').replaceChildren();
     delete document.body.dataset.gone;
+    delete byTestId('editor').dataset.path;
     for (const id of ['file-name', 'save-state', 'hostname', 'time-left', 'status', 'template-name']) byTestId(id).textContent = '';
   }
 }

@@ -132,6 +132,7 @@ if (ready) {
 
     await waitIn(page, 'status connected', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'connected', null);
     t.match(await page.locator(testid('status')).innerText(), /connected/);
+    t.equal(await page.locator(testid(`sandbox-${id}`)).count(), 1, 'listed under "My sandboxes"');
   });
 
   const marker = `omega-web-${Date.now().toString(36)}`;
@@ -258,6 +259,7 @@ if (ready) {
     t.match(await page.locator(testid('status')).innerText(), /gone/);
     await waitIn(page2, 'tab 2 to see it gone', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'gone', null);
     t.match(await page2.locator(testid('status')).innerText(), /gone/);
+    await waitIn(page, 'the sandbox to leave "My sandboxes"', (id) => !document.querySelector(`[data-testid="sandbox-${id}"]`), id);
     // The page calls it gone from `deleting` on; the master forgets it once the container is removed.
     let after = await api('GET', `/v1/sandboxes/${id}`);
     for (let i = 0; i < 120 && after.status === 200 && after.body.state === 'deleting'; i++) {

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) chromium
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate clean
+.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up clean
 
 all: build
 
@@ -57,6 +57,9 @@ bench-sandbox: deps apt-test images
 
 bench-allocate: deps apt-test images
 	node --import=tsx bench/allocate.ts
+
+bench-up: deps apt-test images web
+	node --import=tsx bench/up.ts
 
 clean:
 	rm -rf dist .tap

@@ -73,7 +73,6 @@ export class Up {
       OMEGA_LOCAL_MANAGER_PORT: String(c.managerPort),
     };
     const masterConfig = loadMasterConfig({ env: master });
-    const pool = masterConfig.localPoolSize;
     const manager = {
       ...base,
       OMEGA_HOST_IP: c.firstAddress,
@@ -81,7 +80,7 @@ export class Up {
       OMEGA_MANAGER_LISTEN: `${c.firstAddress}:${c.managerPort}`,
       OMEGA_MANAGER_TOKEN: t.manager,
       OMEGA_CAPACITY: String(masterConfig.localCapacity),
-      OMEGA_POOL_SIZE: typeof pool === 'number' ? String(pool) : Object.entries(pool).map(([k, v]) => `${k}=${v}`).join(','),
+      OMEGA_POOL_SIZE: masterConfig.localPoolSize,
     };
     loadDnsConfig({ env: dns });
     this.dockerSocket = loadManagerConfig({ env: manager }).dockerSocket;

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Test } from 'tap';
 import { dig as digAt } from './dns.js';
 import { freePort } from './ports.js';
 
@@ -29,9 +28,9 @@ const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
  * A whole Omega from `omega up`, as a user starts it, on free ports, with its
  * own redis-server and state directory, its first host on `address` (each
  * test file takes its own loopback address, so its containers are its own).
- * Stopped (like Ctrl-C) at teardown if the test has not.
+ * Stopped (like Ctrl-C) at teardown if the test has not (a bench passes its own teardown list).
  */
-export async function startUp(t: Test, opts: { address: string; env?: Record<string, string>; timeoutMs?: number }): Promise<StartedUp> {
+export async function startUp(t: { teardown(fn: () => unknown): void }, opts: { address: string; env?: Record<string, string>; timeoutMs?: number }): Promise<StartedUp> {
   const stateDir = mkdtempSync(join(tmpdir(), 'omega-up-'));
   const [redisPort, dnsPort, dnsApiPort, masterPort, managerPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const env: NodeJS.ProcessEnv = {

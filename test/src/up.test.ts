@@ -83,13 +83,19 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.equal(readFileSync(join(up.stateDir, 'master-url'), 'utf8').trim(), up.masterUrl);
 
     const auth = { authorization: `Bearer ${up.apiToken}` };
-    const hosts = (await (await fetch(`${up.masterUrl}/v1/hosts`, { headers: auth })).json()) as { hosts: { id: string; health: string }[] };
+    const hosts = (await (await fetch(`${up.masterUrl}/v1/hosts`, { headers: auth })).json()) as { hosts: { id: string; health: string; managerUrl: string }[] };
     t.same(hosts.hosts.map((h) => [h.id, h.health]), [[ADDRESS, 'alive']], 'the first manager is up on its address before any sandbox');
+    // Its warm pool fills as the local provider's managers' would (OMEGA_LOCAL_POOL_SIZE), so the first create is warm.
+    await waitFor('the first manager\'s warm pool', async () => {
+      const h = (await (await fetch(`${hosts.hosts[0]!.managerUrl}/healthz`)).json()) as { pool: Record<string, { ready: number }> };
+      return h.pool.python!.ready >= 1 || null;
+    }, 60_000, 200);
 
     const res = await fetch(`${up.masterUrl}/v1/sandboxes`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ template: 'python' }) });
     t.equal(res.status, 201);
-    const sb = (await res.json()) as { id: string; hostname: string; host: string };
+    const sb = (await res.json()) as { id: string; hostname: string; host: string; source: string };
     t.equal(sb.host, ADDRESS);
+    t.equal(sb.source, 'pool', 'from the warm pool');
     t.same(await up.dig(sb.hostname), [ADDRESS], 'Omega DNS answers the sandbox name with its host');
     t.ok(labelled(ADDRESS).length > 0, 'its container runs');
 

@@ -12,8 +12,8 @@ import { store } from './store.js';
 const api = new MasterApi(() => store.apiToken());
 const SANDBOX_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 let session: Session | null = null;
-/** The sandbox this tab just created: its session writes the starter file. */
-let freshId: string | null = null;
+/** The sandbox this tab just created, with the create's answer: its session writes the starter file and connects without asking the master again. */
+let fresh: { id: string; view: SandboxView } | null = null;
 
 function tokenState(state: 'missing' | 'ok' | 'refused' | 'unreachable'): void {
   const s = byTestId('api-token-state');
@@ -56,10 +56,13 @@ async function create(): Promise<void> {
   button.disabled = true;
   button.textContent = 'Creating…';
   notice(null);
+  // Marks for the devtools' Performance panel and bench/up.ts: create -> connected.
+  performance.clearMarks();
+  performance.mark('omega:create');
   try {
     const c = await api.create(template);
     store.saveSandbox({ id: c.id, token: c.token, hostname: c.hostname, template: c.template, createdAt: c.createdAt });
-    freshId = c.id;
+    fresh = { id: c.id, view: c };
     location.hash = c.id;
   } catch (err) {
     apiProblem(`Could not create a ${template} sandbox`, err);
@@ -118,8 +121,8 @@ function route(): void {
     renderList();
     return;
   }
-  session = new Session(id, { api, fresh: freshId === id, onGone });
-  freshId = null;
+  session = new Session(id, { api, fresh: fresh?.id === id, created: fresh?.id === id ? fresh.view : undefined, onGone });
+  fresh = null;
   void session.start();
   renderList();
 }

@@ -20,6 +20,8 @@ export interface SessionOptions {
   api: MasterApi;
   /** Created by this page just now: write the template's starter file. */
   fresh: boolean;
+  /** The create's answer when `fresh`: the sandbox as the master sees it, so connecting need not wait for a GET. */
+  created?: SandboxView;
   onGone(id: string, reason: string, view: SandboxView | null): void;
 }
 
@@ -83,6 +85,7 @@ export class Session {
     this.setButtons(false);
     byTestId('hostname').textContent = this.id;
     this.status.set('connecting', 'looking up the sandbox…');
+    if (this.opts.created) this.watch.seed(this.opts.created);
     // Until the master answers (it may be unreachable, or want a token first).
     while (!this.watch.view) {
       if (!(await this.watch.check()) || this.disposed) return;
@@ -123,10 +126,11 @@ export class Session {
         else void this.editor.reload().catch(() => {});
       }
     });
+    // Connecting first: building the terminal and previews overlaps the handshake (nothing arrives before this returns).
+    socket.start();
     this.term = new Term(byTestId('terminal'), this.id, socket);
     this.previews = new Previews(byTestId('preview-links'), { id: this.id, hostname: view.hostname, port: view.port, token: saved.token }, socket);
     this.watch.start();
-    socket.start();
   }
 
   private readonly refreshTree = debounce(() => void this.tree.refresh(), 100);

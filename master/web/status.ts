@@ -18,6 +18,7 @@ export class StatusLine {
 
   connected(): void {
     this.set('connected', 'connected');
+    performance.mark('omega:connected');
     if (this.problemShown) notice(null);
     this.problemShown = false;
   }

@@ -40,6 +40,14 @@ export class SandboxWatch {
     this.poll = setInterval(() => void this.check(), POLL_MS);
   }
 
+  /** What the master already said (the create's answer), so the page need not ask again before connecting. */
+  seed(view: SandboxView): void {
+    if (this.view || this.gone) return;
+    this.view = view;
+    this.opts.onView(view);
+    this.render();
+  }
+
   /** Asks the master; false when the sandbox is gone. */
   async check(): Promise<boolean> {
     if (this.gone) return false;

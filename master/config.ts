@@ -1,8 +1,7 @@
-import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { commonSettings, devSetting, perTemplate, templateList, tokenSetting } from '../src/config/common.js';
 import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2.js';
-import { ConfigError, hostPort, int, loadSettings, oneOf, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+import { ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 const url = (raw: string): string => {
   const u = new URL(raw);
@@ -39,10 +38,7 @@ export const masterSettings = {
     flag: 'local-first-address',
     description: 'local provider: address of its first host; the next ones count up (127.0.0.3, ...)',
     default: '127.0.0.2',
-    parse: (raw: string) => {
-      if (isIP(raw) !== 4 || !raw.startsWith('127.')) throw new Error('must be an IPv4 loopback address (127.x.y.z)');
-      return raw;
-    },
+    parse: loopbackV4(),
   } satisfies Setting<string>,
   localMaxHosts: { env: 'OMEGA_LOCAL_MAX_HOSTS', flag: 'local-max-hosts', description: 'local provider: most hosts it starts', default: 4, parse: int(1, 250) },
   localCapacity: { env: 'OMEGA_LOCAL_CAPACITY', flag: 'local-capacity', description: 'local provider: OMEGA_CAPACITY of the managers it starts', default: 10, parse: int(1, 10_000) },

@@ -6,6 +6,7 @@ import { UpstreamError } from './clients.js';
 import type { MasterConfig } from './config.js';
 import type { Scaler } from './scaler.js';
 import { newSandboxId, newSandboxToken, type SandboxRecord, type SandboxState, type Store } from './store.js';
+import type { Created, SandboxView } from '../src/protocol/master.js';
 
 export interface CreateRequest {
   template: string;
@@ -16,27 +17,7 @@ export interface CreateRequest {
   internal?: boolean;
 }
 
-/** A sandbox as the API shows it. */
-export interface SandboxView {
-  id: string;
-  state: SandboxState;
-  template: string;
-  hostname: string;
-  port: number | null;
-  url: string | null;
-  host: string;
-  address: string;
-  createdAt: string;
-  expiresAt: string;
-  idleSeconds: number | null;
-  metadata: Record<string, string>;
-}
-
-export interface Created extends SandboxView {
-  token: string;
-  /** Which host's manager served it, and how (warm pool or cold start). */
-  source: 'pool' | 'cold';
-}
+export type { Created, SandboxView };
 
 /** Hosts tried for one create before giving up. */
 const MAX_ATTEMPTS = 4;

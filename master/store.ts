@@ -4,7 +4,9 @@ import type { RedisClient } from '../src/redis/connection.js';
 import { hostKeyPrefix, hostKeys, type HostKeys } from '../src/redis/keys.js';
 import { AllocateFailure, defineScripts } from '../src/redis/scripts.js';
 
-export type SandboxState = 'creating' | 'running' | 'deleting' | 'lost';
+import type { SandboxState } from '../src/protocol/master.js';
+
+export type { SandboxState };
 
 /** A sandbox as the master keeps it (the hash under hostKeys().sandbox(id)). */
 export interface SandboxRecord {

@@ -1,31 +1,10 @@
 /**
  * The master's /v1 API, same origin, with the API token as a bearer. The
- * shapes mirror master/sandboxes.ts (SandboxView, Created); they are repeated
- * here because that module is Node code.
+ * shapes are the server's own (src/protocol/master.ts, which imports nothing).
  */
+import type { Created, SandboxState, SandboxView } from '../../src/protocol/master.js';
 
-export type SandboxState = 'creating' | 'running' | 'deleting' | 'lost';
-
-export interface SandboxView {
-  id: string;
-  state: SandboxState;
-  template: string;
-  hostname: string;
-  port: number | null;
-  url: string | null;
-  host: string;
-  address: string;
-  createdAt: string;
-  expiresAt: string;
-  idleSeconds: number | null;
-  metadata: Record<string, string>;
-}
-
-export interface Created extends SandboxView {
-  /** What the worker accepts; the master shows it only in this answer. */
-  token: string;
-  source: 'pool' | 'cold';
-}
+export type { Created, SandboxState, SandboxView };
 
 /** A failed call: `status` 0 when the master could not be reached at all. */
 export class ApiError extends Error {

@@ -140,6 +140,14 @@ export function hostPort(): (raw: string) => HostPort {
   };
 }
 
+/** An IPv4 loopback address (127.x.y.z): a local stand-in for a host. */
+export function loopbackV4(): (raw: string) => string {
+  return (raw) => {
+    if (isIP(raw) !== 4 || !raw.startsWith('127.')) throw new Error('must be an IPv4 loopback address (127.x.y.z)');
+    return raw;
+  };
+}
+
 export function redisUrl(): (raw: string) => string {
   return (raw) => {
     const m = /^([a-z+]+:)\/\/(?:[^@/]*@)?([^/?#]+)/i.exec(raw.trim());

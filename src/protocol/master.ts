@@ -1,6 +1,34 @@
 /**
- * The master's public API (`/v1`): schemas of what clients send.
+ * The master's public API (`/v1`): schemas of what clients send, and the
+ * shapes of what it answers. No imports: the web client (master/web, built for
+ * the browser) uses these types too.
  */
+
+export type SandboxState = 'creating' | 'running' | 'deleting' | 'lost';
+
+/** A sandbox as the API shows it. */
+export interface SandboxView {
+  id: string;
+  state: SandboxState;
+  template: string;
+  hostname: string;
+  port: number | null;
+  url: string | null;
+  host: string;
+  address: string;
+  createdAt: string;
+  expiresAt: string;
+  idleSeconds: number | null;
+  metadata: Record<string, string>;
+}
+
+/** The answer to a create: the view, plus what only this answer carries. */
+export interface Created extends SandboxView {
+  /** What the worker accepts; the master shows it only here. */
+  token: string;
+  /** How the host's manager served it: a warm pool container or a cold start. */
+  source: 'pool' | 'cold';
+}
 
 const metadata = {
   type: 'object',

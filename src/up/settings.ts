@@ -1,6 +1,5 @@
-import { isIP } from 'node:net';
 import { commonSettings, stateDirSetting } from '../config/common.js';
-import { hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../config/settings.js';
+import { hostPort, loopbackV4, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../config/settings.js';
 
 /**
  * `omega up`'s own settings. Everything else a child program reads (capacity,
@@ -18,10 +17,7 @@ export const upSettings = {
     flag: 'first-address',
     description: 'Loopback address of the first host (its manager, its sandboxes\' ports); the master adds the next ones as needed',
     default: '127.0.0.2',
-    parse: (raw: string) => {
-      if (isIP(raw) !== 4 || !raw.startsWith('127.')) throw new Error('must be an IPv4 loopback address (127.x.y.z)');
-      return raw;
-    },
+    parse: loopbackV4(),
   } satisfies Setting<string>,
   managerPort: { env: 'OMEGA_LOCAL_MANAGER_PORT', flag: 'manager-port', description: 'Port of each manager\'s API on its host address', default: 7070, parse: int(1, 65_535) },
   startTimeoutMs: { env: 'OMEGA_UP_START_TIMEOUT_MS', flag: 'start-timeout-ms', description: 'How long each program has to become ready', default: 60_000, parse: int(1000, 600_000) },

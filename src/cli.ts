@@ -43,6 +43,14 @@ function server<C extends { logLevel: string }>(
       const [program, { createLogger }, { runUntilSignal }] = await Promise.all([load(), import('./log.js'), import('./lifecycle.js')]);
       const config = program.loadConfig({ env: process.env, argv });
       const log = createLogger(name, { level: config.logLevel });
+      // Started by `omega up` with an IPC channel: when up is gone (killed, crashed), stop as on SIGTERM.
+      if (process.channel) {
+        process.channel.unref();
+        process.once('disconnect', () => {
+          log.warn('omega up is gone; stopping');
+          process.kill(process.pid, 'SIGTERM');
+        });
+      }
       await runUntilSignal(program.create(config, log), log, graceMs);
     },
   };

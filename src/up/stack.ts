@@ -96,7 +96,7 @@ export class Up {
 
   private program(name: string, env: NodeJS.ProcessEnv, stopGraceMs: number): ChildSpec {
     const { cmd, args } = selfCommand(name);
-    return { name, cmd, args, env, stopGraceMs };
+    return { name, cmd, args, env, stopGraceMs, ipc: true };
   }
 
   /** Poll `check` until it is true; fail early when `child` has exited and is not coming back. */

@@ -10,6 +10,12 @@ export interface ChildSpec {
   env: NodeJS.ProcessEnv;
   /** Time SIGTERM has before SIGKILL. */
   stopGraceMs: number;
+  /**
+   * An IPC channel to the child (Omega's own programs): if `up` dies without
+   * stopping it (SIGKILL, a crash), the channel closes and the child stops
+   * itself rather than run on unsupervised (src/cli.ts).
+   */
+  ipc?: boolean;
 }
 
 /** Restarts after a crash: 1 s, 2 s, 4 s ... 10 s apart; this many crashes within a minute and `up` gives up. */
@@ -46,7 +52,7 @@ export class Supervised {
     const { name, cmd, args, env } = this.spec;
     // detached: its own process group, so the terminal's Ctrl-C reaches only
     // `up`, which then stops the children in order (sandboxes first).
-    const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...(this.spec.ipc ? (['ipc'] as const) : [])], detached: true });
     this.proc = proc;
     for (const stream of [proc.stdout, proc.stderr]) {
       createInterface({ input: stream!, crlfDelay: Infinity }).on('line', (line) => this.sink(name, line));

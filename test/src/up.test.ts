@@ -124,6 +124,19 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.same(tree.map(alive).filter(Boolean), [], 'no process it started outlives it');
   });
 
+  t.test('a killed omega up does not leave its programs running unsupervised', async (t) => {
+    const up = await startUp(t, { address: ADDRESS });
+    const tree = descendants(up.pid);
+    const redis = tree.filter((p) => alive(p)?.startsWith('redis-server'));
+    t.equal(redis.length, 1, 'its own redis-server');
+    t.teardown(() => redis.forEach((p) => alive(p) && process.kill(p, 'SIGTERM')));
+    process.kill(up.pid, 'SIGKILL');
+    // dns, the manager and the master notice the closed channel and stop as on SIGTERM (the manager draining its pool).
+    await waitFor('the programs to stop', () => tree.filter((p) => !redis.includes(p) && alive(p)).length === 0 || null, 60_000, 200);
+    t.pass('dns, manager and master stopped by themselves');
+    t.same(labelled(ADDRESS), [], 'the manager removed its warm pool on the way out');
+  });
+
   t.test('omega up uses a Redis that answers at OMEGA_REDIS_URL', async (t) => {
     const redis = await TestRedis.create();
     t.teardown(() => redis.destroy());

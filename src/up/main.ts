@@ -9,6 +9,8 @@ import { Up } from './stack.js';
  */
 export async function runUp(env: NodeJS.ProcessEnv, argv: string[]): Promise<void> {
   const up = new Up(loadUpConfig({ env, argv }), env);
+  // A reader that went away (a closed terminal, a dead pipe) must not cut the shutdown short: EPIPE is ignored.
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;

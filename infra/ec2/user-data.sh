@@ -52,7 +52,7 @@ fetch() { curl -fsSL --retry 5 --retry-delay 2 --retry-connrefused "$@"; }
 # A URL without its user:password@, for log lines.
 redact() { sed -E 's#//[^/@]*@#//***@#' <<<"$1"; }
 
-PACKAGES=(ca-certificates curl gpgv xz-utils git make g++ python3 debootstrap docker.io)
+PACKAGES=(ca-certificates curl gpgv xz-utils git make g++ python3 debootstrap docker.io iproute2)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = 'install ok installed' ] || missing+=("$pkg")
@@ -63,6 +63,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 -q update
   apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "${missing[@]}"
 fi
+# docker0 keeps one MAC address, after a reboot too: without it the bridge takes
+# its lowest port's address, which changes as containers come and go, and
+# packets in flight to the old one cost a TCP retransmit (200 ms; 3 s for a
+# SYN). infra/scripts/pin-docker-bridge-mac.sh explains; 02:42:ac:11:00:01 is
+# docker0's default 172.17.0.1 in Docker's own 02:42 scheme. dockerd has made
+# docker0 by the time systemd counts it started (Type=notify).
+install -d /etc/systemd/system/docker.service.d
+cat >/etc/systemd/system/docker.service.d/omega-bridge-mac.conf <<'UNIT'
+[Service]
+ExecStartPost=ip link set dev docker0 address 02:42:ac:11:00:01
+UNIT
+systemctl daemon-reload
 systemctl enable --now docker.service
 
 # IMDSv2: a session token first (the instance allows no other way).

@@ -26,11 +26,13 @@ PIDFILE=/var/run/docker.pid
 for a in "${EXTRA[@]}"; do case "$a" in --pidfile=*) PIDFILE="${a#--pidfile=}" ;; esac; done
 
 answers() { docker info >/dev/null 2>&1; }
+# Every way out with an engine answering pins docker0's MAC address first (see that script).
+ready() { "$here/pin-docker-bridge-mac.sh" || echo "    could not pin docker0's MAC address; expect rare ~200 ms stalls" >&2; exit 0; }
 
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
   "$here/ensure-apt.sh" docker.io
 fi
-answers && exit 0
+answers && ready
 
 if [ -S /var/run/docker.sock ] && [ ! -w /var/run/docker.sock ] && [ "$(id -u)" -ne 0 ]; then
   echo "a Docker engine runs but $(id -un) may not use /var/run/docker.sock;" \
@@ -43,7 +45,7 @@ SUDO=""
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
   echo "==> starting the Docker engine (systemctl start docker)"
   $SUDO systemctl start docker
-  for _ in $(seq $((WAIT_S * 2))); do answers && { echo "    the Docker engine is up"; exit 0; }; sleep 0.5; done
+  for _ in $(seq $((WAIT_S * 2))); do answers && { echo "    the Docker engine is up"; ready; }; sleep 0.5; done
   echo "the Docker engine did not answer within ${WAIT_S} s; see journalctl -u docker" >&2
   exit 1
 fi
@@ -55,7 +57,7 @@ $SUDO test -w "$(dirname "$log")" || log="${TMPDIR:-/tmp}/omega-dockerd.log"
 # rather than start a second one, which would only fail on the pid file.
 if pid=$($SUDO cat "$PIDFILE" 2>/dev/null) && [ -d "/proc/$pid" ]; then
   echo "==> waiting for the Docker engine already starting (pid $pid)"
-  for _ in $(seq $((WAIT_S * 2))); do answers && { echo "    the Docker engine is up"; exit 0; }; sleep 0.5; done
+  for _ in $(seq $((WAIT_S * 2))); do answers && { echo "    the Docker engine is up"; ready; }; sleep 0.5; done
   echo "dockerd (pid $pid) runs but does not answer within ${WAIT_S} s; see $log" >&2
   exit 1
 fi
@@ -83,7 +85,7 @@ for attempt in 1 2 3; do
   mark=$( { $SUDO wc -c <"$log"; } 2>/dev/null || echo 0)
   rc=0
   start_dockerd "${flags[@]}" || rc=$?
-  [ "$rc" -eq 0 ] && exit 0
+  [ "$rc" -eq 0 ] && ready
   if [ "$rc" -eq 2 ]; then
     echo "the Docker engine did not answer within ${WAIT_S} s; see $log" >&2
     exit 1

@@ -2,10 +2,9 @@
 // against a whole Omega from `omega up`: token, create, the sandbox reached by
 // its name (the browser's resolver mapped to what Omega's DNS answers), edit,
 // Run with the output in the terminal, a second tab seeing the edits live, a
-// preview link, delete and "gone". A screenshot is kept in a temp dir, and
+// preview link, delete and "gone". A screenshot is kept in .tap/screenshots/, and
 // with OMEGA_UPDATE_SCREENSHOT=1 written to docs/web-client.png.
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import t from 'tap';
@@ -84,7 +83,9 @@ if (ready) {
   let page!: Page;
   let page2!: Page;
   let context!: BrowserContext;
-  const shots = mkdtempSync(join(tmpdir(), 'omega-web-e2e-'));
+  // Overwritten by each run, in tap's own (git-ignored) directory rather than a new temp dir per run.
+  const shots = new URL('../../.tap/screenshots/', import.meta.url).pathname;
+  mkdirSync(shots, { recursive: true });
 
   t.test('the browser resolves the zone as Omega\'s DNS answers it', async (t) => {
     // Where Omega's DNS sends this stack's sandbox names: the browser is told the same, nothing else.

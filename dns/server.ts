@@ -6,6 +6,7 @@ import { closeRedis, createRedis, type RedisClient } from '../src/redis/connecti
 import { dnsKeys } from '../src/redis/keys.js';
 import { buildDnsApi } from './api.js';
 import type { DnsConfig } from './config.js';
+import { joinHostPort } from '../src/config/settings.js';
 import { ZoneFeed } from './feed.js';
 import { createDnsMetrics, DnsCounters } from './metrics.js';
 import { Responder } from './responder.js';
@@ -102,8 +103,7 @@ export class DnsServer implements Component {
     const port = await this.bindDns(listen.host, listen.port);
     await this.api.listen({ host: apiListen.host, port: apiListen.port });
     const apiPort = (this.api.server.address() as { port: number }).port;
-    const apiHost = apiListen.host.includes(':') ? `[${apiListen.host}]` : apiListen.host;
-    this.addrs = { host: listen.host, port, apiUrl: `http://${apiHost}:${apiPort}` };
+    this.addrs = { host: listen.host, port, apiUrl: `http://${joinHostPort(apiListen.host, apiPort)}` };
     this.log.info(
       { zone: this.config.zone, dns: `${listen.host}:${port}`, api: this.addrs.apiUrl, redis: safeUrl(this.config.redisUrl) },
       'dns server listening',

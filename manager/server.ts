@@ -6,6 +6,7 @@ import { closeRedis, createRedis, type RedisClient } from '../src/redis/connecti
 import { hostKeys } from '../src/redis/keys.js';
 import { buildManagerApi } from './api.js';
 import type { ManagerConfig } from './config.js';
+import { joinHostPort } from '../src/config/settings.js';
 import { WarmPool } from './pool.js';
 import { Reconciler } from './reconciler.js';
 import { HostRegistry } from './registry.js';
@@ -40,12 +41,10 @@ export class ManagerServer implements Component {
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-manager' });
     this.redis.on('error', () => {});
     this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.hostIp);
-    const listen = config.listen;
-    const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
     this.registry = new HostRegistry(
       this.redis,
       hostKeys(config.redisPrefix),
-      { hostId: config.hostId, address: config.hostIp, managerUrl: `http://${host}:${listen.port}`, capacity: config.capacity },
+      { hostId: config.hostId, address: config.hostIp, managerUrl: `http://${joinHostPort(config.listen.host, config.listen.port)}`, capacity: config.capacity },
       { intervalMs: config.heartbeatIntervalMs, ttlMs: config.heartbeatTtlMs },
       log.child({ component: 'registry' }),
     );
@@ -82,8 +81,7 @@ export class ManagerServer implements Component {
     if (!this.config.token) this.log.warn('manager API runs WITHOUT a token (dev run); never expose it');
     await this.api.listen({ host: this.config.listen.host, port: this.config.listen.port });
     const port = (this.api.server.address() as { port: number }).port;
-    const host = this.config.listen.host.includes(':') ? `[${this.config.listen.host}]` : this.config.listen.host;
-    this.url = `http://${host}:${port}`;
+    this.url = `http://${joinHostPort(this.config.listen.host, port)}`;
     this.registry.setManagerUrl(this.url);
     this.log.info({ api: this.url, hostId: this.config.hostId, hostIp: this.config.hostIp, redis: safeUrl(this.config.redisUrl) }, 'manager listening');
     await this.connectDocker();

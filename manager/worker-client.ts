@@ -1,13 +1,13 @@
 import { request } from 'undici';
 import { OmegaError } from '../src/errors.js';
+import { joinHostPort } from '../src/config/settings.js';
 
 /** Talks to a sandbox's worker over its published port: readiness and claim. */
 export class WorkerClient {
   constructor(private readonly hostIp: string) {}
 
   private url(port: number, path: string): string {
-    const host = this.hostIp.includes(':') ? `[${this.hostIp}]` : this.hostIp;
-    return `http://${host}:${port}${path}`;
+    return `http://${joinHostPort(this.hostIp, port)}${path}`;
   }
 
   /**

@@ -4,6 +4,7 @@ import type { Logger } from '../src/log.js';
 import type { Sandboxes } from './sandboxes.js';
 import { describe } from './sandboxes.js';
 import type { Store } from './store.js';
+import { joinHostPort } from '../src/config/settings.js';
 
 /** How long a failed expiry waits before it is tried again. */
 const RETRY_MS = 5000;
@@ -110,9 +111,8 @@ export class Reaper {
 
 /** The worker's idle time in ms, or null if it does not answer. */
 async function workerIdleMs(address: string, port: number): Promise<number | null> {
-  const host = address.includes(':') ? `[${address}]` : address;
   try {
-    const res = await request(`http://${host}:${port}/healthz`, { headersTimeout: 2000, bodyTimeout: 2000 });
+    const res = await request(`http://${joinHostPort(address, port)}/healthz`, { headersTimeout: 2000, bodyTimeout: 2000 });
     if (res.statusCode !== 200) {
       await res.body.dump();
       return null;

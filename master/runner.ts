@@ -3,6 +3,7 @@ import { OmegaError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import type { MasterConfig } from './config.js';
 import { describe, type Sandboxes } from './sandboxes.js';
+import { joinHostPort } from '../src/config/settings.js';
 
 export interface RunRequest {
   language: string;
@@ -69,9 +70,8 @@ export class Runner {
     onOutput?: (stream: 'stdout' | 'stderr', data: string) => void,
   ): Promise<RunResult> {
     const max = this.config.runMaxOutputBytes;
-    const host = address.includes(':') ? `[${address}]` : address;
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://${host}:${port}/`, { headers: { authorization: `Bearer ${token}` } });
+      const ws = new WebSocket(`ws://${joinHostPort(address, port)}/`, { headers: { authorization: `Bearer ${token}` } });
       const out = { stdout: '', stderr: '' };
       let size = 0;
       let truncated = false;

@@ -17,6 +17,7 @@ import { Sandboxes } from './sandboxes.js';
 import { Scaler } from './scaler.js';
 import { Store } from './store.js';
 import { defaultWebDir } from './web.js';
+import { joinHostPort } from '../src/config/settings.js';
 
 /**
  * `omega master`: the public API, and the timers that keep the system
@@ -131,8 +132,7 @@ export class MasterServer implements Component {
     if (!this.config.token) this.log.warn('public API runs WITHOUT a token (dev run); never expose it');
     await this.api.listen({ host: this.config.listen.host, port: this.config.listen.port });
     const port = (this.api.server.address() as { port: number }).port;
-    const host = this.config.listen.host.includes(':') ? `[${this.config.listen.host}]` : this.config.listen.host;
-    this.url = `http://${host}:${port}`;
+    this.url = `http://${joinHostPort(this.config.listen.host, port)}`;
     this.log.info({ api: this.url, zone: this.config.zone, provider: this.config.provider, redis: safeUrl(this.config.redisUrl) }, 'master listening');
     await this.reconciler.run().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'first reconcile failed; retried on the timer'));
     this.reconciler.start();

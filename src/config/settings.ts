@@ -127,6 +127,11 @@ export interface HostPort {
   port: number;
 }
 
+/** `host:port` as a URL or a setting writes it, an IPv6 host in brackets (Go's net.JoinHostPort). */
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** `host:port`, `[v6]:port` or `:port` (all interfaces); port 0 picks a free one. */
 export function hostPort(): (raw: string) => HostPort {
   return (raw) => {

@@ -11,8 +11,9 @@ import { ownRedis, redisAnswers } from './redis.js';
 import type { UpConfig } from './settings.js';
 import { prepareState, writeMasterUrl, type Tokens } from './state.js';
 import { Supervised, type ChildSpec } from './supervisor.js';
+import { joinHostPort, type HostPort } from '../config/settings.js';
 
-const hp = (a: { host: string; port: number }) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+const hp = (a: HostPort) => joinHostPort(a.host, a.port);
 
 /**
  * `omega up`: a whole Omega on one machine, as one supervised process tree

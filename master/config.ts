@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { commonSettings, devSetting, perTemplate, templateList, tokenSetting } from '../src/config/common.js';
+import { commonSettings, devSetting, perTemplateText, templateList, tokenSetting } from '../src/config/common.js';
 import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2.js';
 import { ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
@@ -46,10 +46,9 @@ export const masterSettings = {
     env: 'OMEGA_LOCAL_POOL_SIZE',
     flag: 'local-pool-size',
     description: 'local provider: OMEGA_POOL_SIZE of the managers it starts',
-    default: 1 as Record<string, number> | number,
-    defaultText: '1',
-    parse: perTemplate,
-  } satisfies Setting<Record<string, number> | number>,
+    default: '1',
+    parse: perTemplateText,
+  } satisfies Setting<string>,
   localManagerPort: { env: 'OMEGA_LOCAL_MANAGER_PORT', flag: 'local-manager-port', description: 'local provider: port of each manager API on its address', default: 7070, parse: int(1, 65_535) },
   reapIntervalMs: { env: 'OMEGA_REAP_INTERVAL_MS', flag: 'reap-interval-ms', description: 'How often expired sandboxes and lapsed hosts are looked for', default: 1000, parse: int(50, 60_000) },
   idleCheckIntervalMs: { env: 'OMEGA_IDLE_CHECK_INTERVAL_MS', flag: 'idle-check-interval-ms', description: 'How often sandboxes with idleSeconds are asked for their activity', default: 5000, parse: int(100, 600_000) },
@@ -72,8 +71,7 @@ export const masterSettings = {
 
 export type MasterSettings = SettingsValues<typeof masterSettings>;
 
-export interface MasterConfig extends Omit<MasterSettings, 'localPoolSize'> {
-  localPoolSize: string;
+export interface MasterConfig extends MasterSettings {
   /** The ec2 provider's checked settings, when OMEGA_PROVIDER=ec2. */
   ec2: Ec2Config | null;
 }
@@ -96,11 +94,5 @@ export function loadConfig(opts: LoadOptions): MasterConfig {
     }
   }
   if (problems.length) throw new ConfigError(problems);
-  const pool = s.localPoolSize;
-  return Object.freeze({
-    ...s,
-    // Handed on to the managers the local provider starts, in their own syntax.
-    ec2,
-    localPoolSize: typeof pool === 'number' ? String(pool) : Object.entries(pool).map(([k, v]) => `${k}=${v}`).join(','),
-  });
+  return Object.freeze({ ...s, ec2 });
 }

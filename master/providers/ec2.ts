@@ -12,6 +12,7 @@ import {
   type RunInstancesCommandInput,
   type Tag,
 } from '@aws-sdk/client-ec2';
+import { perTemplateText } from '../../src/config/common.js';
 import { ConfigError, int, type Setting, type SettingsValues } from '../../src/config/settings.js';
 import { OmegaError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
@@ -199,10 +200,7 @@ export const ec2Settings = {
     description: 'ec2 provider: OMEGA_POOL_SIZE of a new host\'s manager: a number or node=2,python=1',
     default: undefined as string | undefined,
     defaultText: '(the manager\'s)',
-    parse: (raw: string) => {
-      if (!/^(\d+|[a-z0-9-]+=\d+(,[a-z0-9-]+=\d+)*)$/.test(raw.trim())) throw new Error('must be a number or template=number,...');
-      return raw.trim();
-    },
+    parse: perTemplateText,
   } satisfies Setting<string | undefined>,
   ec2ManagerPort: { env: 'OMEGA_EC2_MANAGER_PORT', flag: 'ec2-manager-port', description: 'ec2 provider: port of a new host\'s manager API on its private IP', default: 7070, parse: int(1, 65_535) },
   ec2RootVolumeGb: {

@@ -59,6 +59,8 @@ export function devSetting(what: string): Setting<boolean> {
   return { env: 'OMEGA_DEV', flag: 'dev', description: `Development run: allows ${what} without a token`, default: false, boolean: true, parse: bool() };
 }
 
+const TEMPLATE_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
 /** `node=2,python=1` or a bare number for every template. */
 export function perTemplate(raw: string): Record<string, number> | number {
   if (/^\d+$/.test(raw.trim())) return Number(raw);
@@ -66,14 +68,22 @@ export function perTemplate(raw: string): Record<string, number> | number {
   for (const item of raw.split(',')) {
     const [k, v] = item.split('=').map((s) => s.trim());
     if (!k || !v || !/^\d+$/.test(v)) throw new Error('must be a number or template=number,...');
+    // A key that is no template name could never match a template: a typo, said now.
+    if (!TEMPLATE_NAME.test(k)) throw new Error(`"${k}" is not a template name`);
     out[k] = Number(v);
   }
   return out;
 }
 
+/** A per-template value checked as perTemplate does, kept as text to hand on to a manager's OMEGA_POOL_SIZE. */
+export function perTemplateText(raw: string): string {
+  const v = perTemplate(raw);
+  return typeof v === 'number' ? String(v) : Object.entries(v).map(([k, n]) => `${k}=${n}`).join(',');
+}
+
 export function templateList(raw: string): string[] {
   const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const t of list) if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(t)) throw new Error(`"${t}" is not a template name`);
+  for (const t of list) if (!TEMPLATE_NAME.test(t)) throw new Error(`"${t}" is not a template name`);
   if (list.length === 0) throw new Error('at least one template is needed');
   return list;
 }

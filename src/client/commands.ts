@@ -1,6 +1,7 @@
 import { EXIT, UsageError, describeFailure, processIo, runCommand, type Command, type Context, type Io, type OptionSpec } from './command.js';
 import { MasterApiError, MasterUnreachableError, type SandboxView } from './master-client.js';
 import { hostTable, sandboxFields, sandboxTable } from './views.js';
+import { forEachLimit } from '../limit.js';
 
 /** `omega sandbox create|list|get|delete` and `omega hosts`: the master's API for people (tables) and scripts (--json). */
 
@@ -110,22 +111,17 @@ const del: Command = {
         else ctx.io.out(`${r.id}  ${r.deleted ? 'deleted' : 'was already gone'}`);
       }
     };
-    let next = 0;
-    const worker = async () => {
-      while (next < ids.length && fatal === undefined) {
-        const i = next++;
-        const id = ids[i]!;
-        try {
-          results[i] = await ctx.client.delete(id);
-        } catch (err) {
-          // No master, or not allowed: every other id would fail the same way; said once, below.
-          if (err instanceof MasterUnreachableError || (err instanceof MasterApiError && err.status === 401)) fatal ??= err;
-          results[i] = { id, error: err };
-        }
-        flush();
+    await forEachLimit(ids, DELETE_CONCURRENCY, async (id, i) => {
+      if (fatal !== undefined) return;
+      try {
+        results[i] = await ctx.client.delete(id);
+      } catch (err) {
+        // No master, or not allowed: every other id would fail the same way; said once, below.
+        if (err instanceof MasterUnreachableError || (err instanceof MasterApiError && err.status === 401)) fatal ??= err;
+        results[i] = { id, error: err };
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, ids.length) }, worker));
+      flush();
+    });
     if (fatal !== undefined) throw fatal;
     const done = results as Result[];
     if (ctx.values.json) {

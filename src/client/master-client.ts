@@ -1,5 +1,5 @@
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Created, SandboxView } from '../../master/sandboxes.js';
+import type { Created, SandboxView } from '../protocol/master.js';
 
 export type { Created, SandboxView };
 
@@ -86,11 +86,13 @@ export class MasterClient {
     readonly url: string,
     private readonly token: string | undefined,
     agent?: Dispatcher,
+    /** Each call's time limit unless the call gives its own. */
+    private readonly timeoutMs = TIMEOUT_MS,
   ) {
     this.agent = agent ?? new Agent({ keepAliveTimeout: 5_000 });
   }
 
-  async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, timeoutMs = TIMEOUT_MS): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';

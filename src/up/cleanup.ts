@@ -1,50 +1,33 @@
 import Docker from 'dockerode';
 import { LABELS } from '../../manager/runtime/docker.js';
+import type { HostInfo, MasterClient } from '../client/master-client.js';
+import { forEachLimit } from '../limit.js';
 import type { Logger } from '../log.js';
-
-interface Listed {
-  sandboxes: { id: string }[];
-  nextCursor: string | null;
-}
 
 /**
  * Delete every sandbox the master lists, through its API, so each one's
  * container, volume and DNS name go the normal way. Returns how many were
  * deleted; throws when the master cannot be asked.
  */
-export async function deleteSandboxes(masterUrl: string, token: string, log: Logger): Promise<number> {
-  const headers = { authorization: `Bearer ${token}` };
-  const ids: string[] = [];
-  let cursor: string | null = null;
-  do {
-    const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
-    const res = await fetch(`${masterUrl}/v1/sandboxes?limit=1000${q}`, { headers, signal: AbortSignal.timeout(10_000) });
-    if (!res.ok) throw new Error(`listing sandboxes: ${res.status} ${await res.text()}`);
-    const page = (await res.json()) as Listed;
-    ids.push(...page.sandboxes.map((s) => s.id));
-    cursor = page.nextCursor;
-  } while (cursor);
+export async function deleteSandboxes(master: MasterClient, log: Logger): Promise<number> {
+  const ids = (await master.list({})).map((s) => s.id);
   if (ids.length === 0) return 0;
   log.info({ count: ids.length }, `deleting ${ids.length} sandbox${ids.length === 1 ? '' : 'es'}`);
   let deleted = 0;
-  const queue = [...ids];
-  await Promise.all(
-    Array.from({ length: Math.min(8, ids.length) }, async () => {
-      for (let id = queue.shift(); id; id = queue.shift()) {
-        const res = await fetch(`${masterUrl}/v1/sandboxes/${id}`, { method: 'DELETE', headers, signal: AbortSignal.timeout(30_000) }).catch((err: Error) => err);
-        if (res instanceof Error || !res.ok) log.warn({ sandboxId: id, err: res instanceof Error ? res.message : res.status }, 'could not delete a sandbox');
-        else deleted++;
-      }
-    }),
-  );
+  await forEachLimit(ids, 8, async (id) => {
+    try {
+      await master.delete(id);
+      deleted++;
+    } catch (err) {
+      log.warn({ sandboxId: id, err: (err as Error).message }, 'could not delete a sandbox');
+    }
+  });
   return deleted;
 }
 
 /** The ids of the hosts the master knows (this `up`'s managers). */
-export async function hostIds(masterUrl: string, token: string): Promise<string[]> {
-  const res = await fetch(`${masterUrl}/v1/hosts`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
-  if (!res.ok) throw new Error(`listing hosts: ${res.status}`);
-  return ((await res.json()) as { hosts: { id: string }[] }).hosts.map((h) => h.id);
+export async function hostIds(master: MasterClient, timeoutMs = 5000): Promise<string[]> {
+  return (await master.call<{ hosts: HostInfo[] }>('GET', '/v1/hosts', undefined, timeoutMs)).hosts.map((h) => h.id);
 }
 
 /**

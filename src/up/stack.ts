@@ -5,6 +5,7 @@ import { loadConfig as loadMasterConfig } from '../../master/config.js';
 import { createLogger, safeUrl, type Logger } from '../log.js';
 import { selfCommand } from '../self.js';
 import { nextSteps } from './banner.js';
+import { MasterClient } from '../client/master-client.js';
 import { deleteSandboxes, hostIds, removeLeftovers } from './cleanup.js';
 import { LogStream } from './logstream.js';
 import { ownRedis, redisAnswers } from './redis.js';
@@ -29,6 +30,8 @@ export class Up {
   readonly masterUrl: string;
   private readonly children: Supervised[] = [];
   private tokens!: Tokens;
+  /** The master's API, with the API token (made once the tokens are). */
+  private master: MasterClient | null = null;
   private dockerSocket = '/var/run/docker.sock';
   private managerHostId: string;
   /** Every host this run has had, for the last sweep of containers. */
@@ -114,6 +117,7 @@ export class Up {
   async start(): Promise<void> {
     this.tokens = prepareState(this.stateDir);
     writeMasterUrl(this.stateDir, this.masterUrl);
+    this.master = new MasterClient(this.masterUrl, this.tokens.api, undefined, 30_000);
     const c = this.config;
     const redisUrl = c.redisUrl;
     const env = this.environments(redisUrl);
@@ -135,7 +139,7 @@ export class Up {
     // The master stops its own managers, and may take its time deleting what it was creating.
     const master = this.supervise(this.program('master', env.master, 65_000));
     await this.ready('omega master', async () => (await fetch(`${this.masterUrl}/healthz`)).ok, master);
-    await this.ready('the first host', async () => (await hostIds(this.masterUrl, this.tokens.api)).includes(this.managerHostId), manager);
+    await this.ready('the first host', async () => (await hostIds(this.master!)).includes(this.managerHostId), manager);
     process.stdout.write(nextSteps({ masterUrl: this.masterUrl, stateDir: c.stateDir, dnsListen: c.dnsListen, zone: c.zone }, this.logs.colorize));
   }
 
@@ -148,16 +152,17 @@ export class Up {
     this.stopping ??= (async () => {
       const [redis, dns, manager, master] = ['redis', 'dns', 'manager', 'master'].map((n) => this.children.find((ch) => ch.spec.name === n));
       const hosts = this.hosts;
-      if (master?.running && this.tokens) {
+      if (master?.running && this.master) {
         try {
-          for (const h of await hostIds(this.masterUrl, this.tokens.api)) hosts.add(h);
-          const n = await deleteSandboxes(this.masterUrl, this.tokens.api, this.log);
+          for (const h of await hostIds(this.master)) hosts.add(h);
+          const n = await deleteSandboxes(this.master, this.log);
           if (n) this.log.info(`deleted ${n} sandbox${n === 1 ? '' : 'es'}`);
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, 'could not delete the sandboxes through the master; removing their containers directly');
         }
       }
       await Promise.all([master?.stop(), manager?.stop()]);
+      await this.master?.close().catch(() => {});
       await removeLeftovers([...hosts], this.dockerSocket, this.log).catch((err: Error) => this.log.warn({ err: err.message }, 'could not look for containers left behind'));
       await dns?.stop();
       await redis?.stop();
@@ -168,7 +173,7 @@ export class Up {
 
   /** A second Ctrl-C: kill every child now (their process groups too), then still remove the containers. */
   async kill(): Promise<void> {
-    const more = this.tokens ? await hostIds(this.masterUrl, this.tokens.api).catch(() => []) : [];
+    const more = this.master ? await hostIds(this.master).catch(() => []) : [];
     for (const h of more) this.hosts.add(h);
     for (const ch of this.children) ch.kill();
     await removeLeftovers([...this.hosts], this.dockerSocket, this.log).catch(() => {});

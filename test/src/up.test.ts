@@ -133,7 +133,11 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.teardown(() => redis.forEach((p) => alive(p) && process.kill(p, 'SIGKILL')));
     process.kill(up.pid, 'SIGKILL');
     // dns, the manager and the master notice the closed channel and stop as on SIGTERM (the manager draining its pool).
-    await waitFor('the programs to stop', () => tree.filter((p) => !redis.includes(p) && alive(p)).length === 0 || null, 60_000, 200);
+    await waitFor('the programs to stop', () => {
+      const left = tree.filter((p) => !redis.includes(p)).map(alive).filter(Boolean);
+      if (left.length) throw new Error(`still running: ${left.join('; ')}`);
+      return true;
+    }, 60_000, 200);
     t.pass('dns, manager and master stopped by themselves');
     t.same(labelled(ADDRESS), [], 'the manager removed its warm pool on the way out');
   });

@@ -47,7 +47,8 @@ function server<C extends { logLevel: string }>(
       if (process.channel) {
         process.channel.unref();
         process.once('disconnect', () => {
-          log.warn('omega up is gone; stopping');
+          // Its output went to up, which is gone: writing there can only fail (and was seen to hang the stop).
+          log.level = 'silent';
           process.kill(process.pid, 'SIGTERM');
         });
       }

@@ -46,7 +46,7 @@ apt-run:
 	@infra/scripts/ensure-apt.sh $(RUN_APT)
 
 run: deps apt-run images web
-	@node --import=tsx src/cli.ts up
+	@node --import=tsx cli/cli.ts up
 
 bench-dns: deps apt-test build
 	@infra/scripts/ensure-apt.sh $(BENCH_APT)

@@ -243,7 +243,7 @@ function newestMtime(dir: string): number {
 }
 
 async function buildIfStale(): Promise<void> {
-  const cli = join(ROOT, 'dist/src/cli.js');
+  const cli = join(ROOT, 'dist/cli/cli.js');
   const sources = Math.max(...['src', 'dns'].map((d) => newestMtime(join(ROOT, d))), statSync(join(ROOT, 'tsconfig.build.json')).mtimeMs);
   if (existsSync(cli) && statSync(cli).mtimeMs >= sources) return;
   console.log('building (npm run build)...');
@@ -305,7 +305,7 @@ async function startOmega(redisUrl: string): Promise<Omega> {
     OMEGA_DNS_TOKEN: TOKEN,
     OMEGA_LOG_LEVEL: 'warn',
   };
-  const child = start('omega dns', process.execPath, [...nodeArgs, 'dist/src/cli.js', 'dns'], env);
+  const child = start('omega dns', process.execPath, [...nodeArgs, 'dist/cli/cli.js', 'dns'], env);
   const api = `http://${HOST}:${apiPort}`;
   const healthy = async () => ((await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(2000) })).status === 200 ? true : null);
   await waitFor('omega dns /healthz', healthy, 20_000, child);

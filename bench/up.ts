@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     await page.locator('[data-testid="api-token-save"]').click();
     await page.waitForFunction(() => !document.querySelector('[data-testid="create"]').disabled);
     const web: number[] = [];
-    /** The same span measured by the page itself (marks in master/web), without playwright's click and polling. */
+    /** The same span measured by the page itself (marks in web/), without playwright's click and polling. */
     const inPage: number[] = [];
     for (let i = 0; i < N; i++) {
       await poolReady();

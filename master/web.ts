@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../src/log.js';
 
 /**
- * The web client (master/web/, built by `make web` into dist/web/) served at
+ * The web client (web/, built by `make web` into dist/web/) served at
  * `/`. It is plain files: the page calls the /v1 API with the bearer token the
  * user types in, and talks to the sandboxes' workers directly.
  */

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
  */
 export function selfCommand(...args: string[]): { cmd: string; args: string[] } {
   const fromSource = import.meta.url.endsWith('.ts');
-  const cli = fileURLToPath(new URL(`./cli.${fromSource ? 'ts' : 'js'}`, import.meta.url));
+  const cli = fileURLToPath(new URL(`../cli/cli.${fromSource ? 'ts' : 'js'}`, import.meta.url));
   const loader = fromSource ? [`--import=${import.meta.resolve('tsx')}`] : [];
   return { cmd: process.execPath, args: [...loader, cli, ...args] };
 }

@@ -133,7 +133,7 @@ fi
 
 # The source Omega was built from, recorded when the build succeeds.
 want="$OMEGA_SOURCE_KIND $(redact "$OMEGA_SOURCE") $OMEGA_REF $OMEGA_SHA256"
-if [ -f "$APP/.omega-source" ] && [ "$(cat "$APP/.omega-source")" = "$want" ] && [ -f "$APP/dist/src/cli.js" ]; then
+if [ -f "$APP/.omega-source" ] && [ "$(cat "$APP/.omega-source")" = "$want" ] && [ -f "$APP/dist/cli/cli.js" ]; then
   say "Omega is built in $APP from that source"
 else
   rm -rf "$APP" && mkdir -p "$APP"

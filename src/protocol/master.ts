@@ -1,6 +1,6 @@
 /**
  * The master's public API (`/v1`): schemas of what clients send, and the
- * shapes of what it answers. No imports: the web client (master/web, built for
+ * shapes of what it answers. No imports: the web client (web/, built for
  * the browser) uses these types too.
  */
 

@@ -22,7 +22,7 @@ export interface StartedUp {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+const CLI = new URL('../../cli/cli.ts', import.meta.url).pathname;
 
 /**
  * A whole Omega from `omega up`, as a user starts it, on free ports, with its

@@ -2,9 +2,9 @@ import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
-import { loadWorkerConfig } from '../../manager/worker/config.js';
-import { createWorkerLogger } from '../../manager/worker/log.js';
-import { Worker } from '../../manager/worker/server.js';
+import { loadWorkerConfig } from '../../worker/config.js';
+import { createWorkerLogger } from '../../worker/log.js';
+import { Worker } from '../../worker/server.js';
 import { connectWorker, type TestClient } from '../helpers/worker-client.js';
 
 export { TestClient, upgradeStatus } from '../helpers/worker-client.js';

@@ -1,0 +1,181 @@
+import { resolve } from 'node:path';
+import { loadConfig as loadDnsConfig } from '../../dns/config.js';
+import { loadConfig as loadManagerConfig } from '../../manager/config.js';
+import { loadConfig as loadMasterConfig } from '../../master/config.js';
+import { createLogger, safeUrl, type Logger } from '../../src/log.js';
+import { selfCommand } from '../../src/self.js';
+import { nextSteps } from './banner.js';
+import { MasterClient } from '../client/master-client.js';
+import { deleteSandboxes, hostIds, removeLeftovers } from './cleanup.js';
+import { LogStream } from './logstream.js';
+import { ownRedis, redisAnswers } from './redis.js';
+import type { UpConfig } from './settings.js';
+import { prepareState, writeMasterUrl, type Tokens } from './state.js';
+import { Supervised, type ChildSpec } from './supervisor.js';
+import { joinHostPort, type HostPort } from '../../src/config/settings.js';
+
+const hp = (a: HostPort) => joinHostPort(a.host, a.port);
+
+/**
+ * `omega up`: a whole Omega on one machine, as one supervised process tree
+ * with one log stream: Redis (the one at OMEGA_REDIS_URL, or our own), the
+ * DNS server, the first manager, and the master with the local provider
+ * (which starts more managers on the next loopback addresses as needed).
+ * Stopping deletes every sandbox first, so nothing is left running.
+ */
+export class Up {
+  readonly logs: LogStream;
+  readonly log: Logger;
+  readonly stateDir: string;
+  readonly masterUrl: string;
+  private readonly children: Supervised[] = [];
+  private tokens!: Tokens;
+  /** The master's API, with the API token (made once the tokens are). */
+  private master: MasterClient | null = null;
+  private dockerSocket = '/var/run/docker.sock';
+  private managerHostId: string;
+  /** Every host this run has had, for the last sweep of containers. */
+  private readonly hosts = new Set<string>();
+  private stopping: Promise<void> | null = null;
+  /** Settled when a child keeps crashing: `up` then stops everything. */
+  readonly failed: Promise<string>;
+  private fail!: (name: string) => void;
+
+  constructor(
+    private readonly config: UpConfig,
+    private readonly env: NodeJS.ProcessEnv,
+    out: NodeJS.WritableStream = process.stdout,
+  ) {
+    this.logs = new LogStream(out);
+    this.log = createLogger('up', { level: config.logLevel === 'silent' ? 'info' : config.logLevel, destination: this.logs.destination('up') });
+    this.stateDir = resolve(config.stateDir);
+    const m = config.masterListen;
+    const host = m.host === '0.0.0.0' ? '127.0.0.1' : m.host === '::' ? '::1' : m.host;
+    this.masterUrl = `http://${hp({ host, port: m.port })}`;
+    this.managerHostId = config.firstAddress;
+    this.hosts.add(config.firstAddress);
+    this.failed = new Promise((r) => (this.fail = r));
+  }
+
+  /** The environments of the three programs, checked with their own config loaders before anything starts. */
+  private environments(redisUrl: string) {
+    const c = this.config;
+    const t = this.tokens;
+    const base: NodeJS.ProcessEnv = { ...this.env, OMEGA_REDIS_URL: redisUrl, OMEGA_REDIS_PREFIX: c.redisPrefix, OMEGA_ZONE: c.zone, OMEGA_LOG_LEVEL: c.logLevel };
+    delete base.OMEGA_DEV; // every API here has a token
+    const dns = { ...base, OMEGA_DNS_LISTEN: hp(c.dnsListen), OMEGA_DNS_API_LISTEN: hp(c.dnsApiListen), OMEGA_DNS_TOKEN: t.dns };
+    const dnsApi = c.dnsApiListen.host === '0.0.0.0' ? { ...c.dnsApiListen, host: '127.0.0.1' } : c.dnsApiListen;
+    const master = {
+      ...base,
+      OMEGA_MASTER_LISTEN: hp(c.masterListen),
+      OMEGA_API_TOKEN: t.api,
+      OMEGA_DNS_API_URL: `http://${hp(dnsApi)}`,
+      OMEGA_DNS_TOKEN: t.dns,
+      OMEGA_MANAGER_TOKEN: t.manager,
+      OMEGA_PROVIDER: 'local',
+      OMEGA_LOCAL_FIRST_ADDRESS: c.firstAddress,
+      OMEGA_LOCAL_MANAGER_PORT: String(c.managerPort),
+    };
+    const masterConfig = loadMasterConfig({ env: master });
+    const manager = {
+      ...base,
+      OMEGA_HOST_IP: c.firstAddress,
+      OMEGA_HOST_ID: c.firstAddress,
+      OMEGA_MANAGER_LISTEN: `${c.firstAddress}:${c.managerPort}`,
+      OMEGA_MANAGER_TOKEN: t.manager,
+      OMEGA_CAPACITY: String(masterConfig.localCapacity),
+      OMEGA_POOL_SIZE: masterConfig.localPoolSize,
+    };
+    loadDnsConfig({ env: dns });
+    this.dockerSocket = loadManagerConfig({ env: manager }).dockerSocket;
+    return { dns, master, manager };
+  }
+
+  private supervise(spec: ChildSpec): Supervised {
+    const child = new Supervised(spec, (source, line) => this.logs.line(source, line), this.log, (name) => this.fail(name));
+    this.children.push(child);
+    child.start();
+    return child;
+  }
+
+  private program(name: string, env: NodeJS.ProcessEnv, stopGraceMs: number): ChildSpec {
+    const { cmd, args } = selfCommand(name);
+    return { name, cmd, args, env, stopGraceMs, ipc: true };
+  }
+
+  /** Poll `check` until it is true; fail early when `child` has exited and is not coming back. */
+  private async ready(what: string, check: () => Promise<boolean>, child?: Supervised): Promise<void> {
+    const deadline = Date.now() + this.config.startTimeoutMs;
+    for (;;) {
+      if (await check().catch(() => false)) return;
+      if (Date.now() > deadline) throw new Error(`${what} is not ready after ${this.config.startTimeoutMs} ms; see its log above`);
+      if (this.stopping) throw new Error('stopping');
+      await new Promise((r) => setTimeout(r, child && !child.running ? 500 : 100));
+    }
+  }
+
+  async start(): Promise<void> {
+    this.tokens = prepareState(this.stateDir);
+    writeMasterUrl(this.stateDir, this.masterUrl);
+    this.master = new MasterClient(this.masterUrl, this.tokens.api, undefined, 30_000);
+    const c = this.config;
+    const redisUrl = c.redisUrl;
+    const env = this.environments(redisUrl);
+
+    if (await redisAnswers(redisUrl)) {
+      this.log.info(`using the Redis that answers at ${safeUrl(redisUrl)}`);
+    } else {
+      const spec = ownRedis(redisUrl, this.stateDir);
+      if ('error' in spec) throw new Error(spec.error);
+      this.log.info(`starting redis-server for ${safeUrl(redisUrl)} (data in ${this.stateDir})`);
+      const redis = this.supervise(spec);
+      await this.ready('redis-server', () => redisAnswers(redisUrl, 500), redis);
+    }
+
+    const dns = this.supervise(this.program('dns', env.dns, 10_000));
+    const manager = this.supervise(this.program('manager', env.manager, 35_000));
+    await this.ready('omega dns', async () => (await fetch(`${env.master.OMEGA_DNS_API_URL}/healthz`)).ok, dns);
+    await this.ready(`the manager on ${c.firstAddress}`, async () => (await fetch(`http://${env.manager.OMEGA_MANAGER_LISTEN}/healthz`)).ok, manager);
+    // The master stops its own managers, and may take its time deleting what it was creating.
+    const master = this.supervise(this.program('master', env.master, 65_000));
+    await this.ready('omega master', async () => (await fetch(`${this.masterUrl}/healthz`)).ok, master);
+    await this.ready('the first host', async () => (await hostIds(this.master!)).includes(this.managerHostId), manager);
+    process.stdout.write(nextSteps({ masterUrl: this.masterUrl, stateDir: c.stateDir, dnsListen: c.dnsListen, zone: c.zone }, this.logs.colorize));
+  }
+
+  /**
+   * Delete the sandboxes through the master, stop the master (and the
+   * managers it started) and the first manager, remove anything Omega left
+   * on these hosts, then stop DNS and Redis.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const [redis, dns, manager, master] = ['redis', 'dns', 'manager', 'master'].map((n) => this.children.find((ch) => ch.spec.name === n));
+      const hosts = this.hosts;
+      if (master?.running && this.master) {
+        try {
+          for (const h of await hostIds(this.master)) hosts.add(h);
+          const n = await deleteSandboxes(this.master, this.log);
+          if (n) this.log.info(`deleted ${n} sandbox${n === 1 ? '' : 'es'}`);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'could not delete the sandboxes through the master; removing their containers directly');
+        }
+      }
+      await Promise.all([master?.stop(), manager?.stop()]);
+      await this.master?.close().catch(() => {});
+      await removeLeftovers([...hosts], this.dockerSocket, this.log).catch((err: Error) => this.log.warn({ err: err.message }, 'could not look for containers left behind'));
+      await dns?.stop();
+      await redis?.stop();
+      this.log.info('stopped');
+    })();
+    return this.stopping;
+  }
+
+  /** A second Ctrl-C: kill every child now (their process groups too), then still remove the containers. */
+  async kill(): Promise<void> {
+    const more = this.master ? await hostIds(this.master).catch(() => []) : [];
+    for (const h of more) this.hosts.add(h);
+    for (const ch of this.children) ch.kill();
+    await removeLeftovers([...this.hosts], this.dockerSocket, this.log).catch(() => {});
+  }
+}

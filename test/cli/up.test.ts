@@ -1,0 +1,155 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { prepareState } from '../../cli/up/state.js';
+import { requireDocker } from '../helpers/docker.js';
+import { waitFor } from '../helpers/ports.js';
+import { TestRedis } from '../helpers/redis.js';
+import { startUp } from '../helpers/up.js';
+
+const ADDRESS = '127.0.0.100';
+const CLI = new URL('../../cli/cli.ts', import.meta.url).pathname;
+const mode = (p: string) => statSync(p).mode & 0o777;
+
+/** Containers and volumes Omega labelled with a host. */
+function labelled(host: string): string[] {
+  const f = ['--filter', 'label=omega.managed=true', '--filter', `label=omega.host=${host}`];
+  return [
+    ...execFileSync('docker', ['ps', '-aq', ...f], { encoding: 'utf8' }).split('\n'),
+    ...execFileSync('docker', ['volume', 'ls', '-q', ...f], { encoding: 'utf8' }).split('\n'),
+  ].filter(Boolean);
+}
+
+/** Every process below `pid`. */
+function descendants(pid: number): number[] {
+  let kids: number[] = [];
+  try {
+    kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    // none
+  }
+  return kids.flatMap((k) => [k, ...descendants(k)]);
+}
+
+/** Running (a zombie waiting for its parent to reap it has exited), with its command line. */
+function alive(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/^\d+ \(.*\) Z/.test(stat)) return null;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return null;
+  }
+}
+
+function listening(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, host);
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+t.test('tokens are made once, private, and kept', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'omega-state-')), 'state');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = prepareState(dir);
+  t.equal(mode(dir), 0o700);
+  for (const [name, file] of [['api', 'api-token'], ['dns', 'dns-token'], ['manager', 'manager-token']] as const) {
+    t.equal(mode(join(dir, file)), 0o600, `${file} is 600`);
+    t.ok(first[name].length >= 16 && /^[A-Za-z0-9_-]+$/.test(first[name]), `${file} is long and fits a WebSocket subprotocol`);
+  }
+  t.not(first.api, first.dns, 'each API has its own token');
+  t.same(prepareState(dir), first, 'a second run keeps them');
+  writeFileSync(join(dir, 'dns-token'), 'short', { mode: 0o644 });
+  const again = prepareState(dir);
+  t.not(again.dns, 'short', 'a token too short to be safe is replaced');
+  t.equal(mode(join(dir, 'dns-token')), 0o600);
+});
+
+if (requireDocker(t, ['omega/sandbox-python:latest'])) {
+  t.test('omega up runs everything, and Ctrl-C leaves nothing', async (t) => {
+    const up = await startUp(t, { address: ADDRESS });
+    const out = up.output();
+    for (const service of ['up', 'dns', 'manager', 'master']) t.match(out, new RegExp(`^\\[[\\d:.]+\\] (?:\\w+: )?${service} +\\S`, 'm'), `one stream carries ${service}'s lines`);
+    t.match(out, /starting redis-server/, 'no Redis answered, so it started its own');
+    t.match(out, `${up.masterUrl}/`, 'the banner names the web address');
+    t.match(out, `dig @127.0.0.1 -p ${up.dnsPort} <id>.sandbox.test`, 'and the dig line');
+    t.match(out, `curl -s -X POST ${up.masterUrl}/v1/sandboxes`, 'and a curl that creates a sandbox');
+    t.notMatch(out, up.apiToken, 'the API token is never printed');
+    t.equal(readFileSync(join(up.stateDir, 'master-url'), 'utf8').trim(), up.masterUrl);
+
+    const auth = { authorization: `Bearer ${up.apiToken}` };
+    const hosts = (await (await fetch(`${up.masterUrl}/v1/hosts`, { headers: auth })).json()) as { hosts: { id: string; health: string; managerUrl: string }[] };
+    t.same(hosts.hosts.map((h) => [h.id, h.health]), [[ADDRESS, 'alive']], 'the first manager is up on its address before any sandbox');
+    // Its warm pool fills as the local provider's managers' would (OMEGA_LOCAL_POOL_SIZE), so the first create is warm.
+    await waitFor('the first manager\'s warm pool', async () => {
+      const h = (await (await fetch(`${hosts.hosts[0]!.managerUrl}/healthz`)).json()) as { pool: Record<string, { ready: number }> };
+      return h.pool.python!.ready >= 1 || null;
+    }, 60_000, 200);
+
+    const res = await fetch(`${up.masterUrl}/v1/sandboxes`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ template: 'python' }) });
+    t.equal(res.status, 201);
+    const sb = (await res.json()) as { id: string; hostname: string; host: string; source: string };
+    t.equal(sb.host, ADDRESS);
+    t.equal(sb.source, 'pool', 'from the warm pool');
+    t.same(await up.dig(sb.hostname), [ADDRESS], 'Omega DNS answers the sandbox name with its host');
+    t.ok(labelled(ADDRESS).length > 0, 'its container runs');
+
+    // The client commands find this master and its token through the state directory alone.
+    const cli = (...args: string[]) => JSON.parse(execFileSync(process.execPath, ['--import=tsx', CLI, ...args, '--json', '--state-dir', up.stateDir], { encoding: 'utf8', env: { PATH: process.env.PATH } }));
+    t.same((cli('sandbox', 'list') as { id: string }[]).map((x) => x.id), [sb.id], 'omega sandbox list');
+    t.same((cli('hosts') as { hosts: { id: string }[] }).hosts.map((h) => h.id), [ADDRESS], 'omega hosts');
+
+    // A crashed program is restarted by the supervisor.
+    const dnsPid = Number(execFileSync('pgrep', ['-P', String(up.pid), '-f', 'cli.ts dns'], { encoding: 'utf8' }).trim());
+    t.ok(dnsPid > 0, 'dns is a child of omega up');
+    process.kill(dnsPid, 'SIGKILL');
+    await waitFor('dns restarted', () => up.output().includes('restarting dns'), 10_000);
+    t.same(await waitFor('dns answers again', async () => ((await up.dig(sb.hostname).catch(() => [])).length ? up.dig(sb.hostname) : null), 30_000, 200), [ADDRESS]);
+
+    const tree = descendants(up.pid);
+    t.ok(tree.length >= 4, 'redis, dns, manager, master (and what they started) run under it');
+    const code = await up.stop('SIGINT');
+    t.equal(code, 0, 'Ctrl-C exits cleanly');
+    t.match(up.output(), /deleted 1 sandbox/, 'the sandbox was deleted through the master');
+    t.notMatch(up.output(), /left behind/, 'nothing needed the last sweep');
+    t.same(labelled(ADDRESS), [], 'no container or volume is left on its host');
+    const redisPort = Number(/port (\d+)/.exec(readFileSync(join(up.stateDir, 'redis.conf'), 'utf8'))![1]);
+    t.notOk(await listening(redisPort), 'its own redis-server stopped');
+    t.notOk(await listening(Number(new URL(up.masterUrl).port)), 'the master stopped');
+    t.same(tree.map(alive).filter(Boolean), [], 'no process it started outlives it');
+  });
+
+  t.test('a killed omega up does not leave its programs running unsupervised', async (t) => {
+    const up = await startUp(t, { address: ADDRESS });
+    const tree = descendants(up.pid);
+    const redis = tree.filter((p) => alive(p)?.startsWith('redis-server'));
+    t.equal(redis.length, 1, 'its own redis-server');
+    // SIGKILL: the state dir (its dump's place) is gone by then, and Redis refuses SIGTERM when it cannot save.
+    t.teardown(() => redis.forEach((p) => alive(p) && process.kill(p, 'SIGKILL')));
+    process.kill(up.pid, 'SIGKILL');
+    // dns, the manager and the master notice the closed channel and stop as on SIGTERM (the manager draining its pool).
+    await waitFor('the programs to stop', () => {
+      const left = tree.filter((p) => !redis.includes(p)).map(alive).filter(Boolean);
+      if (left.length) throw new Error(`still running: ${left.join('; ')}`);
+      return true;
+    }, 60_000, 200);
+    t.pass('dns, manager and master stopped by themselves');
+    t.same(labelled(ADDRESS), [], 'the manager removed its warm pool on the way out');
+  });
+
+  t.test('omega up uses a Redis that answers at OMEGA_REDIS_URL', async (t) => {
+    const redis = await TestRedis.create();
+    t.teardown(() => redis.destroy());
+    const up = await startUp(t, { address: ADDRESS, env: { OMEGA_REDIS_URL: redis.url, OMEGA_REDIS_PREFIX: 'upshared' } });
+    t.match(up.output(), `using the Redis that answers at ${redis.url}`);
+    t.notMatch(up.output(), /starting redis-server/);
+    t.equal(await up.stop(), 0);
+    t.ok(await listening(redis.port), 'a Redis it did not start keeps running');
+    t.same(labelled(ADDRESS), []);
+  });
+}

@@ -1,0 +1,109 @@
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import type { CloneStatus } from '../src/protocol/worker.js';
+import { childEnv, killGroup } from './jobs.js';
+import type { WorkerLogger } from './log.js';
+
+/** Schemes a claim may clone from; file:// is for tests and local mirrors. */
+const SCHEMES = new Set(['https:', 'http:', 'git:', 'ssh:', 'file:']);
+
+/** The URL without user or password, for logs and events. */
+export function safeRepoUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '[unparseable url]';
+  }
+}
+
+export function checkRepoUrl(raw: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return 'gitRepo must be a URL';
+  }
+  if (!SCHEMES.has(u.protocol)) return `gitRepo scheme must be one of ${[...SCHEMES].join(' ')}`;
+  if (raw.length > 2048) return 'gitRepo is too long';
+  return null;
+}
+
+/**
+ * `git clone <url> .` into the workspace, in the background, when the
+ * workspace is empty. Progress and the outcome go to `report`; git's
+ * carriage-return progress lines are parsed for a percentage.
+ */
+export class Clone {
+  status: CloneStatus = { state: 'none' };
+  private pid: number | null = null;
+
+  constructor(
+    private readonly workspace: string,
+    private readonly timeoutMs: number,
+    private readonly report: (s: CloneStatus) => void,
+    private readonly log: WorkerLogger,
+  ) {}
+
+  async start(url: string): Promise<void> {
+    const shown = safeRepoUrl(url);
+    const existing = await readdir(this.workspace).catch(() => []);
+    if (existing.length > 0) {
+      this.set({ state: 'skipped', url: shown, message: 'the workspace is not empty' });
+      return;
+    }
+    this.set({ state: 'running', url: shown, percent: 0 });
+    const child = spawn('git', ['clone', '--progress', '--', url, '.'], {
+      cwd: this.workspace,
+      // Never wait on a credential prompt nobody can answer.
+      env: childEnv({ GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' }),
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    });
+    this.pid = child.pid ?? null;
+    let tail = '';
+    let lastReport = 0;
+    child.stderr.on('data', (chunk: Buffer) => {
+      tail = (tail + chunk.toString('utf8')).slice(-4096);
+      const lines = tail.split(/[\r\n]+/).filter(Boolean);
+      const line = lines[lines.length - 1] ?? '';
+      const pct = /(\d{1,3})% \(/.exec(line);
+      // At most a few progress events a second.
+      if (pct && Date.now() - lastReport > 250) {
+        lastReport = Date.now();
+        this.set({ state: 'running', url: shown, message: line.trim(), percent: Number(pct[1]) });
+      }
+    });
+    const timer = setTimeout(() => {
+      if (this.pid) killGroup(this.pid, 'SIGKILL');
+    }, this.timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      this.set({ state: 'failed', url: shown, message: `git could not start: ${err.message}` });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      this.pid = null;
+      if (code === 0) {
+        this.set({ state: 'done', url: shown, percent: 100 });
+        return;
+      }
+      const why = signal ? `git was killed (${signal}${signal === 'SIGKILL' ? ', time limit' : ''})` : `git exited ${code}`;
+      const lastLines = tail.split(/[\r\n]+/).filter((l) => l.trim() && !/%/.test(l)).slice(-3).join(' | ');
+      this.set({ state: 'failed', url: shown, message: `${why}: ${lastLines}`.slice(0, 1000) });
+    });
+  }
+
+  stop(): void {
+    if (this.pid) killGroup(this.pid, 'SIGKILL');
+  }
+
+  private set(s: CloneStatus): void {
+    this.status = s;
+    if (s.state === 'failed') this.log.warn({ clone: s }, 'git clone failed');
+    else if (s.state !== 'running') this.log.info({ clone: s }, `git clone ${s.state}`);
+    this.report(s);
+  }
+}

@@ -1,0 +1,125 @@
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Entry, Params, Result } from '../src/protocol/worker.js';
+import { fsError, WorkerError } from './errors.js';
+import type { Workspace } from './paths.js';
+import { entryType, type Attribution } from './watch.js';
+
+/** Entries returned by one fs.list at most; `truncated` says when there were more. */
+const MAX_LIST = 10_000;
+
+/**
+ * The fs.* methods. Every path goes through Workspace.resolve; every change
+ * is marked with its author first, so the watcher's event for it carries the
+ * client id and skips that client.
+ */
+export class Files {
+  constructor(
+    private readonly ws: Workspace,
+    private readonly attribution: Attribution,
+    private readonly maxFileBytes: number,
+  ) {}
+
+  async list(p: Params<'fs.list'>): Promise<Result<'fs.list'>> {
+    const dir = await this.ws.resolve(p.path);
+    const names = await guard(p.path, () => readdir(dir));
+    names.sort();
+    const shown = names.slice(0, MAX_LIST);
+    const entries = await Promise.all(
+      shown.map(async (name): Promise<Entry | null> => {
+        try {
+          const st = await lstat(path.join(dir, name));
+          return { name, type: entryType(st), size: st.size, mtimeMs: Math.round(st.mtimeMs) };
+        } catch {
+          return null; // removed between readdir and lstat
+        }
+      }),
+    );
+    return { entries: entries.filter((e): e is Entry => e !== null), truncated: names.length > shown.length };
+  }
+
+  async read(p: Params<'fs.read'>): Promise<Result<'fs.read'>> {
+    const file = await this.ws.resolve(p.path);
+    const st = await guard(p.path, () => stat(file));
+    if (st.isDirectory()) throw new WorkerError('IS_A_DIRECTORY', `${p.path} is a directory`);
+    if (st.size > this.maxFileBytes) throw new WorkerError('FILE_TOO_LARGE', `${p.path} is ${st.size} bytes; at most ${this.maxFileBytes} are sent`);
+    const buf = await guard(p.path, () => readFile(file));
+    const encoding = p.encoding ?? 'utf8';
+    return { content: buf.toString(encoding), encoding, size: buf.length, mtimeMs: Math.round(st.mtimeMs) };
+  }
+
+  async write(p: Params<'fs.write'>, clientId: string): Promise<Result<'fs.write'>> {
+    const rel = this.ws.normalize(p.path);
+    if (rel === '') throw new WorkerError('IS_A_DIRECTORY', 'the workspace root is a directory');
+    const file = await this.ws.resolve(rel);
+    const data = Buffer.from(p.content, p.encoding ?? 'utf8');
+    if (data.length > this.maxFileBytes) throw new WorkerError('FILE_TOO_LARGE', `${data.length} bytes; at most ${this.maxFileBytes} are accepted`);
+    const existed = await lstat(file).then(
+      () => true,
+      () => false,
+    );
+    await this.makeParents(file, p.path, clientId);
+    this.attribution.mark(this.ws.relative(file), clientId);
+    await guard(p.path, () => writeFile(file, data));
+    const st = await guard(p.path, () => stat(file));
+    return { size: st.size, mtimeMs: Math.round(st.mtimeMs), created: !existed };
+  }
+
+  async mkdir(p: Params<'fs.mkdir'>, clientId: string): Promise<Result<'fs.mkdir'>> {
+    const dir = await this.ws.resolve(p.path);
+    this.attribution.mark(this.ws.relative(dir), clientId, true);
+    const first = await guard(p.path, () => mkdir(dir, { recursive: true }));
+    if (first) this.attribution.mark(this.ws.relative(first), clientId, true);
+    return { created: first !== undefined };
+  }
+
+  async rename(p: Params<'fs.rename'>, clientId: string): Promise<Result<'fs.rename'>> {
+    const from = await this.ws.resolve(p.from, false);
+    const to = await this.ws.resolve(p.to, false);
+    if (from === this.ws.root || to === this.ws.root) throw new WorkerError('INVALID_PARAMS', 'the workspace root cannot be renamed or replaced');
+    await guard(p.from, () => lstat(from));
+    if (!p.overwrite && (await lstat(to).then(() => true, () => false))) throw new WorkerError('ALREADY_EXISTS', `${p.to} already exists (pass overwrite: true to replace it)`);
+    await this.makeParents(to, p.to, clientId);
+    this.attribution.mark(this.ws.relative(from), clientId, true);
+    this.attribution.mark(this.ws.relative(to), clientId, true);
+    await guard(p.from, () => rename(from, to));
+    return {};
+  }
+
+  async delete(p: Params<'fs.delete'>, clientId: string): Promise<Result<'fs.delete'>> {
+    const target = await this.ws.resolve(p.path, false);
+    if (target === this.ws.root) throw new WorkerError('INVALID_PARAMS', 'the workspace root cannot be deleted');
+    await guard(p.path, () => lstat(target));
+    this.attribution.mark(this.ws.relative(target), clientId, true);
+    await guard(p.path, () => rm(target, { recursive: true, force: false }));
+    return {};
+  }
+
+  async stat(p: Params<'fs.stat'>): Promise<Result<'fs.stat'>> {
+    const target = await this.ws.resolve(p.path, false);
+    const st = await guard(p.path, () => lstat(target));
+    return { path: this.ws.relative(target), type: entryType(st), size: st.size, mtimeMs: Math.round(st.mtimeMs), mode: st.mode & 0o7777 };
+  }
+
+  /** An existing directory for a program's cwd. */
+  async directory(rel: string): Promise<string> {
+    const dir = await this.ws.resolve(rel);
+    const st = await guard(rel, () => stat(dir));
+    if (!st.isDirectory()) throw new WorkerError('NOT_A_DIRECTORY', `${rel} is not a directory`);
+    return dir;
+  }
+
+  private async makeParents(file: string, shown: string, clientId: string): Promise<void> {
+    const first = await guard(shown, () => mkdir(path.dirname(file), { recursive: true }));
+    if (first) this.attribution.mark(this.ws.relative(first), clientId, true);
+  }
+}
+
+/** Run a file operation, turning errno failures into protocol codes that name the client's path. */
+async function guard<T>(shown: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    throw fsError(err, shown);
+  }
+}

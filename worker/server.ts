@@ -1,0 +1,175 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { PROTOCOL_VERSION, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, type Health } from '../src/protocol/worker.js';
+import { bearer, Credentials, upgradeToken } from './auth.js';
+import { handleClaim } from './claim.js';
+import { Clients } from './clients.js';
+import { Clone } from './clone.js';
+import type { WorkerConfig } from './config.js';
+import { Dispatcher } from './dispatch.js';
+import { WorkerError } from './errors.js';
+import { Files } from './files.js';
+import type { WorkerLogger } from './log.js';
+import { methods } from './methods.js';
+import { Workspace } from './paths.js';
+import { Preview } from './preview.js';
+import { Processes } from './processes.js';
+import { refuse, sendError, sendJson } from './respond.js';
+import { Session } from './session.js';
+import { Terminals } from './terminals.js';
+import { Attribution, TreeWatcher } from './watch.js';
+
+/** How long stop() gives programs between SIGTERM/SIGHUP and SIGKILL. */
+const STOP_GRACE_MS = 2000;
+
+/**
+ * The in-sandbox worker: one port serving /healthz, the claim, the
+ * authenticated WebSocket protocol and preview proxying. Built here, started
+ * by start(), stopped once by stop().
+ */
+export class Worker {
+  readonly creds: Credentials;
+  private lastActivityMs = Date.now();
+  private server: Server | null = null;
+  private wss: WebSocketServer | null = null;
+  private watcher: TreeWatcher | null = null;
+  private clone: Clone | null = null;
+  private terminals: Terminals | null = null;
+  private processes: Processes | null = null;
+  private readonly clients = new Clients();
+  private readonly sessions = new Set<Session>();
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    private readonly config: WorkerConfig,
+    private readonly log: WorkerLogger,
+  ) {
+    this.creds = new Credentials(config.token, config.sandboxId);
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this;
+    const ws = await Workspace.open(config.workspace);
+    const attribution = new Attribution();
+    const files = new Files(ws, attribution, config.maxFileBytes);
+    this.watcher = new TreeWatcher(
+      ws.root,
+      (path, kind, type) => {
+        const by = attribution.author(path);
+        this.clients.broadcast('fs.changed', { path, kind, type, by }, by);
+      },
+      log.child({ component: 'watch' }),
+      config.maxWatchedDirs,
+    );
+    await this.watcher.start();
+    const checkLimit = () => {
+      if (this.terminals!.table.running + this.processes!.table.running >= config.maxRunning) {
+        throw new WorkerError('LIMIT_REACHED', `at most ${config.maxRunning} terminals and processes may run at once`);
+      }
+    };
+    const jobOpts = { scrollbackBytes: config.scrollbackBytes, keepExited: config.keepExited, checkLimit, resolveDir: (rel: string) => files.directory(rel) };
+    this.terminals = new Terminals({ ...jobOpts, log: log.child({ component: 'terminals' }) });
+    this.processes = new Processes({ ...jobOpts, log: log.child({ component: 'processes' }) });
+    const preview = new Preview(config.zone, this.creds, log.child({ component: 'preview' }));
+    this.clone = new Clone(ws.root, config.cloneTimeoutMs, (s) => this.clients.broadcast('git.clone', s), log.child({ component: 'clone' }));
+    const dispatcher = new Dispatcher(methods({ files, terminals: this.terminals, processes: this.processes, preview, clients: this.clients }), log);
+
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: config.maxMessageBytes,
+      // A browser that offered subprotocols fails the connection unless one is selected.
+      handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : ([...offered].find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX)) ?? false)),
+    });
+    this.wss.on('connection', (socket: WebSocket) => this.connected(socket, dispatcher));
+
+    const server = createServer((req, res) => this.onRequest(req, res, preview));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head, preview));
+    server.on('clientError', (_err, socket) => refuse(socket, 400, 'Bad Request'));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    log.info({ address: this.address, workspace: ws.root, claimed: this.creds.claimed, sandboxId: this.creds.sandboxId }, 'worker listening');
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.server?.address() as AddressInfo | null;
+    return { host: a?.address ?? this.config.listen.host, port: a?.port ?? this.config.listen.port };
+  }
+
+  health(): Health {
+    const now = Date.now();
+    // A connected client counts as activity for as long as it stays (an open IDE tab is use);
+    // refused requests never do, so a stranger knocking cannot keep a sandbox from idling out.
+    if (this.clients.size > 0) this.lastActivityMs = now;
+    return { status: 'ok', claimed: this.creds.claimed, sandboxId: this.creds.sandboxId, lastActivityMs: this.lastActivityMs, idleMs: now - this.lastActivityMs, clients: this.clients.size };
+  }
+
+  private touch = (): void => {
+    this.lastActivityMs = Date.now();
+  };
+
+  private onRequest(req: IncomingMessage, res: ServerResponse, preview: Preview): void {
+    const target = preview.match(req.headers.host);
+    if (target) {
+      this.touch();
+      return preview.handleRequest(req, res, target);
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return sendJson(res, 200, this.health());
+    if (path === '/_omega/claim' && req.method === 'POST') {
+      handleClaim(req, res, this.config.claimSecret, this.creds, this.clone!, this.log).catch((err: unknown) => {
+        this.log.error({ err }, 'claim failed');
+        sendError(res, 500, 'INTERNAL', 'internal error');
+      });
+      return;
+    }
+    // Nothing else is served over plain HTTP; say 404 only to those holding the token.
+    if (!this.creds.check(bearer(req))) return sendError(res, 401, 'UNAUTHORIZED', 'a valid sandbox token is required');
+    sendError(res, 404, 'NOT_FOUND', `no route ${req.method} ${path}`);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, preview: Preview): void {
+    socket.on('error', () => socket.destroy());
+    if (this.stopping) return refuse(socket, 503, 'Service Unavailable');
+    const target = preview.match(req.headers.host);
+    if (target) {
+      this.touch();
+      return preview.handleUpgrade(req, socket, head, target);
+    }
+    if (!this.creds.check(upgradeToken(req))) return refuse(socket, 401, 'Unauthorized');
+    if ((req.url ?? '/').split('?')[0] !== '/') return refuse(socket, 404, 'Not Found');
+    this.wss!.handleUpgrade(req, socket, head, (ws) => this.wss!.emit('connection', ws, req));
+  }
+
+  private connected(socket: WebSocket, dispatcher: Dispatcher): void {
+    this.touch();
+    const session = new Session(socket, dispatcher, this.config.maxBufferedBytes, this.touch, this.log);
+    this.sessions.add(session);
+    session.onClose('worker', () => this.sessions.delete(session));
+    this.clients.add(session);
+    session.send('hello', { clientId: session.id, sandboxId: this.creds.sandboxId, protocol: PROTOCOL_VERSION, clone: this.clone!.status });
+    this.log.debug({ clientId: session.id }, 'client connected');
+  }
+
+  /** Stop taking connections, close clients, end every program's process group, close the port. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
+      for (const s of this.sessions) s.close(1001, 'worker stopping');
+      this.watcher?.stop();
+      this.clone?.stop();
+      await Promise.all([this.terminals?.table.terminateAll(STOP_GRACE_MS), this.processes?.table.terminateAll(STOP_GRACE_MS)]);
+      this.wss?.close();
+      this.server?.closeAllConnections();
+      await closed;
+    })();
+    return this.stopping;
+  }
+}

@@ -46,7 +46,7 @@ async function luaRate(redisUrl: string): Promise<{ lua: number; zincrby: number
     await clients[0]!.set(k.alive(`h${i}`), '1');
     await clients[0]!.zadd(k.load, 0, `h${i}`);
   }
-  const stores = clients.map((c) => new Store(c, prefix, 60));
+  const stores = clients.map((c, i) => new Store(c, prefix, 60, `bench${i}`));
   const fields = { template: 'python', expiresAtMs: Date.now() + 3_600_000 };
   const measure = async (op: (caller: number, n: number) => Promise<unknown>) => {
     let done = 0;

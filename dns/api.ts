@@ -122,7 +122,7 @@ export function buildDnsApi(o: DnsApiOptions): FastifyInstance {
       const changes: Change[] = req.body.changes.map((c, i) => {
         try {
           const rel = name(c.name);
-          if (c.action === 'DELETE') return { action: 'DELETE', name: rel, ...(c.type ? { type: c.type } : {}) };
+          if (c.action === 'DELETE') return { action: 'DELETE', name: rel, ...(c.type ? { type: c.type } : {}), ...(c.ifExists ? { ifExists: true } : {}) };
           const type = c.type!;
           return { action: 'UPSERT', name: rel, type, ttl: c.ttl ?? o.defaultTtl, values: normalizeValues(type, c.values!) };
         } catch (err) {

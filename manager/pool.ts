@@ -73,7 +73,7 @@ export class WarmPool {
     try {
       const c = await this.startOne(template);
       if (this.stopped) {
-        await this.discard(c).catch(() => {});
+        await this.discard(c).catch((err: unknown) => this.log.warn({ err, template }, 'removing a warm container after the stop failed; the next start reconciles it'));
         return;
       }
       const list = this.ready.get(template) ?? [];

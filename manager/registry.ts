@@ -1,8 +1,8 @@
 import type { Logger } from '../src/log.js';
+import type { ContainerEntry } from '../src/protocol/manager.js';
 import type { RedisClient } from '../src/redis/connection.js';
 import type { HostKeys } from '../src/redis/keys.js';
 import { defineScripts } from '../src/redis/scripts.js';
-import type { SandboxInfo } from '../src/protocol/manager.js';
 
 export interface HostRecord {
   hostId: string;
@@ -11,9 +11,20 @@ export interface HostRecord {
   capacity: number;
 }
 
+/** Host events kept in the stream (approximately): far more than masters fall behind by. */
+const KEEP_EVENTS = 10_000;
+
+/** What the manager reads of a master's sandbox record to tell whether a container is still wanted. */
+export interface SandboxOwner {
+  state: string;
+  host: string;
+}
+
 /**
- * This host in Redis: its record, its heartbeat (a key with an expiry the
- * master checks before allocating), its sandboxes and its load score.
+ * This host in Redis, through the keys the manager alone writes: its record
+ * and heartbeat (a key with an expiry the master checks before allocating),
+ * the index of hosts, and its container table (what runs here for which
+ * sandbox). It reads the master's sandbox records and never writes them.
  */
 export class HostRegistry {
   private timer: NodeJS.Timeout | null = null;
@@ -31,11 +42,16 @@ export class HostRegistry {
 
   private beating: Promise<unknown> | null = null;
   private readonly startedAt = new Date().toISOString();
+  private failing = false;
+
+  get hostId(): string {
+    return this.host.hostId;
+  }
 
   private beat(): Promise<number> {
     const { hostId, address, managerUrl, capacity } = this.host;
     const k = this.keys;
-    return this.redis.heartbeat(k.alive(hostId), k.load, k.sandboxesOn(hostId), k.host(hostId), this.heartbeat.ttlMs, hostId, address, managerUrl, capacity, this.startedAt);
+    return this.redis.heartbeat(k.alive(hostId), k.host(hostId), k.hosts, this.heartbeat.ttlMs, hostId, address, managerUrl, capacity, this.startedAt);
   }
 
   /** The API's real address, once it listens (the configured port may have been 0). */
@@ -48,7 +64,15 @@ export class HostRegistry {
     this.registered = true;
     this.timer = setInterval(() => {
       this.beating ??= this.beat()
-        .catch((err: Error) => this.log.warn({ err: err.message }, 'heartbeat failed'))
+        .then(() => {
+          if (this.failing) this.log.info('heartbeat is back');
+          this.failing = false;
+        })
+        .catch((err: unknown) => {
+          // Once per outage: every beat of a Redis that is away fails the same way.
+          if (!this.failing) this.log.warn({ err }, 'heartbeat failed; retrying every beat');
+          this.failing = true;
+        })
         .finally(() => (this.beating = null));
     }, this.heartbeat.intervalMs);
     this.timer.unref();
@@ -56,7 +80,12 @@ export class HostRegistry {
     this.log.info({ hostId, address, capacity }, 'host registered');
   }
 
-  /** Leave the allocation set first, so no new work arrives, then the rest. */
+  /**
+   * Stop heart-beating and say the manager stopped on purpose: no new work
+   * arrives (allocation needs the heartbeat), and the master keeps this
+   * host's sandboxes running (their containers run on) instead of marking
+   * them lost, until the host has been silent for its forget time.
+   */
   async deregister(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
@@ -65,56 +94,59 @@ export class HostRegistry {
     if (!this.registered) return;
     this.registered = false;
     const { hostId } = this.host;
-    await this.redis.multi().zrem(this.keys.load, hostId).del(this.keys.alive(hostId)).del(this.keys.host(hostId)).exec();
+    await this.redis.multi().del(this.keys.alive(hostId)).hset(this.keys.host(hostId), 'stoppedAtMs', String(Date.now())).exec();
     this.log.info({ hostId }, 'host deregistered');
   }
 
-  async record(info: SandboxInfo): Promise<void> {
-    const { hostId } = this.host;
-    await this.redis
-      .multi()
-      .hset(this.keys.sandbox(info.id), {
-        host: hostId,
-        address: this.host.address,
-        containerId: info.containerId,
-        hostPort: String(info.hostPort),
-        template: info.template,
-        volume: info.volume,
-        createdAt: info.createdAt,
-        source: info.source,
-      })
-      .sadd(this.keys.sandboxesOn(hostId), info.id)
-      .exec();
-    await this.syncLoad();
+  /** Record what runs for a sandbox (before its create is answered: the master reads it to tell running from lost). */
+  async put(id: string, entry: ContainerEntry): Promise<void> {
+    await this.report(id, entry);
   }
 
-  async get(id: string): Promise<Record<string, string> | null> {
-    const h = await this.redis.hgetall(this.keys.sandbox(id));
-    return Object.keys(h).length ? h : null;
+  /**
+   * Change a sandbox's row; with `event`, the master hears of it in the same
+   * step (a container that stopped on its own).
+   */
+  async report(id: string, entry: ContainerEntry | null, event?: { state: string; why: string }): Promise<void> {
+    const k = this.keys;
+    await this.redis.reportContainer(
+      k.containers(this.host.hostId),
+      k.hostEvents,
+      id,
+      entry ? JSON.stringify(entry) : '',
+      this.host.hostId,
+      event?.state ?? '',
+      event?.why ?? '',
+      KEEP_EVENTS,
+    );
   }
 
-  async forget(id: string): Promise<void> {
-    await this.redis.multi().del(this.keys.sandbox(id)).srem(this.keys.sandboxesOn(this.host.hostId), id).exec();
-    await this.syncLoad();
+  async get(id: string): Promise<ContainerEntry | null> {
+    const raw = await this.redis.hget(this.keys.containers(this.host.hostId), id);
+    return raw ? (JSON.parse(raw) as ContainerEntry) : null;
   }
 
-  /** Ids on this host with their records (null for an id whose record is gone). */
-  async sandboxes(): Promise<Map<string, Record<string, string> | null>> {
-    const ids = await this.redis.smembers(this.keys.sandboxesOn(this.host.hostId));
-    const out = new Map<string, Record<string, string> | null>();
+  async remove(id: string): Promise<void> {
+    await this.report(id, null);
+  }
+
+  /** The whole table: sandbox id -> entry. */
+  async entries(): Promise<Map<string, ContainerEntry>> {
+    const raw = await this.redis.hgetall(this.keys.containers(this.host.hostId));
+    return new Map(Object.entries(raw).map(([id, json]) => [id, JSON.parse(json) as ContainerEntry]));
+  }
+
+  /** The master's view of these sandboxes (state and host), null for those it has no record of. */
+  async owners(ids: string[]): Promise<Map<string, SandboxOwner | null>> {
+    const out = new Map<string, SandboxOwner | null>();
     if (!ids.length) return out;
     const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hgetall(this.keys.sandbox(id));
+    for (const id of ids) pipe.hmget(this.keys.sandbox(id), 'state', 'host');
     const res = (await pipe.exec()) ?? [];
     ids.forEach((id, i) => {
-      const h = res[i]?.[1] as Record<string, string> | undefined;
-      out.set(id, h && Object.keys(h).length ? h : null);
+      const [state, host] = (res[i]?.[1] as Array<string | null> | undefined) ?? [];
+      out.set(id, state && host ? { state, host } : null);
     });
     return out;
-  }
-
-  async syncLoad(): Promise<number> {
-    const { hostId } = this.host;
-    return this.redis.syncHostLoad(this.keys.sandboxesOn(hostId), this.keys.load, hostId);
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { OmegaError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
-import type { CreateSandboxRequest, SandboxInfo } from '../src/protocol/manager.js';
+import type { ContainerEntry, CreateSandboxRequest, SandboxInfo } from '../src/protocol/manager.js';
 import type { ManagerConfig } from './config.js';
 import type { WarmContainer, WarmPool } from './pool.js';
 import type { HostRegistry } from './registry.js';
@@ -48,14 +48,15 @@ export class Sandboxes {
     if (!this.config.templates.includes(req.template)) {
       throw new OmegaError('UNKNOWN_TEMPLATE', `unknown template "${req.template}"; this host offers ${this.config.templates.join(', ')}`);
     }
-    const existing = await this.registry.get(req.id);
+    const table = await this.registry.entries();
+    const existing = table.get(req.id);
     if (existing?.containerId) {
       if (existing.template !== req.template) throw new OmegaError('SANDBOX_EXISTS');
-      if (await this.runtime.running(existing.containerId)) return toInfo(req.id, existing);
+      if (existing.state === 'running' && (await this.runtime.running(existing.containerId))) return this.info(req.id, existing);
     }
-    const others = [...(await this.registry.sandboxes()).keys()].filter((id) => id !== req.id);
-    if (others.length >= this.config.capacity) {
-      throw new OmegaError('HOST_AT_CAPACITY', `this host runs ${others.length} of ${this.config.capacity} sandboxes`);
+    const others = [...table].filter(([id, e]) => id !== req.id && e.state === 'running').length;
+    if (others >= this.config.capacity) {
+      throw new OmegaError('HOST_AT_CAPACITY', `this host runs ${others} of ${this.config.capacity} sandboxes`);
     }
     const log = this.log.child({ sandboxId: req.id, template: req.template });
     const gitRepo = this.config.templateRepos[req.template];
@@ -68,7 +69,7 @@ export class Sandboxes {
         await this.workers.claim(warm.hostPort, warm.claimSecret, claim);
       } catch (err) {
         log.warn({ err }, 'warm container refused its claim; starting one cold');
-        await this.discard(warm).catch(() => {});
+        await this.discardLogged(warm, log);
         warm = undefined;
       }
     }
@@ -78,29 +79,51 @@ export class Sandboxes {
       try {
         await this.workers.claim(warm.hostPort, warm.claimSecret, claim);
       } catch (err) {
-        await this.discard(warm).catch(() => {});
+        await this.discardLogged(warm, log);
         throw err;
       }
     }
-    const info: SandboxInfo = {
-      id: req.id,
-      template: req.template,
+    const entry: ContainerEntry = {
       containerId: warm.containerId,
       hostPort: warm.hostPort,
-      host: this.config.hostIp,
       volume: warm.volume,
-      createdAt: new Date().toISOString(),
+      template: req.template,
       source,
+      state: 'running',
+      createdAtMs: Date.now(),
     };
     try {
-      await this.registry.record(info);
+      // Before the answer: the master reads the table to tell a running sandbox from a lost one.
+      await this.registry.put(req.id, entry);
     } catch (err) {
       // Not recorded means nobody could find it again: leave nothing behind.
-      await this.discard(warm).catch(() => {});
+      await this.discardLogged(warm, log);
       throw new OmegaError('REDIS_UNAVAILABLE', undefined, { cause: err });
     }
-    log.info({ containerId: info.containerId.slice(0, 12), hostPort: info.hostPort, source }, 'sandbox started');
-    return info;
+    log.info({ containerId: entry.containerId.slice(0, 12), hostPort: entry.hostPort, source }, 'sandbox started');
+    return this.info(req.id, entry);
+  }
+
+  private info(id: string, e: ContainerEntry): SandboxInfo {
+    return {
+      id,
+      template: e.template,
+      containerId: e.containerId,
+      hostPort: e.hostPort,
+      host: this.config.hostIp,
+      volume: e.volume,
+      createdAt: new Date(e.createdAtMs).toISOString(),
+      source: e.source,
+    };
+  }
+
+  /** Remove a container that serves no one, logging (not throwing) a failure: the reconciler removes what is left. */
+  private async discardLogged(c: { containerId: string; volume: string }, log: Logger): Promise<void> {
+    try {
+      await this.discard(c);
+    } catch (err) {
+      log.warn({ err, containerId: c.containerId.slice(0, 12) }, 'removing a container failed; the reconciler removes it');
+    }
   }
 
   /**
@@ -135,7 +158,7 @@ export class Sandboxes {
       return warm;
     } catch (err) {
       const logs = await this.runtime.logsTail(started.id);
-      await this.discard(warm).catch(() => {});
+      await this.discardLogged(warm, this.log);
       throw new OmegaError('SANDBOX_START_FAILED', `${(err as Error).message}${logs ? `; container output: ${logs.slice(-500)}` : ''}`, { cause: err });
     } finally {
       this.startingContainers.delete(started.id);
@@ -147,9 +170,18 @@ export class Sandboxes {
     await this.runtime.removeVolume(c.volume);
   }
 
-  /** Stop and remove a sandbox (and its volume unless kept). Idempotent: false when there was nothing. */
+  /**
+   * Stop and remove a sandbox's container, and its volume unless kept (a
+   * lost sandbox's workspace, until the master deletes it: its row then
+   * says `removed` and keeps the volume's name). Idempotent: false when
+   * there was nothing.
+   */
   async delete(id: string, keepVolume: boolean): Promise<boolean> {
-    await this.inflight.get(id)?.catch(() => {});
+    // A create in flight finishes first (its failure is its caller's to report), so nothing it starts is left.
+    await this.inflight.get(id)?.then(
+      () => undefined,
+      () => undefined,
+    );
     // Marked in flight so a reconcile pass running meanwhile leaves it to us.
     this.deleting.add(id);
     try {
@@ -162,38 +194,52 @@ export class Sandboxes {
   private readonly deleting = new Set<string>();
 
   private async doDelete(id: string, keepVolume: boolean): Promise<boolean> {
-    const rec = await this.registry.get(id);
-    const containers = (await this.runtime.list()).filter((c) => c.labels[LABELS.sandbox] === id || c.id === rec?.containerId);
+    const entry = await this.registry.get(id);
+    const containers = (await this.runtime.list()).filter((c) => c.labels[LABELS.sandbox] === id || c.id === entry?.containerId);
     for (const c of containers) await this.runtime.remove(c.id);
-    const volumes = new Set([rec?.volume, ...containers.map((c) => c.labels[LABELS.volume])].filter((v): v is string => !!v));
-    if (!keepVolume) for (const v of volumes) await this.runtime.removeVolume(v);
-    if (rec) await this.registry.forget(id);
-    const found = !!rec || containers.length > 0;
+    const volumes = new Set([entry?.volume, ...containers.map((c) => c.labels[LABELS.volume])].filter((v): v is string => !!v));
+    if (keepVolume && entry) {
+      await this.registry.report(id, { ...entry, state: 'removed' });
+    } else {
+      for (const v of volumes) await this.runtime.removeVolume(v);
+      if (entry) await this.registry.remove(id);
+    }
+    const found = !!entry || containers.length > 0;
     if (found) this.log.info({ sandboxId: id, keepVolume }, 'sandbox deleted');
     return found;
   }
 
+  /**
+   * A sandbox's container stopped on its own: its row says so and the
+   * master hears of it in the same step (it marks the sandbox lost). Only a
+   * row that says running changes; false otherwise.
+   */
+  async exited(id: string, containerId: string, why: string): Promise<boolean> {
+    if (this.deleting.has(id)) return false;
+    const entry = await this.registry.get(id);
+    if (!entry || entry.containerId !== containerId || entry.state !== 'running') return false;
+    await this.registry.report(id, { ...entry, state: 'exited', exitedAtMs: Date.now(), why }, { state: 'exited', why });
+    this.log.warn({ sandboxId: id, why }, 'sandbox container stopped');
+    return true;
+  }
+
+  /** A container of this host stopped (the engine's event): report it if it served a sandbox. */
+  async exitedContainer(containerId: string, sandboxId: string | null, why: string): Promise<boolean> {
+    let id = sandboxId;
+    if (!id) {
+      // A claimed pool container carries no sandbox label: find its row.
+      for (const [sid, e] of await this.registry.entries()) if (e.containerId === containerId) id = sid;
+    }
+    return id ? this.exited(id, containerId, why) : false;
+  }
+
   async list(): Promise<Array<SandboxInfo & { state: string }>> {
-    const [recs, containers] = await Promise.all([this.registry.sandboxes(), this.runtime.list()]);
+    const [entries, containers] = await Promise.all([this.registry.entries(), this.runtime.list()]);
     const byId = new Map(containers.map((c) => [c.id, c]));
     const out: Array<SandboxInfo & { state: string }> = [];
-    for (const [id, rec] of recs) {
-      if (!rec?.containerId) continue;
-      out.push({ ...toInfo(id, rec), state: byId.get(rec.containerId)?.state ?? 'missing' });
+    for (const [id, e] of entries) {
+      out.push({ ...this.info(id, e), state: e.state === 'running' ? (byId.get(e.containerId)?.state ?? 'missing') : e.state });
     }
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
-}
-
-function toInfo(id: string, rec: Record<string, string>): SandboxInfo {
-  return {
-    id,
-    template: rec.template ?? '',
-    containerId: rec.containerId ?? '',
-    hostPort: Number(rec.hostPort),
-    host: rec.address ?? '',
-    volume: rec.volume ?? '',
-    createdAt: rec.createdAt ?? '',
-    source: (rec.source as SandboxInfo['source']) ?? 'cold',
-  };
 }

@@ -10,7 +10,7 @@ import { joinHostPort } from '../src/config/settings.js';
 import { WarmPool } from './pool.js';
 import { Reconciler } from './reconciler.js';
 import { HostRegistry } from './registry.js';
-import { DockerRuntime } from './runtime/docker.js';
+import { DockerRuntime, LABELS } from './runtime/docker.js';
 import { Sandboxes } from './sandboxes.js';
 import { WorkerClient } from './worker-client.js';
 
@@ -32,6 +32,7 @@ export class ManagerServer implements Component {
   private dockerUp = false;
   private stopping = false;
   private dockerTimer: NodeJS.Timeout | null = null;
+  private unwatch: (() => void) | null = null;
   private url = '';
 
   constructor(
@@ -105,6 +106,16 @@ export class ManagerServer implements Component {
         this.log.error({ template: t, image: this.sandboxes.image(t) }, 'image missing: run `make images`');
       }
     }
+    // A sandbox's container that stops on its own is reported at once; the reconciler's pass is the backstop.
+    this.unwatch = this.runtime.watchExits(
+      (e) => {
+        const id = e.labels[LABELS.sandbox] ?? null;
+        void this.sandboxes.exitedContainer(e.containerId, id, `container exited (code ${e.exitCode || 'unknown'})`).catch((err: unknown) =>
+          this.log.warn({ err, containerId: e.containerId.slice(0, 12) }, 'reporting a stopped container failed; the reconciler reports it'),
+        );
+      },
+      (err) => this.log.warn({ err }, 'the Docker event stream failed; re-opening it'),
+    );
     await this.reconciler.run();
     await this.registry.register();
     this.reconciler.start();
@@ -119,6 +130,7 @@ export class ManagerServer implements Component {
   readonly stop = once(async () => {
     this.stopping = true;
     if (this.dockerTimer) clearTimeout(this.dockerTimer);
+    this.unwatch?.();
     await this.registry.deregister().catch((err: unknown) => this.log.warn({ err }, 'deregister failed'));
     await this.api.close();
     await this.reconciler.stop();

@@ -15,6 +15,16 @@ export class UpstreamError extends Error {
 }
 
 /**
+ * Whether a failed call is known never to have reached its server (the
+ * connection was refused or never made), so it changed nothing there and
+ * needs no undoing. A timeout or a reset may have been acted on.
+ */
+export function notDelivered(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string } } | null)?.cause;
+  return cause?.code === 'ECONNREFUSED' || cause?.code === 'UND_ERR_CONNECT_TIMEOUT' || cause?.code === 'ENOTFOUND';
+}
+
+/**
  * JSON over HTTP to Omega's own APIs (managers, DNS), on one keep-alive
  * agent. Failures keep the callee's code; the network's become `failCode`.
  */
@@ -80,9 +90,10 @@ export class ManagerClient {
 export interface DnsChange {
   action: 'UPSERT' | 'DELETE';
   name: string;
-  type: 'A' | 'AAAA';
+  type?: 'A' | 'AAAA';
   values?: string[];
   ttl?: number;
+  ifExists?: boolean;
 }
 
 export class DnsClient {
@@ -97,6 +108,11 @@ export class DnsClient {
 
   async change(changes: DnsChange[]): Promise<void> {
     await this.http.call('POST', `${this.apiUrl}/v1/changes`, { changes });
+  }
+
+  /** Remove every name in one batch; names already gone are fine. */
+  async removeNames(names: string[]): Promise<void> {
+    await this.change(names.map((name) => ({ action: 'DELETE', name, ifExists: true })));
   }
 
   /** Remove a name's records; a name already gone is fine. */

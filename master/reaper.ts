@@ -6,9 +6,6 @@ import { describe } from './sandboxes.js';
 import type { Store } from './store.js';
 import { joinHostPort } from '../src/config/settings.js';
 
-/** How long a failed expiry waits before it is tried again. */
-const RETRY_MS = 5000;
-
 /**
  * Ends what must end, on timers:
  *  - sandboxes past their expiry (one master wins each, by removing it from
@@ -16,6 +13,11 @@ const RETRY_MS = 5000;
  *  - sandboxes idle past their idleSeconds (the worker's /healthz says how long);
  *  - hosts whose heartbeat lapsed: their sandboxes are marked lost and their
  *    names removed at once; a host silent for hostForgetSeconds is dropped.
+ *    A host whose manager stopped on purpose (it deregistered) keeps its
+ *    sandboxes running (its containers run on) until it has been silent for
+ *    hostForgetSeconds; then they are lost too.
+ * A delete that fails stays `deleting`, owned by this master: the
+ * reconciler finishes it.
  */
 export class Reaper {
   private readonly tasks: Array<Periodic<unknown>>;
@@ -52,8 +54,7 @@ export class Reaper {
         await this.sandboxes.delete(id, 'expired');
         done.push(id);
       } catch (err) {
-        this.log.warn({ sandboxId: id, err: describe(err) }, 'expiry failed; retrying shortly');
-        await this.store.setExpiry(id, Date.now() + RETRY_MS).catch(() => {});
+        this.log.warn({ sandboxId: id, err: describe(err) }, 'expiry failed; the reconciler finishes the delete');
       }
     }
     return done;
@@ -73,8 +74,7 @@ export class Reaper {
           await this.sandboxes.delete(r.id, 'idle');
           done.push(r.id);
         } catch (err) {
-          await this.store.setExpiry(r.id, Date.now() + RETRY_MS).catch(() => {});
-          this.log.warn({ sandboxId: r.id, err: describe(err) }, 'idle delete failed; retrying shortly');
+          this.log.warn({ sandboxId: r.id, err: describe(err) }, 'idle delete failed; the reconciler finishes the delete');
         }
       }),
     );
@@ -83,6 +83,7 @@ export class Reaper {
 
   async checkHosts(): Promise<void> {
     const now = Date.now();
+    await this.store.admitHosts();
     for (const h of await this.store.hosts()) {
       if (h.alive) {
         if (h.lostAtMs) {
@@ -91,19 +92,18 @@ export class Reaper {
         }
         continue;
       }
-      if (h.lostAtMs === null) {
+      const silentForMs = now - (h.lostAtMs ?? h.stoppedAtMs ?? now);
+      if (h.lostAtMs === null && (h.stoppedAtMs === null || silentForMs > this.opts.hostForgetSeconds * 1000)) {
         const ids = await this.store.markHostLost(h.hostId);
         this.lostMarked += ids.length;
-        this.log.warn({ hostId: h.hostId, sandboxes: ids.length }, 'host heartbeat lapsed; its sandboxes are lost');
+        this.log.warn({ hostId: h.hostId, sandboxes: ids.length, stopped: h.stoppedAtMs !== null }, 'host heartbeat lapsed; its sandboxes are lost');
         for (const id of ids) {
           await this.sandboxes
-            .removeDns(id)
-            .then(() => this.store.setFields(id, { dns: '0' }))
+            .removeNames(id)
             .catch((err: unknown) => this.log.warn({ sandboxId: id, err: describe(err) }, 'removing a lost sandbox\'s names failed; the reconciler retries'));
         }
-      } else if (now - h.lostAtMs > this.opts.hostForgetSeconds * 1000) {
-        await this.store.forgetHost(h.hostId);
-        this.log.info({ hostId: h.hostId }, 'silent host forgotten');
+      } else if (h.lostAtMs !== null && silentForMs > this.opts.hostForgetSeconds * 1000) {
+        if (await this.store.forgetHost(h.hostId)) this.log.info({ hostId: h.hostId }, 'silent host forgotten');
       }
     }
   }

@@ -1,28 +1,36 @@
 import { Periodic } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
-import type { DnsClient, ManagerClient } from './clients.js';
+import type { DnsClient } from './clients.js';
+import type { HostEvents } from './host-events.js';
 import { describe, type Sandboxes } from './sandboxes.js';
 import { SANDBOX_ID_FORMAT, type SandboxRecord, type Store } from './store.js';
 
 export interface MasterReconcileReport {
   /** Index entries without a record, dropped. */
   dropped: string[];
-  /** Stuck creates and deletes finished (deleted). */
+  /** Creates and deletes abandoned by their master (gone, or stuck past their time), finished (deleted). */
   finished: string[];
-  /** Running sandboxes whose host no longer has them. */
+  /** Running sandboxes whose container is gone from their host, marked lost. */
   lost: string[];
-  /** Lost sandboxes kept past retention, forgotten. */
+  /** Lost sandboxes kept past retention, deleted with their workspace. */
   purged: string[];
-  /** Containers a manager runs for sandboxes the master does not know, removed. */
-  strays: string[];
   /** DNS names of sandboxes that are gone, removed. */
   names: string[];
+  /** Hosts that registered and were put in the load set. */
+  admitted: string[];
 }
 
+/** A deleting sandbox whose master is alive is left to it this long before it is taken over. */
+const DELETE_STUCK_MS = 60_000;
+
 /**
- * Heals what a crash between two steps of a create or delete leaves, by
- * comparing Redis with what the managers and the DNS server report. Safe to
- * run from several masters at once: every step it takes is idempotent.
+ * The one authority over what a sandbox's record says against what runs:
+ * it compares the master's records with the managers' container tables (in
+ * Redis, written by each manager alone) and with the DNS zone, and heals
+ * what a crash between two steps leaves. It also turns the containers that
+ * managers report stopped (host events) into `lost` sandboxes at once.
+ * Safe to run from several masters at once: every step is a script that
+ * checks the state it expects, or idempotent.
  */
 export class MasterReconciler {
   private readonly task: Periodic<MasterReconcileReport>;
@@ -30,21 +38,23 @@ export class MasterReconciler {
   constructor(
     private readonly store: Store,
     private readonly sandboxes: Sandboxes,
-    private readonly managers: ManagerClient,
     private readonly dns: DnsClient,
+    private readonly events: HostEvents,
     private readonly zone: string,
     private readonly opts: { intervalMs: number; createTimeoutMs: number; lostRetentionSeconds: number },
     private readonly log: Logger,
   ) {
-    this.task = new Periodic(opts.intervalMs, () => this.pass(), (err) => this.log.warn({ err: describe(err) }, 'reconcile failed'));
+    this.task = new Periodic(opts.intervalMs, () => this.pass(), (err) => this.log.warn({ err }, 'reconcile failed'));
   }
 
   start(): void {
     this.task.start();
+    this.events.start((e) => this.containerStopped(e.sandbox, e.host, e.why));
   }
 
-  stop(): Promise<void> {
-    return this.task.stop();
+  async stop(): Promise<void> {
+    await this.events.stop();
+    await this.task.stop();
   }
 
   /** One pass; concurrent calls share it. */
@@ -52,26 +62,27 @@ export class MasterReconciler {
     return this.task.run();
   }
 
-  private async pass(): Promise<MasterReconcileReport> {
-    const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], strays: [], names: [] };
-    const now = Date.now();
-    const hosts = await this.store.hosts();
-    const alive = new Map(hosts.filter((h) => h.alive).map((h) => [h.hostId, h]));
-    // What each live host's manager runs (null: it did not answer, so judge nothing by it).
-    const onHost = new Map<string, Map<string, { createdAt: string }> | null>();
-    await Promise.all(
-      [...alive.values()].map(async (h) => {
-        try {
-          onHost.set(h.hostId, new Map((await this.managers.list(h.managerUrl)).map((s) => [s.id, s])));
-        } catch (err) {
-          onHost.set(h.hostId, null);
-          this.log.warn({ hostId: h.hostId, err: describe(err) }, 'manager did not list its sandboxes');
-        }
-      }),
-    );
+  /** A manager says the container of `id` stopped: lost, and its names go now. True if it was running there. */
+  async containerStopped(id: string, hostId: string, why: string): Promise<boolean> {
+    if (!(await this.store.markLost(id, hostId, why))) return false;
+    this.log.warn({ sandboxId: id, hostId, why }, 'sandbox container stopped; marked lost');
+    await this.sandboxes.removeNames(id);
+    return true;
+  }
 
+  private async pass(): Promise<MasterReconcileReport> {
+    const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [] };
+    const now = Date.now();
+    report.admitted = await this.store.admitHosts();
     const ids = await this.store.allIds();
     const recs = await this.store.getMany(ids);
+    const hosts = await this.store.hosts();
+    const alive = new Set(hosts.filter((h) => h.alive).map((h) => h.hostId));
+    // Read after the records: a sandbox created since is in its table already (the manager writes it before answering).
+    const tables = new Map(await Promise.all([...alive].map(async (h) => [h, await this.store.containers(h)] as const)));
+    const owners = await this.store.mastersAlive(recs.flatMap((r) => (r?.owner ? [r.owner] : [])));
+    const unindexed = await this.store.withoutExpiry(recs.flatMap((r) => (r?.state === 'running' ? [r.id] : [])));
+
     const known = new Map<string, SandboxRecord>();
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
@@ -83,31 +94,27 @@ export class MasterReconciler {
       }
       known.set(id, r);
       const age = now - r.stateSinceMs;
+      const abandoned = r.owner !== null && !owners.has(r.owner);
       try {
-        if ((r.state === 'creating' && age > 2 * this.opts.createTimeoutMs) || (r.state === 'deleting' && age > 60_000)) {
-          await this.sandboxes.delete(id, `stuck ${r.state}`);
+        if (r.state === 'creating' && (abandoned || age > 2 * this.opts.createTimeoutMs)) {
+          await this.sandboxes.delete(id, abandoned ? 'its create was abandoned by a master that is gone' : 'stuck creating');
+          report.finished.push(id);
+        } else if (r.state === 'deleting' && (abandoned || age > DELETE_STUCK_MS)) {
+          await this.sandboxes.delete(id, 'an unfinished delete');
           report.finished.push(id);
         } else if (r.state === 'lost') {
-          if (r.dns) {
-            await this.sandboxes.removeDns(id);
-            await this.store.setFields(id, { dns: '0' });
-          }
           if (r.lostAtMs && now - r.lostAtMs > this.opts.lostRetentionSeconds * 1000) {
-            await this.store.release(id);
+            await this.sandboxes.delete(id, 'lost past its retention');
             report.purged.push(id);
+          } else if (r.dns) {
+            await this.sandboxes.removeNames(id);
           }
         } else if (r.state === 'running') {
-          const listed = onHost.get(r.host);
-          if (listed && !listed.has(id) && age > 10_000) {
-            // Its container is gone (the manager forgot it): lost, and its names go.
-            if (await this.store.transition(id, ['running'], 'lost', { lostAtMs: String(now) })) {
-              this.log.warn({ sandboxId: id, hostId: r.host }, 'sandbox missing on its host; marked lost');
-              await this.sandboxes.removeDns(id);
-              await this.store.setFields(id, { dns: '0' });
-              await this.store.leaveHost(id, r.host);
-              report.lost.push(id);
-            }
-          } else if (!(await this.store.redis.zscore(this.store.keys.expiry, id))) {
+          const entry = tables.get(r.host)?.get(id);
+          if (tables.has(r.host) && entry?.state !== 'running') {
+            if (await this.containerStopped(id, r.host, entry?.why ?? (entry ? `container ${entry.state}` : 'no container on its host'))) report.lost.push(id);
+          } else if (unindexed.has(id)) {
+            // An expiry claimed by a master that failed before its delete began: it must expire again.
             await this.store.setExpiry(id, r.expiresAtMs);
           }
         }
@@ -116,24 +123,6 @@ export class MasterReconciler {
       }
     }
 
-    // Containers a manager runs that the master has no live record of (a create that lost its master).
-    for (const [hostId, listed] of onHost) {
-      if (!listed) continue;
-      for (const [id, s] of listed) {
-        const r = known.get(id);
-        if (r && r.host === hostId && r.state !== 'lost') continue;
-        if (now - Date.parse(s.createdAt) < this.opts.createTimeoutMs) continue;
-        try {
-          await this.managers.delete(alive.get(hostId)!.managerUrl, id);
-          report.strays.push(id);
-          this.log.warn({ sandboxId: id, hostId }, 'removed a sandbox the master has no record of');
-        } catch (err) {
-          this.log.warn({ sandboxId: id, err: describe(err) }, 'removing a stray sandbox failed');
-        }
-      }
-    }
-
-    // Names of sandboxes that are gone.
     report.names = await this.sweepDns(known);
     const changed = Object.values(report).some((v) => v.length > 0);
     if (changed) this.log.info({ ...Object.fromEntries(Object.entries(report).map(([k, v]) => [k, v.length])) }, 'reconciled');
@@ -141,7 +130,7 @@ export class MasterReconciler {
   }
 
   private async sweepDns(known: Map<string, SandboxRecord>): Promise<string[]> {
-    const removed: string[] = [];
+    const stale: string[] = [];
     const suffix = `.${this.zone}`;
     let cursor: string | undefined;
     do {
@@ -157,11 +146,11 @@ export class MasterReconciler {
         // Created since this pass read the index? Look again before removing its name.
         const now = await this.store.get(id);
         if (now && now.state !== 'lost') continue;
-        await this.dns.remove(rel);
-        removed.push(rel);
+        stale.push(rel);
       }
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
-    return removed;
+    if (stale.length) await this.dns.removeNames(stale);
+    return stale;
   }
 }

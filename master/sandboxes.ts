@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { OmegaError, isOmegaError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import type { DnsClient, ManagerClient } from './clients.js';
-import { UpstreamError } from './clients.js';
+import { notDelivered, UpstreamError } from './clients.js';
 import type { MasterConfig } from './config.js';
 import type { Scaler } from './scaler.js';
 import { newSandboxId, newSandboxToken, type SandboxRecord, type SandboxState, type Store } from './store.js';
@@ -22,14 +22,26 @@ export type { Created, SandboxView };
 /** Hosts tried for one create before giving up. */
 const MAX_ATTEMPTS = 4;
 
+type Slot = { hostId: string; address: string; managerUrl: string };
+
 /**
  * The sandbox lifecycle, in the order the steps must happen so that a crash
  * at any point leaves something the reconciler can finish:
  *
- *   create: reserve a slot (Lua, state creating) -> manager starts it ->
- *           mark dns=1, write A records -> creating->running (only if still
- *           creating) -> expiry set
- *   delete: ->deleting -> remove A records -> manager removes it -> release
+ *   create: allocate (Lua: a slot, the record `creating`, owned by this
+ *           master, flagged as having names) -> in parallel, the manager
+ *           starts it (and writes its own container table) and the DNS
+ *           server gets its names (the address is known from the slot) ->
+ *           finishCreate (Lua: `running`, expiry, the view back).
+ *           Redis round trips on the master: 2 (plus WAIT in the second's
+ *           pipeline when replicas must have it); HTTP: manager and DNS at once.
+ *   delete: beginDelete (Lua: `deleting`, owned, out of expiry) -> in
+ *           parallel, every name removed in one idempotent batch and the
+ *           manager removes container and volume -> release (Lua: forgotten,
+ *           slot given back, id tombstoned).
+ * A step that fails leaves the record `deleting` (or `creating`) owned by
+ * this master; the reconciler takes it over once it is stuck or this master
+ * is gone (its liveness key lapsed).
  */
 export class Sandboxes {
   constructor(
@@ -60,7 +72,13 @@ export class Sandboxes {
       expiresAt: new Date(r.expiresAtMs).toISOString(),
       idleSeconds: r.idleSeconds,
       metadata: r.metadata,
+      ...(r.state === 'lost' && r.lostAtMs ? { lostAt: new Date(r.lostAtMs).toISOString(), lostReason: r.lostReason ?? 'unknown' } : {}),
     };
+  }
+
+  /** Every DNS name of a sandbox: the agent's and the previews' wildcard. */
+  names(id: string): string[] {
+    return [id, `*.${id}`];
   }
 
   async create(req: CreateRequest): Promise<Created> {
@@ -72,73 +90,85 @@ export class Sandboxes {
     const excluded: string[] = [];
     let lastError: unknown = null;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      // A fresh id per attempt: a host that failed may still start the old one, and its reconciler reaps it.
+      // A fresh id per attempt: a host that failed may still start the old one; the undo below removes it.
       const id = newSandboxId();
       const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal };
       const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded));
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
-      let info;
-      try {
-        info = await this.managers.create(slot.managerUrl, { id, template: req.template, token }, this.config.createTimeoutMs);
-      } catch (err) {
-        lastError = err;
-        log.warn({ err: describe(err) }, 'the manager could not start the sandbox; trying another host');
+      const type = isIP(slot.address) === 6 ? 'AAAA' : 'A';
+      const [started, named] = await Promise.allSettled([
+        this.managers.create(slot.managerUrl, { id, template: req.template, token }, this.config.createTimeoutMs),
+        req.internal
+          ? Promise.resolve()
+          : this.dns.change(this.names(id).map((name) => ({ action: 'UPSERT' as const, name, type, values: [slot.address], ttl: this.config.dnsTtl }))),
+      ]);
+      if (started.status === 'rejected') {
+        lastError = started.reason;
+        log.warn({ err: describe(started.reason) }, 'the manager could not start the sandbox; trying another host');
         excluded.push(slot.hostId);
-        // It may have started it anyway (a timeout); removing it is best effort, its reconciler is the backstop.
-        this.managers.delete(slot.managerUrl, id).catch(() => {});
-        await this.store.release(id);
+        await this.undo(id, slot, log, 'the manager could not start it', { names: named.status === 'fulfilled' || !notDelivered(named.reason), container: !notDelivered(started.reason) });
         continue;
       }
-      return await this.finishCreate(id, slot, info, token, req, timeoutSeconds, log);
+      if (named.status === 'rejected') {
+        await this.undo(id, slot, log, 'DNS write failed', { names: !notDelivered(named.reason), container: true });
+        const err = named.reason;
+        if (isOmegaError(err)) throw err;
+        throw new OmegaError('DNS_UNAVAILABLE', describe(err), { cause: err });
+      }
+      const info = started.value;
+      const { record: rec, replicated } = await this.store.finishCreate(id, { expiresAtMs: Date.now() + timeoutSeconds * 1000, hostPort: info.hostPort, containerId: info.containerId });
+      if (rec && !replicated) {
+        // Not answered unless it would survive a failover: undone, and the client may retry.
+        await this.undo(id, slot, log, 'Redis replicas did not acknowledge it in time');
+        throw new OmegaError('REDIS_UNAVAILABLE', `the create did not reach ${this.config.redisWaitReplicas} Redis replica(s) within ${this.config.redisWaitTimeoutMs} ms`);
+      }
+      if (!rec) {
+        // Deleted, lost (its host's heartbeat lapsed), or taken over while we were creating it.
+        await this.undo(id, slot, log, 'the sandbox left the creating state meanwhile');
+        throw new OmegaError('MANAGER_UNAVAILABLE', 'the sandbox\'s host was lost, or the sandbox deleted, while it was being created');
+      }
+      log.info({ hostPort: info.hostPort, source: info.source }, 'sandbox created');
+      return { ...this.view(rec), token, source: info.source };
     }
     throw new OmegaError('MANAGER_UNAVAILABLE', `no host could start the sandbox: ${describe(lastError)}`, { cause: lastError });
   }
 
-  private async finishCreate(
-    id: string,
-    slot: { hostId: string; address: string; managerUrl: string },
-    info: { containerId: string; hostPort: number; source: 'pool' | 'cold' },
-    token: string,
-    req: CreateRequest,
-    timeoutSeconds: number,
-    log: Logger,
-  ): Promise<Created> {
-    const undo = async (why: string) => {
-      if (!req.internal) await this.removeDns(id).catch(() => {});
-      await this.managers.delete(slot.managerUrl, id).catch((err: unknown) => log.warn({ err: describe(err) }, 'removing the container failed; the host reconciles it'));
+  /**
+   * Take back a create that cannot finish: the delete path, from the slot
+   * we know. A step that fails is logged with its cause and leaves the
+   * record `deleting` for the reconciler, which finishes it.
+   */
+  private async undo(id: string, slot: Slot, log: Logger, why: string, what: { names: boolean; container: boolean } = { names: true, container: true }): Promise<void> {
+    try {
+      const rec = await this.store.beginDelete(id);
+      if (!rec) return;
+      await this.removeEverything({ ...rec, dns: rec.dns && what.names }, slot, log, what.container);
       await this.store.release(id);
       log.warn({ why }, 'create undone');
-    };
-    if (!req.internal) {
-      try {
-        // Marked before the write: a crash after it still leaves the reconciler a reason to clean up.
-        await this.store.setFields(id, { dns: '1' });
-        const type = isIP(slot.address) === 6 ? 'AAAA' : 'A';
-        await this.dns.change([
-          { action: 'UPSERT', name: id, type, values: [slot.address], ttl: this.config.dnsTtl },
-          { action: 'UPSERT', name: `*.${id}`, type, values: [slot.address], ttl: this.config.dnsTtl },
-        ]);
-      } catch (err) {
-        await undo('DNS write failed');
-        if (isOmegaError(err)) throw err;
-        throw new OmegaError('DNS_UNAVAILABLE', describe(err), { cause: err });
+    } catch (err) {
+      log.warn({ why, err }, 'undoing the create failed; the reconciler finishes it');
+    }
+  }
+
+  /** The names (one batch) and the container with its volume, at once; throws the first failure. */
+  private async removeEverything(r: SandboxRecord, slot: Slot, log: Logger, container = true): Promise<void> {
+    const [names, removed] = await Promise.allSettled([
+      r.dns ? this.dns.removeNames(this.names(r.id)) : Promise.resolve(),
+      container ? this.managers.delete(slot.managerUrl, r.id) : Promise.resolve(false),
+    ]);
+    if (removed.status === 'rejected') {
+      const host = (await this.store.hosts()).find((h) => h.hostId === slot.hostId);
+      // A host that is gone cannot be asked; its manager, if it returns, reaps what no record owns.
+      if (host?.alive) {
+        const err = removed.reason;
+        log.warn({ err: describe(err) }, 'the manager did not remove the sandbox; it stays deleting and is retried');
+        throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;
       }
     }
-    const expiresAtMs = Date.now() + timeoutSeconds * 1000;
-    const moved = await this.store.transition(id, ['creating'], 'running', {
-      hostPort: String(info.hostPort),
-      containerId: info.containerId,
-      expiresAtMs: String(expiresAtMs),
-    });
-    if (!moved) {
-      // Deleted or lost (its host's heartbeat lapsed) while we were creating it.
-      await undo('the sandbox left the creating state meanwhile');
-      throw new OmegaError('MANAGER_UNAVAILABLE', 'the sandbox\'s host was lost, or the sandbox deleted, while it was being created');
+    if (names.status === 'rejected') {
+      const err = names.reason;
+      throw isOmegaError(err) ? err : new OmegaError('DNS_UNAVAILABLE', describe(err), { cause: err });
     }
-    await this.store.setExpiry(id, expiresAtMs);
-    const rec = await this.store.get(id);
-    log.info({ hostPort: info.hostPort, source: info.source }, 'sandbox created');
-    return { ...this.view(rec!), token, source: info.source };
   }
 
   async get(id: string): Promise<SandboxView> {
@@ -149,37 +179,22 @@ export class Sandboxes {
 
   /** Delete everything of a sandbox; false when there was nothing. Safe to repeat and to race. */
   async delete(id: string, why = 'deleted'): Promise<boolean> {
-    const r = await this.store.get(id);
+    const r = await this.store.beginDelete(id);
     if (!r) {
       await this.store.dropIndex(id);
       return false;
     }
     const log = this.log.child({ sandboxId: id });
-    if (r.state !== 'lost') await this.store.transition(id, ['creating', 'running', 'deleting'], 'deleting');
-    if (r.dns) {
-      await this.removeDns(id);
-      await this.store.setFields(id, { dns: '0' });
-    }
-    if (r.state !== 'lost') {
-      try {
-        await this.managers.delete(r.managerUrl, id);
-      } catch (err) {
-        const host = (await this.store.hosts()).find((h) => h.hostId === r.host);
-        // A host that is gone cannot be asked; its manager reaps the container as an orphan if it returns.
-        if (host?.alive) {
-          log.warn({ err: describe(err) }, 'the manager did not delete the sandbox; it stays deleting and is retried');
-          throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;
-        }
-      }
-    }
+    await this.removeEverything(r, { hostId: r.host, address: r.address, managerUrl: r.managerUrl }, log);
     await this.store.release(id);
-    log.info({ why }, 'sandbox deleted');
+    log.info({ why, from: r.deletedFrom }, 'sandbox deleted');
     return true;
   }
 
-  async removeDns(id: string): Promise<void> {
-    await this.dns.remove(id);
-    await this.dns.remove(`*.${id}`);
+  /** A lost sandbox's names, removed at once (its record says lost; the names would point at nothing). */
+  async removeNames(id: string): Promise<void> {
+    await this.dns.removeNames(this.names(id));
+    await this.store.update(id, ['lost'], { dns: '0' });
   }
 
   /** Set the sandbox to live `seconds` more from now. */
@@ -187,7 +202,7 @@ export class Sandboxes {
     const r = await this.store.get(id);
     if (!r || r.internal || r.state === 'deleting' || r.state === 'lost') throw new OmegaError('SANDBOX_NOT_FOUND', `no live sandbox ${id}`);
     const expiresAtMs = Date.now() + Math.min(seconds, this.config.maxTimeoutSeconds) * 1000;
-    await this.store.setExpiry(id, expiresAtMs);
+    if (!(await this.store.setExpiry(id, expiresAtMs))) throw new OmegaError('SANDBOX_NOT_FOUND', `no running sandbox ${id}`);
     return this.view({ ...r, expiresAtMs });
   }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Agent } from 'undici';
 import { once, Periodic, type Component } from '../src/lifecycle.js';
@@ -10,6 +11,7 @@ import type { MasterConfig } from './config.js';
 import { Ec2Provider } from './providers/ec2.js';
 import { LocalProvider } from './providers/local.js';
 import type { Provider } from './providers/provider.js';
+import { HostEvents } from './host-events.js';
 import { Reaper } from './reaper.js';
 import { MasterReconciler } from './reconciler.js';
 import { Runner } from './runner.js';
@@ -18,6 +20,10 @@ import { Scaler } from './scaler.js';
 import { Store } from './store.js';
 import { defaultWebDir } from './web.js';
 import { joinHostPort } from '../src/config/settings.js';
+
+/** This master's liveness key is refreshed this often, and lapses after LIVENESS_TTL_MS without it. */
+const LIVENESS_INTERVAL_MS = 2000;
+const LIVENESS_TTL_MS = 6000;
 
 /**
  * `omega master`: the public API, and the timers that keep the system
@@ -38,6 +44,9 @@ export class MasterServer implements Component {
   readonly reconciler: MasterReconciler;
   readonly api: FastifyInstance;
   private readonly scaleIn: Periodic<string[]>;
+  private readonly liveness: Periodic<void>;
+  /** This master's id: the owner of the creates and deletes it runs, alive while its liveness key is. */
+  readonly masterId = randomBytes(8).toString('hex');
   private url = '';
 
   constructor(
@@ -48,7 +57,15 @@ export class MasterServer implements Component {
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-master' });
     this.redis.on('error', () => {});
     // An id stays out of use for twice its records' TTL after deletion (negative answers are cached less).
-    this.store = new Store(this.redis, config.redisPrefix, Math.max(60, 2 * config.dnsTtl));
+    this.store = new Store(this.redis, config.redisPrefix, Math.max(60, 2 * config.dnsTtl), this.masterId, {
+      count: config.redisWaitReplicas,
+      timeoutMs: config.redisWaitTimeoutMs,
+    });
+    this.liveness = new Periodic(
+      LIVENESS_INTERVAL_MS,
+      () => this.store.beat(LIVENESS_TTL_MS),
+      (err) => this.log.warn({ err }, 'refreshing this master\'s liveness key failed'),
+    );
     this.managers = new ManagerClient(this.agent, config.managerToken);
     this.dns = new DnsClient(this.agent, config.dnsToken, config.dnsApiUrl);
     this.provider = provider !== undefined ? provider : this.makeProvider();
@@ -77,8 +94,8 @@ export class MasterServer implements Component {
     this.reconciler = new MasterReconciler(
       this.store,
       this.sandboxes,
-      this.managers,
       this.dns,
+      new HostEvents(this.redis, this.store.keys.hostEvents, this.masterId, log.child({ component: 'host-events' })),
       config.zone,
       { intervalMs: config.reconcileIntervalMs, createTimeoutMs: config.createTimeoutMs, lostRetentionSeconds: config.lostRetentionSeconds },
       log.child({ component: 'reconciler' }),
@@ -133,8 +150,10 @@ export class MasterServer implements Component {
     await this.api.listen({ host: this.config.listen.host, port: this.config.listen.port });
     const port = (this.api.server.address() as { port: number }).port;
     this.url = `http://${joinHostPort(this.config.listen.host, port)}`;
-    this.log.info({ api: this.url, zone: this.config.zone, provider: this.config.provider, redis: safeUrl(this.config.redisUrl) }, 'master listening');
-    await this.reconciler.run().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'first reconcile failed; retried on the timer'));
+    this.log.info({ api: this.url, masterId: this.masterId, zone: this.config.zone, provider: this.config.provider, redis: safeUrl(this.config.redisUrl) }, 'master listening');
+    await this.liveness.run().catch((err: unknown) => this.log.warn({ err }, 'first liveness beat failed; retried on the timer'));
+    this.liveness.start();
+    await this.reconciler.run().catch((err: unknown) => this.log.warn({ err }, 'first reconcile failed; retried on the timer'));
     this.reconciler.start();
     this.reaper.start();
     this.scaleIn.start();
@@ -147,6 +166,9 @@ export class MasterServer implements Component {
     await this.reaper.stop();
     await this.reconciler.stop();
     await this.scaler.stop();
+    await this.liveness.stop();
+    // What this master still owns (a create or delete cut short by the stop) can be taken over at once.
+    await this.store.leave().catch((err: unknown) => this.log.warn({ err }, 'removing this master\'s liveness key failed; it lapses by itself'));
     await this.provider?.stop();
     await this.agent.close();
     await closeRedis(this.redis);

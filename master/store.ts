@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { OmegaError } from '../src/errors.js';
 import type { RedisClient } from '../src/redis/connection.js';
 import { hostKeyPrefix, hostKeys, type HostKeys } from '../src/redis/keys.js';
-import { AllocateFailure, defineScripts } from '../src/redis/scripts.js';
+import { AllocateFailure, defineScripts, RELEASE_NOT_DELETING } from '../src/redis/scripts.js';
+import type { ContainerEntry } from '../src/protocol/manager.js';
 
 import type { SandboxState } from '../src/protocol/master.js';
 
@@ -28,7 +29,12 @@ export interface SandboxRecord {
   /** An internal sandbox of POST /v1/run: no DNS name, never listed. */
   internal: boolean;
   lostAtMs: number | null;
+  lostReason: string | null;
   stateSinceMs: number;
+  /** The master creating or deleting it (while creating or deleting). */
+  owner: string | null;
+  /** A deleting sandbox: the state its delete began from. */
+  deletedFrom: SandboxState | null;
 }
 
 export interface HostView {
@@ -41,6 +47,8 @@ export interface HostView {
   draining: boolean;
   lostAtMs: number | null;
   startedAt: string | null;
+  /** Its manager stopped on purpose (deregistered); its sandboxes keep running. */
+  stoppedAtMs: number | null;
 }
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
@@ -79,13 +87,27 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     dns: h.dns === '1',
     internal: h.internal === '1',
     lostAtMs: num(h.lostAtMs),
+    lostReason: h.lostReason ?? null,
     stateSinceMs: Number(h.stateSinceMs ?? h.createdAtMs ?? 0),
+    owner: h.owner ?? null,
+    deletedFrom: (h.deletedFrom as SandboxState | undefined) ?? null,
   };
 }
 
+/** A script's HGETALL answer (field, value, ...) as an object. */
+function pairs(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
 /**
- * The master's state in Redis: hosts, sandboxes and their indexes, changed
- * only through the Lua scripts where more than one key must move together.
+ * The master's state in Redis: hosts, sandboxes and their indexes. The
+ * master is the one writer of a sandbox's record, the per-host sandbox sets
+ * and the load, and changes them only through the scripts in
+ * src/redis/lua/, each checking the state it expects. It reads what the
+ * managers own (host records, heartbeats, container tables) and never
+ * writes it, but to forget a host whose manager is gone.
  */
 export class Store {
   readonly keys: HostKeys;
@@ -95,6 +117,10 @@ export class Store {
     readonly redis: RedisClient,
     redisPrefix: string,
     private readonly tombSeconds: number,
+    /** This master's id: the owner of the creates and deletes it runs. */
+    readonly masterId: string,
+    /** Replicas that must have an answered create before it is answered (WAIT); 0 for none. */
+    private readonly waitReplicas: { count: number; timeoutMs: number } = { count: 0, timeoutMs: 0 },
   ) {
     this.keys = hostKeys(redisPrefix);
     this.prefix = hostKeyPrefix(redisPrefix);
@@ -103,29 +129,76 @@ export class Store {
 
   /**
    * Reserve a slot on the least-loaded live host with room; null when none
-   * has room. The sandbox is recorded as `creating` on that host.
+   * has room. The sandbox is recorded as `creating` on that host, owned by
+   * this master. A miss first admits hosts that registered since the last
+   * admission, then tries once more.
    */
   async allocate(
     id: string,
     fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean },
     excluded: string[] = [],
   ): Promise<{ hostId: string; address: string; managerUrl: string } | null> {
-    const extra = ['template', fields.template, 'expiresAtMs', String(fields.expiresAtMs), 'stateSinceMs', String(Date.now())];
+    const extra = ['template', fields.template, 'expiresAtMs', String(fields.expiresAtMs)];
     if (fields.idleSeconds) extra.push('idleSeconds', String(fields.idleSeconds));
     if (fields.metadata && Object.keys(fields.metadata).length) extra.push('metadata', JSON.stringify(fields.metadata));
-    if (fields.internal) extra.push('internal', '1');
+    // Marked before the names are written (right after this), so a crash in between leaves a reason to remove them.
+    extra.push(...(fields.internal ? ['internal', '1'] : ['dns', '1']));
     const k = this.keys;
-    const r = await this.redis.allocateSandbox(k.load, k.sandboxes, this.prefix, id, Date.now(), excluded.join(','), ...extra);
+    const once = () => this.redis.allocateSandbox(k.load, k.sandboxes, this.prefix, id, Date.now(), excluded.join(','), this.masterId, ...extra);
+    let r = await once();
+    if (r === AllocateFailure.NoRoom && (await this.admitHosts()).length) r = await once();
     if (r === AllocateFailure.NoRoom) return null;
     if (r === AllocateFailure.IdInUse) throw new OmegaError('INTERNAL', `sandbox id ${id} is in use`);
     const [hostId, address, managerUrl] = r as [string, string, string];
     return { hostId, address, managerUrl };
   }
 
-  /** Give the slot back and forget the sandbox; its id stays unused for a while. */
-  release(id: string): Promise<number> {
+  /** Hosts that registered and heart-beat but are not in the load set yet, admitted; their ids. */
+  admitHosts(): Promise<string[]> {
+    return this.redis.admitHosts(this.keys.hosts, this.keys.load, this.prefix);
+  }
+
+  /**
+   * The last step of a create: running, with its container and expiry, in
+   * one script whose answer is the record (null when the sandbox left
+   * `creating` or this master's hands meanwhile). With waitReplicas, WAIT
+   * rides in the same pipeline, so an answered create is on the replicas
+   * without another round trip.
+   */
+  async finishCreate(id: string, c: { expiresAtMs: number; hostPort: number; containerId: string }): Promise<{ record: SandboxRecord | null; replicated: boolean }> {
     const k = this.keys;
-    return this.redis.releaseSandbox(k.load, k.sandboxes, k.expiry, this.prefix, id, this.tombSeconds);
+    const pipe = this.redis.pipeline();
+    pipe.finishCreate(k.sandbox(id), k.expiry, id, this.masterId, Date.now(), c.expiresAtMs, c.hostPort, c.containerId);
+    const { count, timeoutMs } = this.waitReplicas;
+    if (count > 0) pipe.call('WAIT', count, timeoutMs);
+    const res = (await pipe.exec()) ?? [];
+    const [err, flat] = res[0] ?? [new Error('empty pipeline answer'), null];
+    if (err) throw err;
+    const replicated = count === 0 || Number(res[1]?.[1] ?? 0) >= count;
+    return { record: flat ? parse(id, pairs(flat as string[])) : null, replicated };
+  }
+
+  /** The first step of a delete (any state -> deleting, owned by this master); the record, or null if there is none. */
+  async beginDelete(id: string): Promise<SandboxRecord | null> {
+    const flat = await this.redis.beginDelete(this.keys.sandbox(id), this.keys.expiry, id, this.masterId, Date.now());
+    return flat ? parse(id, pairs(flat)) : null;
+  }
+
+  /**
+   * Forget a deleting sandbox: its slot back, out of the indexes, its id
+   * kept unused for a while. True if released, false if there was no record;
+   * throws if the sandbox is not deleting (a bug: a delete must begin first).
+   */
+  async release(id: string): Promise<boolean> {
+    const k = this.keys;
+    const r = await this.redis.releaseSandbox(k.load, k.sandboxes, k.expiry, this.prefix, id, this.tombSeconds);
+    if (r === RELEASE_NOT_DELETING) throw new OmegaError('INTERNAL', `sandbox ${id} is not being deleted; not released`);
+    return r === 1;
+  }
+
+  /** A running sandbox on `hostId` whose container is gone becomes lost; false if it was not running there. */
+  async markLost(id: string, hostId: string, why: string): Promise<boolean> {
+    return (await this.redis.markSandboxLost(this.keys.load, this.keys.expiry, this.prefix, id, hostId, Date.now(), why)) === 1;
   }
 
   /** Move between states only from the expected ones; false if it was not in one of them. */
@@ -134,8 +207,12 @@ export class Store {
     return (await this.redis.transitionSandbox(this.keys.sandbox(id), from.join(','), to, ...flat)) === 1;
   }
 
-  async setFields(id: string, fields: Record<string, string>): Promise<void> {
-    await this.redis.hset(this.keys.sandbox(id), fields);
+  /** Set fields of a sandbox that is in one of `states`, its state and since-when unchanged; false if it is not. */
+  async update(id: string, states: SandboxState[], fields: Record<string, string>): Promise<boolean> {
+    for (const state of states) {
+      if ((await this.redis.transitionSandbox(this.keys.sandbox(id), state, state, ...Object.entries(fields).flat())) === 1) return true;
+    }
+    return false;
   }
 
   async get(id: string): Promise<SandboxRecord | null> {
@@ -150,8 +227,18 @@ export class Store {
     return ids.map((id, i) => parse(id, (res[i]?.[1] as Record<string, string>) ?? {}));
   }
 
-  async setExpiry(id: string, expiresAtMs: number): Promise<void> {
-    await this.redis.multi().hset(this.keys.sandbox(id), 'expiresAtMs', String(expiresAtMs)).zadd(this.keys.expiry, expiresAtMs, id).exec();
+  /** A running sandbox's new expiry; false if it is not running. */
+  async setExpiry(id: string, expiresAtMs: number): Promise<boolean> {
+    return (await this.redis.extendSandbox(this.keys.sandbox(id), this.keys.expiry, id, expiresAtMs)) === 1;
+  }
+
+  /** Which of these ids have no entry in the expiry index. */
+  async withoutExpiry(ids: string[]): Promise<Set<string>> {
+    if (!ids.length) return new Set();
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.zscore(this.keys.expiry, id);
+    const res = (await pipe.exec()) ?? [];
+    return new Set(ids.filter((_, i) => res[i]?.[1] === null));
   }
 
   /** Ids whose time is up, oldest first. */
@@ -188,33 +275,44 @@ export class Store {
     return this.redis.zrange(this.keys.sandboxes, '0', '-1');
   }
 
-  /** Drop an index entry that has no record (a crash between steps). */
+  /** Drop index entries of an id that has no record (a crash between steps; ids are never reused, so none can appear). */
   async dropIndex(id: string): Promise<void> {
     await this.redis.multi().zrem(this.keys.sandboxes, id).zrem(this.keys.expiry, id).exec();
   }
 
+  /** Every host that registered or is in the load set, with its manager's record, heartbeat and the master's status. */
   async hosts(): Promise<HostView[]> {
-    const raw = await this.redis.zrange(this.keys.load, '0', '-1', 'WITHSCORES');
-    if (!raw.length) return [];
-    const ids: Array<[string, number]> = [];
-    for (let i = 0; i < raw.length; i += 2) ids.push([raw[i]!, Number(raw[i + 1])]);
+    const k = this.keys;
+    const [raw, registered] = await Promise.all([this.redis.zrange(k.load, '0', '-1', 'WITHSCORES'), this.redis.smembers(k.hosts)]);
+    const load = new Map<string, number>();
+    for (let i = 0; i < raw.length; i += 2) load.set(raw[i]!, Number(raw[i + 1]));
+    const ids = [...new Set([...load.keys(), ...registered])];
+    if (!ids.length) return [];
     const pipe = this.redis.pipeline();
-    for (const [h] of ids) pipe.hgetall(this.keys.host(h)).exists(this.keys.alive(h));
+    for (const h of ids) pipe.hgetall(k.host(h)).exists(k.alive(h)).hgetall(k.hostStatus(h));
     const res = (await pipe.exec()) ?? [];
-    return ids.map(([hostId, load], i) => {
-      const h = (res[2 * i]?.[1] as Record<string, string>) ?? {};
+    return ids.map((hostId, i) => {
+      const h = (res[3 * i]?.[1] as Record<string, string>) ?? {};
+      const st = (res[3 * i + 2]?.[1] as Record<string, string>) ?? {};
       return {
         hostId,
         address: h.address ?? '',
         managerUrl: h.managerUrl ?? '',
         capacity: Number(h.capacity ?? 0),
-        load,
-        alive: res[2 * i + 1]?.[1] === 1,
-        draining: h.draining === '1',
-        lostAtMs: h.lostAtMs ? Number(h.lostAtMs) : null,
+        load: load.get(hostId) ?? 0,
+        alive: res[3 * i + 1]?.[1] === 1,
+        draining: st.draining === '1',
+        lostAtMs: st.lostAtMs ? Number(st.lostAtMs) : null,
         startedAt: h.startedAt ?? null,
+        stoppedAtMs: h.stoppedAtMs ? Number(h.stoppedAtMs) : null,
       };
     });
+  }
+
+  /** A host's container table as its manager wrote it: sandbox id -> entry. */
+  async containers(hostId: string): Promise<Map<string, ContainerEntry>> {
+    const raw = await this.redis.hgetall(this.keys.containers(hostId));
+    return new Map(Object.entries(raw).map(([id, json]) => [id, JSON.parse(json) as ContainerEntry]));
   }
 
   /** Every sandbox on a lapsed host becomes lost; returns their ids ([] if the host is alive again). */
@@ -222,32 +320,50 @@ export class Store {
     return this.redis.markHostLost(this.keys.load, this.keys.expiry, this.prefix, hostId, Date.now());
   }
 
-  /** Take a sandbox off its host's count (it is lost there), keeping its record. */
-  async leaveHost(id: string, hostId: string): Promise<void> {
-    await this.redis.srem(this.keys.sandboxesOn(hostId), id);
-    await this.redis.syncHostLoad(this.keys.sandboxesOn(hostId), this.keys.load, hostId);
-    await this.redis.zrem(this.keys.expiry, id);
-  }
-
   async hostBack(hostId: string): Promise<void> {
-    await this.redis.hdel(this.keys.host(hostId), 'lostAtMs');
+    await this.redis.hdel(this.keys.hostStatus(hostId), 'lostAtMs');
   }
 
-  async forgetHost(hostId: string): Promise<void> {
-    await this.redis.multi().zrem(this.keys.load, hostId).del(this.keys.host(hostId)).del(this.keys.sandboxesOn(hostId)).exec();
+  /** Forget a host whose manager is gone (silent, or terminated); false if it heart-beats again. */
+  async forgetHost(hostId: string): Promise<boolean> {
+    return (await this.redis.forgetHost(this.keys.hosts, this.keys.load, this.prefix, hostId)) === 1;
   }
 
   /** Mark an empty host draining (no more sandboxes); false if it has any. */
   async drain(hostId: string): Promise<boolean> {
-    return (await this.redis.drainHost(this.keys.host(hostId), this.keys.sandboxesOn(hostId))) === 1;
+    return (await this.redis.drainHost(this.keys.hostStatus(hostId), this.keys.sandboxesOn(hostId))) === 1;
   }
 
   async undrain(hostId: string): Promise<void> {
-    await this.redis.hdel(this.keys.host(hostId), 'draining');
+    await this.redis.hdel(this.keys.hostStatus(hostId), 'draining');
   }
 
   sandboxesOn(hostId: string): Promise<string[]> {
     return this.redis.smembers(this.keys.sandboxesOn(hostId));
+  }
+
+  /** This master is alive for `ttlMs` more; creates and deletes it owns are left to it meanwhile. */
+  async beat(ttlMs: number): Promise<void> {
+    await this.redis.set(this.keys.master(this.masterId), String(Date.now()), 'PX', ttlMs);
+  }
+
+  /** This master stops: what it owns may be taken over at once. */
+  async leave(): Promise<void> {
+    await this.redis.del(this.keys.master(this.masterId));
+  }
+
+  /** Which of these masters are alive (this one always is). */
+  async mastersAlive(ids: string[]): Promise<Set<string>> {
+    const others = [...new Set(ids)].filter((id) => id !== this.masterId);
+    const alive = new Set([this.masterId]);
+    if (!others.length) return alive;
+    const pipe = this.redis.pipeline();
+    for (const id of others) pipe.exists(this.keys.master(id));
+    const res = (await pipe.exec()) ?? [];
+    others.forEach((id, i) => {
+      if (res[i]?.[1] === 1) alive.add(id);
+    });
+    return alive;
   }
 
   /** One scale-out at a time across every master: a lock with an expiry. */

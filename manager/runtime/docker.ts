@@ -187,6 +187,71 @@ export class DockerRuntime {
     }
   }
 
+  /** Every volume of Omega's on this host. */
+  async volumes(): Promise<Array<{ name: string; createdMs: number }>> {
+    let res: Docker.VolumeInspectInfo[];
+    try {
+      res = (await this.docker.listVolumes({ filters: { label: [`${LABELS.managed}=true`, `${LABELS.host}=${this.hostId}`] } })).Volumes ?? [];
+    } catch (err) {
+      throw dockerError(err, 'listing volumes');
+    }
+    return res.map((v) => ({ name: v.Name, createdMs: Date.parse((v as { CreatedAt?: string }).CreatedAt ?? '') || 0 }));
+  }
+
+  /**
+   * Call `onExit` whenever a container of Omega's on this host stops (the
+   * engine's `die` event), until the returned function is called. The event
+   * stream is re-opened when it ends (an engine restart); the reconciler's
+   * pass catches what happens while it is closed.
+   */
+  watchExits(onExit: (e: { containerId: string; labels: Record<string, string>; exitCode: string }) => void, onError: (err: unknown) => void): () => void {
+    let stopped = false;
+    let current: NodeJS.ReadableStream | null = null;
+    const open = async (): Promise<void> => {
+      if (stopped) return;
+      try {
+        const stream = (await this.docker.getEvents({
+          filters: { type: ['container'], event: ['die'], label: [`${LABELS.managed}=true`, `${LABELS.host}=${this.hostId}`] },
+        })) as NodeJS.ReadableStream;
+        current = stream;
+        let buf = '';
+        stream.on('data', (chunk: Buffer) => {
+          buf += chunk.toString('utf8');
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (!line.trim()) continue;
+            try {
+              const ev = JSON.parse(line) as { id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+              const attrs = ev.Actor?.Attributes ?? {};
+              onExit({ containerId: ev.Actor?.ID ?? ev.id ?? '', labels: attrs, exitCode: attrs.exitCode ?? '' });
+            } catch (err) {
+              onError(err);
+            }
+          }
+        });
+        const again = () => {
+          if (current === stream) current = null;
+          if (!stopped) setTimeout(() => void open(), 1000).unref();
+        };
+        stream.once('end', again);
+        stream.once('error', (err) => {
+          onError(err);
+          again();
+        });
+      } catch (err) {
+        onError(err);
+        if (!stopped) setTimeout(() => void open(), 2000).unref();
+      }
+    };
+    void open();
+    return () => {
+      stopped = true;
+      (current as unknown as { destroy?: () => void } | null)?.destroy?.();
+    };
+  }
+
   /** Every container of Omega's on this host, running or not. */
   async list(): Promise<ListedContainer[]> {
     let rows: Docker.ContainerInfo[];

@@ -23,6 +23,8 @@ export interface Change {
   type?: RecordType;
   ttl?: number;
   values?: string[];
+  /** DELETE only: no failure when there is nothing to delete (idempotent removal of a sandbox's names). */
+  ifExists?: boolean;
 }
 
 export const MAX_TTL_SECONDS = 604_800;
@@ -170,6 +172,7 @@ export const changesBodySchema = {
           type: recordTypeSchema,
           values: valuesSchema,
           ttl: ttlSchema,
+          ifExists: { type: 'boolean' },
         },
         // An UPSERT needs a type and values; a DELETE without a type removes the name.
         if: { properties: { action: { const: 'UPSERT' } } },
@@ -185,5 +188,5 @@ export interface PutRecordBody {
   ttl?: number;
 }
 export interface ChangesBody {
-  changes: Array<{ action: 'UPSERT' | 'DELETE'; name: string; type?: RecordType; values?: string[]; ttl?: number }>;
+  changes: Array<{ action: 'UPSERT' | 'DELETE'; name: string; type?: RecordType; values?: string[]; ttl?: number; ifExists?: boolean }>;
 }

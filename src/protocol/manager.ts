@@ -32,6 +32,29 @@ export interface SandboxInfo {
   source: 'pool' | 'cold';
 }
 
+/**
+ * One row of a host's container table (hostKeys().containers(host) in
+ * Redis), written only by that host's manager: what runs there for which
+ * sandbox. The master reads it to tell running sandboxes from lost ones.
+ */
+export interface ContainerEntry {
+  containerId: string;
+  hostPort: number;
+  volume: string;
+  template: string;
+  source: 'pool' | 'cold';
+  /**
+   * running: the container runs; exited: it stopped on its own (reported to
+   * the master, which marks the sandbox lost); removed: the container is
+   * gone and only its workspace volume is kept (a lost sandbox's, until the
+   * master deletes it).
+   */
+  state: 'running' | 'exited' | 'removed';
+  createdAtMs: number;
+  exitedAtMs?: number;
+  why?: string;
+}
+
 export const limitsSchema = {
   type: 'object',
   additionalProperties: false,

@@ -20,6 +20,9 @@ export interface SandboxView {
   expiresAt: string;
   idleSeconds: number | null;
   metadata: Record<string, string>;
+  /** A lost sandbox: since when, and why (its container stopped, its host went silent). */
+  lostAt?: string;
+  lostReason?: string;
 }
 
 /** The answer to a create: the view, plus what only this answer carries. */

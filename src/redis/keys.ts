@@ -22,33 +22,55 @@ export type DnsKeys = ReturnType<typeof dnsKeys>;
 
 /**
  * Hosts and the sandboxes on them. One hash tag for all of it, so the
- * master's allocation script can read heartbeats and bump counts atomically.
+ * master's scripts can read heartbeats and bump counts atomically.
+ *
+ * Every key has one owner (the only program that writes it):
+ *   manager: host, alive, containers, the host index and the host events stream;
+ *   master:  hostStatus, load, sandboxesOn, sandbox, sandboxes, expiry, tomb,
+ *            scaleOut, master (each master its own).
+ * A reader may read any of them; a writer changes its own only through the
+ * scripts in lua/ that check what they expect (a lone HSET of a field no
+ * one else reads is the exception).
  */
 export function hostKeys(prefix: string) {
   const p = hostKeyPrefix(prefix);
   return {
-    /** sorted set: host id -> number of sandboxes on it (the allocation order) */
-    load: `${p}:load`,
-    /** hash: address, managerUrl, capacity, startedAt */
+    /** set (manager): ids of every host that has registered, written by each host's heartbeat */
+    hosts: `${p}:hosts`,
+    /** hash (manager): address, managerUrl, capacity, startedAt, stoppedAtMs (a graceful stop) */
     host: (hostId: string) => `${p}:host:${hostId}`,
-    /** string with an expiry: present while the host's manager heart-beats */
+    /** string with an expiry (manager): present while the host's manager heart-beats */
     alive: (hostId: string) => `${p}:alive:${hostId}`,
-    /** set: ids of the sandboxes running on the host */
+    /**
+     * hash (manager): the host's container table, sandbox id -> JSON
+     * {containerId, hostPort, volume, template, source, state (running|exited|removed), createdAtMs, exitedAtMs?}
+     */
+    containers: (hostId: string) => `${p}:host:${hostId}:containers`,
+    /** stream (managers): {host, sandbox, state, why} when a container of a sandbox stops on its own */
+    hostEvents: `${p}:host-events`,
+    /** hash (master): what the master decided about a host: draining, lostAtMs */
+    hostStatus: (hostId: string) => `${p}:host:${hostId}:status`,
+    /** sorted set (master): host id -> number of sandboxes on it (the allocation order) */
+    load: `${p}:load`,
+    /** set (master): ids of the sandboxes placed on the host */
     sandboxesOn: (hostId: string) => `${p}:host:${hostId}:sandboxes`,
     /**
-     * hash: one sandbox. The master writes host, address, managerUrl, state
-     * (creating|running|deleting|lost), template, createdAt, expiresAt,
-     * idleSeconds, metadata; the manager adds containerId, hostPort, volume, source.
+     * hash (master): one sandbox: host, address, managerUrl, state
+     * (creating|running|deleting|lost), owner (the master creating or deleting
+     * it), template, createdAtMs, stateSinceMs, expiresAtMs, idleSeconds,
+     * metadata, internal, dns, hostPort, containerId, lostAtMs, lostReason.
      */
     sandbox: (id: string) => `${p}:sandbox:${id}`,
-    /** sorted set: every sandbox the master knows -> created at (ms), for listing */
+    /** sorted set (master): every sandbox the master knows -> created at (ms), for listing */
     sandboxes: `${p}:sandboxes`,
-    /** sorted set: sandbox id -> expires at (ms), for the reaper */
+    /** sorted set (master): sandbox id -> expires at (ms), for the reaper */
     expiry: `${p}:expiry`,
-    /** string with an expiry: a sandbox id recently in use, not to be handed out again while DNS may cache it */
+    /** string with an expiry (master): a sandbox id recently in use, not to be handed out again while DNS may cache it */
     tomb: (id: string) => `${p}:tomb:${id}`,
-    /** string with an expiry: held by the master that is adding a host (one scale-out at a time) */
+    /** string with an expiry (master): held by the master that is adding a host (one scale-out at a time) */
     scaleOut: `${p}:scaleout`,
+    /** string with an expiry (each master its own): present while that master runs; a create or delete it owns is abandoned once it is gone */
+    master: (masterId: string) => `${p}:master:${masterId}`,
   } as const;
 }
 

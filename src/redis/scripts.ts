@@ -17,12 +17,19 @@ function load(file: string): { name: string; numberOfKeys: number; lua: string }
 const SCRIPTS = [
   'applyDnsChanges-4.lua',
   'syncHostLoad-2.lua',
-  'heartbeat-4.lua',
+  'heartbeat-3.lua',
+  'admitHosts-2.lua',
   'allocateSandbox-2.lua',
+  'finishCreate-2.lua',
+  'beginDelete-2.lua',
   'releaseSandbox-3.lua',
+  'markSandboxLost-2.lua',
   'markHostLost-2.lua',
+  'forgetHost-2.lua',
   'transitionSandbox-1.lua',
+  'extendSandbox-2.lua',
   'drainHost-2.lua',
+  'reportContainer-2.lua',
 ].map(load);
 
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
@@ -35,6 +42,9 @@ export enum AllocateFailure {
   NoRoom = -1,
   IdInUse = -2,
 }
+
+/** Negative result of releaseSandbox: the sandbox is not `deleting` (a delete must begin first). */
+export const RELEASE_NOT_DELETING = -1;
 
 export function defineScripts(client: RedisClient): void {
   for (const s of SCRIPTS) {
@@ -54,18 +64,8 @@ declare module 'ioredis' {
       nowSeconds: number,
     ): Result<[number] | [ScriptFailure, number], Context>;
     syncHostLoad(sandboxesOn: string, load: string, hostId: string): Result<number, Context>;
-    heartbeat(
-      alive: string,
-      load: string,
-      sandboxesOn: string,
-      host: string,
-      ttlMs: number,
-      hostId: string,
-      address: string,
-      managerUrl: string,
-      capacity: number,
-      startedAt: string,
-    ): Result<number, Context>;
+    heartbeat(alive: string, host: string, hosts: string, ttlMs: number, hostId: string, address: string, managerUrl: string, capacity: number, startedAt: string): Result<number, Context>;
+    admitHosts(hosts: string, load: string, prefix: string): Result<string[], Context>;
     allocateSandbox(
       load: string,
       sandboxes: string,
@@ -73,11 +73,27 @@ declare module 'ioredis' {
       id: string,
       nowMs: number,
       excluded: string,
+      owner: string,
       ...fields: string[]
     ): Result<[hostId: string, address: string, managerUrl: string] | AllocateFailure, Context>;
+    finishCreate(sandbox: string, expiry: string, id: string, owner: string, nowMs: number, expiresAtMs: number, hostPort: number, containerId: string): Result<string[] | 0, Context>;
+    beginDelete(sandbox: string, expiry: string, id: string, owner: string, nowMs: number): Result<string[] | 0, Context>;
     releaseSandbox(load: string, sandboxes: string, expiry: string, prefix: string, id: string, tombSeconds: number): Result<number, Context>;
+    markSandboxLost(load: string, expiry: string, prefix: string, id: string, hostId: string, nowMs: number, why: string): Result<number, Context>;
     markHostLost(load: string, expiry: string, prefix: string, hostId: string, nowMs: number): Result<string[], Context>;
+    forgetHost(hosts: string, load: string, prefix: string, hostId: string): Result<number, Context>;
     transitionSandbox(sandbox: string, from: string, to: string, ...fields: string[]): Result<number, Context>;
-    drainHost(host: string, sandboxesOn: string): Result<number, Context>;
+    extendSandbox(sandbox: string, expiry: string, id: string, expiresAtMs: number): Result<number, Context>;
+    drainHost(hostStatus: string, sandboxesOn: string): Result<number, Context>;
+    reportContainer(
+      containers: string,
+      hostEvents: string,
+      sandboxId: string,
+      entryJson: string,
+      hostId: string,
+      eventState: string,
+      why: string,
+      keepEvents: number,
+    ): Result<number, Context>;
   }
 }

@@ -51,6 +51,25 @@ t.test('PUT upserts, GET reads every type, DELETE removes one type or the name',
   t.equal((await dns.call('DELETE', '/v1/records/web1')).status, 404);
 });
 
+t.test('a batch of deletes with ifExists removes what is there and is no failure for what is not', async (t) => {
+  await dns.call('PUT', '/v1/records/half1', { type: 'A', values: ['10.2.0.1'] });
+  const before = (await dns.call('GET', '/v1/records')).body.records.length;
+  const res = await dns.call('POST', '/v1/changes', {
+    changes: [
+      { action: 'DELETE', name: 'half1', ifExists: true },
+      { action: 'DELETE', name: '*.half1', ifExists: true },
+    ],
+  });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  t.equal((await dns.call('GET', '/v1/records/half1')).status, 404, 'the name that was there is gone');
+  t.equal((await dns.call('GET', '/v1/records')).body.records.length, before - 1);
+  const again = await dns.call('POST', '/v1/changes', { changes: [{ action: 'DELETE', name: 'half1', ifExists: true }] });
+  t.equal(again.status, 200, 'repeating it is no failure');
+  t.equal(again.body.serial, res.body.serial, 'a batch that changes nothing leaves the serial as it was');
+  const strict = await dns.call('POST', '/v1/changes', { changes: [{ action: 'DELETE', name: 'half1' }] });
+  t.equal(strict.status, 404, 'without ifExists a missing name still fails the batch');
+});
+
 t.test('bad input is a 400 that says what is wrong', async (t) => {
   const cases: Array<[string, unknown, string, RegExp]> = [
     ['/v1/records/example.com.', { type: 'A', values: ['10.0.0.1'] }, 'NAME_OUTSIDE_ZONE', /not inside the zone sandbox\.test/],

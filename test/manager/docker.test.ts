@@ -70,7 +70,8 @@ if (requireDocker(t, IMAGES)) {
     t.same(listed.body.sandboxes.map((s: { id: string; state: string }) => [s.id, s.state]), [[id, 'running']]);
     const rc = createRedis(redis.url);
     t.teardown(() => rc.disconnect());
-    t.equal(await rc.zscore(hostKeys(m.prefix).load, m.hostId), '1', 'the host\'s load counts it');
+    t.match(JSON.parse((await rc.hget(hostKeys(m.prefix).containers(m.hostId), id))!), { containerId: info.containerId, state: 'running', source: 'cold' }, 'in the host\'s container table');
+    t.equal(await rc.zscore(hostKeys(m.prefix).load, m.hostId), null, 'the load is the master\'s to write');
     t.equal(await rc.hget(hostKeys(m.prefix).host(m.hostId), 'managerUrl'), m.server.apiUrl, 'registered with the port it really listens on');
 
     await a.close();
@@ -79,7 +80,7 @@ if (requireDocker(t, IMAGES)) {
     t.same(del.body, { id, deleted: true });
     t.notOk(dockerExists('container', info.containerId), 'container removed');
     t.notOk(dockerExists('volume', info.volume), 'volume removed');
-    t.equal(await rc.zscore(hostKeys(m.prefix).load, m.hostId), '0', 'count back to 0');
+    t.equal(await rc.hget(hostKeys(m.prefix).containers(m.hostId), id), null, 'its row is gone');
     t.same((await m.call('DELETE', `/v1/sandboxes/${id}`)).body, { id, deleted: false }, 'delete is idempotent');
   });
 
@@ -126,7 +127,7 @@ if (requireDocker(t, IMAGES)) {
     t.equal((await m.server.runtime.list()).length, 0, 'and removes what they started');
   });
 
-  t.test('reconcile: an orphan is reaped, a restart corrects the count, a sandbox gone from Redis is removed', async (t) => {
+  t.test('reconcile: an orphan is reaped, a restart keeps what the master places here, a sandbox gone from Redis is removed', async (t) => {
     const env = { OMEGA_ORPHAN_GRACE_MS: '0', OMEGA_RECONCILE_INTERVAL_MS: '600000' };
     const m1 = await startManager(t, redis, env);
     const keys = hostKeys(m1.prefix);
@@ -135,28 +136,34 @@ if (requireDocker(t, IMAGES)) {
     const id = newId();
     const tok = token();
     const info = (await m1.call('POST', '/v1/sandboxes', { id, template: 'python', token: tok })).body;
+    // What the master's record would say: this sandbox runs on this host.
+    await rc.hset(keys.sandbox(id), { state: 'running', host: m1.hostId });
 
     // An orphan: an Omega container of this host that no sandbox owns.
     const orphan = await m1.server.sandboxes.startContainer('python', { sandbox: 'orphan-x' });
+    // A volume of Omega's no container refers to (a manager killed between the two).
+    const stray = `omega-ws-stray-${randomBytes(3).toString('hex')}`;
+    await m1.server.runtime.docker.createVolume({ Name: stray, Labels: { 'omega.managed': 'true', 'omega.host': m1.hostId } });
     const report = await m1.server.reconciler.run();
     t.ok(report.removed.includes('omega-orphan-x'), 'orphan removed');
     t.notOk(dockerExists('container', orphan.containerId));
     t.notOk(dockerExists('volume', orphan.volume));
+    t.same(report.volumes, [stray], 'the stray volume removed');
+    t.notOk(dockerExists('volume', stray));
     t.ok(dockerExists('container', info.containerId), 'the owned sandbox is untouched');
 
-    // A restart: the manager goes, its sandbox stays, the count drifts.
+    // A restart: the manager goes, its sandbox stays.
     await m1.server.stop();
     t.ok(dockerExists('container', info.containerId), 'sandboxes outlive their manager');
-    await rc.zadd(keys.load, 99, m1.hostId);
     const m2 = await startManager(t, redis, { ...env, OMEGA_REDIS_PREFIX: m1.prefix, OMEGA_HOST_ID: m1.hostId });
-    t.equal(await rc.zscore(keys.load, m1.hostId), '1', 'count corrected to what runs');
     t.same((await m2.call('GET', '/v1/sandboxes')).body.sandboxes.map((s: { id: string }) => s.id), [id]);
+    t.ok(dockerExists('container', info.containerId), 'kept by the restarted manager');
 
     // The sandbox vanishes from Redis (say, the master expired it while this host was away).
     await rc.del(keys.sandbox(id));
-    await rc.srem(keys.sandboxesOn(m1.hostId), id);
     await m2.server.reconciler.run();
     t.notOk(dockerExists('container', info.containerId), 'its container is removed');
-    t.equal(await rc.zscore(keys.load, m1.hostId), '0');
+    t.notOk(dockerExists('volume', info.volume), 'and its volume');
+    t.equal(await rc.hget(keys.containers(m1.hostId), id), null, 'and its row');
   });
 }

@@ -10,7 +10,9 @@ import { TestRedis } from '../helpers/redis.js';
 const redis = await TestRedis.create();
 t.teardown(() => redis.destroy());
 
-t.test('a host registers, heart-beats with an expiry, counts its sandboxes and deregisters', async (t) => {
+const entry = { containerId: 'c1', hostPort: 4000, volume: 'omega-ws-sb1', template: 'python', source: 'cold' as const, state: 'running' as const, createdAtMs: Date.now() };
+
+t.test('a host registers and heart-beats with an expiry, writing only its own keys; a stop says so', async (t) => {
   const client = createRedis(redis.url);
   t.teardown(() => client.disconnect());
   const keys = hostKeys('reg');
@@ -23,31 +25,25 @@ t.test('a host registers, heart-beats with an expiry, counts its sandboxes and d
   );
   await reg.register();
   t.same(await client.hgetall(keys.host('h1')), { address: '127.0.0.9', managerUrl: 'http://127.0.0.9:7070', capacity: '3', startedAt: (await client.hget(keys.host('h1'), 'startedAt'))! });
-  t.equal(await client.zscore(keys.load, 'h1'), '0');
+  t.same(await client.smembers(keys.hosts), ['h1'], 'in the index of hosts');
+  t.equal(await client.zscore(keys.load, 'h1'), null, 'the load set is the master\'s: it admits the host');
   const ttl = await client.pttl(keys.alive('h1'));
   t.ok(ttl > 0 && ttl <= 400, `heartbeat expires (${ttl} ms)`);
   await new Promise((r) => setTimeout(r, 600));
   t.equal(await client.exists(keys.alive('h1')), 1, 'kept alive past one TTL by the heartbeat');
 
-  const info = { id: 'sb1', template: 'python', containerId: 'c1', hostPort: 4000, host: '127.0.0.9', volume: 'omega-ws-sb1', createdAt: new Date().toISOString(), source: 'cold' as const };
-  await reg.record(info);
-  await reg.record({ ...info, id: 'sb2', containerId: 'c2' });
-  t.equal(await client.zscore(keys.load, 'h1'), '2', 'the score is the number of sandboxes');
-  t.equal((await reg.get('sb1'))?.containerId, 'c1');
-  await reg.forget('sb1');
-  t.equal(await client.zscore(keys.load, 'h1'), '1');
-
   await reg.deregister();
-  t.equal(await client.zscore(keys.load, 'h1'), null, 'out of the allocation set');
-  t.equal(await client.exists(keys.alive('h1')), 0);
-  await reg.forget('sb2');
-  t.equal(await client.zscore(keys.load, 'h1'), null, 'a deregistered host is not brought back by a count update');
+  t.equal(await client.exists(keys.alive('h1')), 0, 'no heartbeat: no new work');
+  t.ok(Number(await client.hget(keys.host('h1'), 'stoppedAtMs')) > 0, 'a stop on purpose, so the master keeps its sandboxes running');
+  await reg.register();
+  t.equal(await client.hget(keys.host('h1'), 'stoppedAtMs'), null, 'back: no longer stopped');
+  await reg.deregister();
 });
 
-t.test('a host dropped from Redis (heartbeat lapsed, forgotten) rejoins on its next beat with its true count', async (t) => {
+t.test('the container table: rows written by the manager alone; a stopped container is an event for the master in the same step', async (t) => {
   const client = createRedis(redis.url);
   t.teardown(() => client.disconnect());
-  const keys = hostKeys('rejoin');
+  const keys = hostKeys('table');
   const reg = new HostRegistry(
     client,
     keys,
@@ -55,17 +51,23 @@ t.test('a host dropped from Redis (heartbeat lapsed, forgotten) rejoins on its n
     { intervalMs: 50, ttlMs: 1000 },
     createLogger('t', { level: 'silent' }),
   );
-  t.teardown(() => reg.deregister());
-  await reg.register();
-  const startedAt = await client.hget(keys.host('h2'), 'startedAt');
-  await reg.record({ id: 'sb9', template: 'python', containerId: 'c9', hostPort: 4001, host: '127.0.0.8', volume: 'v', createdAt: new Date().toISOString(), source: 'cold' });
-  // What the master does to a host it has given up on.
-  await client.multi().zrem(keys.load, 'h2').del(keys.host('h2')).del(keys.alive('h2')).exec();
-  await waitFor('back in the load set', async () => (await client.zscore(keys.load, 'h2')) !== null, 2000, 20);
-  t.equal(await client.zscore(keys.load, 'h2'), '1', 'counted once, from what is recorded on it');
-  t.equal(await client.hget(keys.host('h2'), 'address'), '127.0.0.8', 'its record is back');
-  t.equal(await client.exists(keys.alive('h2')), 1);
-  t.not(startedAt, null);
+  await reg.put('sb1', entry);
+  await reg.put('sb2', { ...entry, containerId: 'c2' });
+  t.same([...(await reg.entries()).keys()].sort(), ['sb1', 'sb2']);
+  t.same(await reg.get('sb1'), entry);
+  t.equal(await client.xlen(keys.hostEvents), 0, 'a row written is no event');
+  await reg.report('sb2', { ...entry, containerId: 'c2', state: 'exited', why: 'container exited (code 137)' }, { state: 'exited', why: 'container exited (code 137)' });
+  const events = await client.xrange(keys.hostEvents, '-', '+');
+  t.equal(events.length, 1);
+  t.same(events[0]![1], ['host', 'h2', 'sandbox', 'sb2', 'state', 'exited', 'why', 'container exited (code 137)']);
+  t.equal((await reg.get('sb2'))?.state, 'exited');
+  await reg.remove('sb1');
+  t.equal(await reg.get('sb1'), null);
+  // The master's record is read, never written.
+  await client.hset(keys.sandbox('sb2'), { state: 'lost', host: 'h2' });
+  const owners = await reg.owners(['sb2', 'none']);
+  t.same(owners.get('sb2'), { state: 'lost', host: 'h2' });
+  t.equal(owners.get('none'), null);
 });
 
 t.test('with the Docker engine unreachable the manager says so and does not register', async (t) => {

@@ -51,7 +51,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
 
   t.test('the reconciler heals a create cut short, a stray container and a stale name', async (t) => {
     const dns = await startDns(t, redis);
-    const m = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix });
+    const m = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_ORPHAN_GRACE_MS: '1000', OMEGA_RECONCILE_INTERVAL_MS: '600000' });
     const { server, call } = await startMaster(t, redis, dns, { OMEGA_CREATE_TIMEOUT_MS: '1000', OMEGA_RECONCILE_INTERVAL_MS: '600000' });
     const rc = createRedis(redis.url);
     t.teardown(() => rc.disconnect());
@@ -73,11 +73,14 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     await dns.call('PUT', `/v1/records/${stale}`, { type: 'A', values: ['127.0.0.1'] });
     t.equal((await dig(dns.port, [`${stale}.sandbox.test`, 'A'])).status, 'NOERROR');
 
-    await new Promise((r) => setTimeout(r, 1100)); // past OMEGA_CREATE_TIMEOUT_MS for the stray
+    await new Promise((r) => setTimeout(r, 1100)); // past the manager's grace for the stray
     const report = await server.reconciler.run();
     t.same(report.finished, [cut], 'the cut-short create is finished off');
-    t.same(report.strays, [stray], 'the stray container is removed');
     t.same(report.names, [stale], 'the stale name is removed');
+    // The stray is the manager's to remove: no record of the master's places it on this host.
+    const hostReport = await m.server.reconciler.run();
+    t.same(hostReport.removed, [`omega-${stray}`], 'the stray container is removed by its manager');
+    t.same(await rc.hkeys(k.containers(m.hostId)), [], 'and its row');
     t.notOk(dockerExists('container', started.body.containerId));
     t.equal((await dig(dns.port, [`${stale}.sandbox.test`, 'A'])).status, 'NXDOMAIN');
     t.equal(await rc.zscore(k.load, m.hostId), '0', 'the count is back to what runs');

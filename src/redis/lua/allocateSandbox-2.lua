@@ -1,13 +1,16 @@
 --[[
   Give a new sandbox the least-loaded host that is alive and has room, in one
   step: the host's count goes up and the sandbox is recorded as `creating`
-  on it, so no number of concurrent callers (across any number of masters)
-  can put a host over its capacity.
+  on it, owned by the calling master, so no number of concurrent callers
+  (across any number of masters) can put a host over its capacity, and a
+  create whose master dies is known as such (its liveness key is gone).
 
-  Hosts are tried in the order of the load sorted set (lowest count first).
-  A host is skipped when its heartbeat key is gone, it is draining (being
-  scaled in), it is in the exclusion list, or it is at capacity. The count
-  checked is SCARD of the host's sandbox set, the truth the score mirrors.
+  Hosts are tried in the order of the load sorted set (lowest count first),
+  a few at a time: the first one usually has room, and reading the whole set
+  would make every create cost as much as there are hosts. A host is skipped
+  when its heartbeat key is gone, it is draining (being scaled in), it is in
+  the exclusion list, or it is at capacity. The count checked is SCARD of the
+  host's sandbox set, the truth the score mirrors.
 
   Keys other than KEYS are reached by id under ARGV[1], the `{hosts}` prefix
   every one of them shares (src/redis/keys.ts builds the same names).
@@ -18,7 +21,8 @@
   ARGV[2] sandbox id
   ARGV[3] now (ms)
   ARGV[4] hosts not to use, comma-separated ('' for none)
-  ARGV[5..] field, value, ... more fields of the sandbox hash
+  ARGV[5] the calling master's id (the record's owner while it is creating)
+  ARGV[6..] field, value, ... more fields of the sandbox hash
 
   Returns {host id, address, manager URL}, or
     -1 no host has room
@@ -33,22 +37,29 @@ end
 local excluded = {}
 for h in string.gmatch(ARGV[4], '[^,]+') do excluded[h] = true end
 
-for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if not excluded[h] and redis.call('EXISTS', p .. ':alive:' .. h) == 1 then
-    local rec = redis.call('HMGET', p .. ':host:' .. h, 'capacity', 'address', 'managerUrl', 'draining')
-    local capacity = tonumber(rec[1])
-    if capacity and rec[2] and rec[3] and rec[4] ~= '1' then
-      local on = p .. ':host:' .. h .. ':sandboxes'
-      local n = redis.call('SCARD', on)
-      if n < capacity then
-        redis.call('SADD', on, id)
-        redis.call('ZADD', KEYS[1], n + 1, h)
-        redis.call('HSET', sandbox, 'host', h, 'address', rec[2], 'managerUrl', rec[3], 'state', 'creating', 'createdAtMs', ARGV[3])
-        for i = 5, #ARGV, 2 do redis.call('HSET', sandbox, ARGV[i], ARGV[i + 1]) end
-        redis.call('ZADD', KEYS[2], ARGV[3], id)
-        return { h, rec[2], rec[3] }
+local BATCH = 8
+local start = 0
+while true do
+  local batch = redis.call('ZRANGE', KEYS[1], start, start + BATCH - 1)
+  if #batch == 0 then return -1 end
+  for _, h in ipairs(batch) do
+    if not excluded[h] and redis.call('EXISTS', p .. ':alive:' .. h) == 1
+      and redis.call('HGET', p .. ':host:' .. h .. ':status', 'draining') ~= '1' then
+      local rec = redis.call('HMGET', p .. ':host:' .. h, 'capacity', 'address', 'managerUrl')
+      local capacity = tonumber(rec[1])
+      if capacity and rec[2] and rec[3] then
+        local on = p .. ':host:' .. h .. ':sandboxes'
+        local n = redis.call('SCARD', on)
+        if n < capacity then
+          redis.call('SADD', on, id)
+          redis.call('ZADD', KEYS[1], n + 1, h)
+          redis.call('HSET', sandbox, 'host', h, 'address', rec[2], 'managerUrl', rec[3], 'state', 'creating',
+            'createdAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'owner', ARGV[5], unpack(ARGV, 6))
+          redis.call('ZADD', KEYS[2], ARGV[3], id)
+          return { h, rec[2], rec[3] }
+        end
       end
     end
   end
+  start = start + BATCH
 end
-return -1

@@ -7,17 +7,22 @@
   KEYS[4] changes  stream: the change feed every DNS server follows
 
   ARGV[1] JSON array of changes, already validated and normalized by the caller:
-          [{action = "UPSERT"|"DELETE", name, type?, ttl?, values?}]
+          [{action = "UPSERT"|"DELETE", name, type?, ttl?, values?, ifExists?}]
+          (a DELETE with ifExists removes what is there and is no failure when
+          nothing is: deleting every name of a sandbox is then idempotent)
   ARGV[2] approximate number of feed entries to keep
   ARGV[3] current unix time in seconds: the first serial of a new zone, so a
           serial keeps growing (RFC 1982) even across an emptied Redis
 
-  Returns {serial} on success,
-          {-1, index} when change `index` (0-based) deletes a name or type that does not exist.
+  Returns {serial} on success (the current serial, unchanged, when the
+          batch changed nothing: no feed entry either),
+          {-1, index} when change `index` (0-based) deletes a name or type that
+          does not exist and has no ifExists.
 ]]
 local changes = cjson.decode(ARGV[1])
 local state = {}
 local order = {}
+local changed = false
 
 local function current(name)
   local s = state[name]
@@ -35,17 +40,23 @@ for i, c in ipairs(changes) do
   if c.action == 'UPSERT' then
     if not s then s = {} end
     s[c.type] = { ttl = c.ttl, values = c.values }
+    changed = true
+  elseif not s or (c.type and s[c.type] == nil) then
+    if not c.ifExists then return { -1, i - 1 } end
   else
-    if not s then return { -1, i - 1 } end
     if c.type then
-      if s[c.type] == nil then return { -1, i - 1 } end
       s[c.type] = nil
       if next(s) == nil then s = false end
     else
       s = false
     end
+    changed = true
   end
   state[c.name] = s
+end
+
+if not changed then
+  return { tonumber(redis.call('GET', KEYS[3]) or '0') }
 end
 
 local serial

@@ -3,11 +3,11 @@
   only if nothing is on it, it is marked draining in the same step, so no
   create can land on it between the check and the mark.
 
-  KEYS[1] host         hash: the host's record
+  KEYS[1] hostStatus   hash: the master's view of the host (draining, lostAtMs)
   KEYS[2] sandboxesOn  set: ids of the sandboxes on the host
 
-  Returns 1 if drained, 0 if the host has sandboxes (or no record).
+  Returns 1 if drained, 0 if the host has sandboxes.
 ]]
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('SCARD', KEYS[2]) > 0 then return 0 end
+if redis.call('SCARD', KEYS[2]) > 0 then return 0 end
 redis.call('HSET', KEYS[1], 'draining', '1')
 return 1

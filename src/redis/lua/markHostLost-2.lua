@@ -1,9 +1,11 @@
 --[[
-  A host whose heartbeat lapsed: every sandbox on it becomes `lost` and
+  A host whose heartbeat lapsed: every creating or running sandbox on it
+  becomes `lost` (a delete in progress is left to finish) and every sandbox
   leaves the host's set (so the host, if it comes back, is not counted for
-  them: its manager reaps their containers as orphans), and stops expiring
-  (a lost sandbox is not deleted again). Does nothing if the host is alive
-  again by the time it runs.
+  them: its manager reaps their containers, keeping the workspaces of the
+  lost ones), and stops expiring. The host's count goes to 0 and its status
+  says since when it is lost. Does nothing if the host is alive again by the
+  time it runs.
 
   KEYS[1] load    sorted set: host id -> sandbox count
   KEYS[2] expiry  sorted set: sandbox id -> expires at (ms)
@@ -17,15 +19,17 @@ local p = ARGV[1]
 local h = ARGV[2]
 if redis.call('EXISTS', p .. ':alive:' .. h) == 1 then return {} end
 local on = p .. ':host:' .. h .. ':sandboxes'
-local ids = redis.call('SMEMBERS', on)
-for _, id in ipairs(ids) do
+local lost = {}
+for _, id in ipairs(redis.call('SMEMBERS', on)) do
   local sandbox = p .. ':sandbox:' .. id
-  if redis.call('EXISTS', sandbox) == 1 then
-    redis.call('HSET', sandbox, 'state', 'lost', 'lostAtMs', ARGV[3])
+  local state = redis.call('HGET', sandbox, 'state')
+  if state == 'running' or state == 'creating' then
+    redis.call('HSET', sandbox, 'state', 'lost', 'lostAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'lostReason', 'host lost')
+    redis.call('ZREM', KEYS[2], id)
+    lost[#lost + 1] = id
   end
-  redis.call('ZREM', KEYS[2], id)
 end
 redis.call('DEL', on)
 redis.call('ZADD', KEYS[1], 'XX', 0, h)
-redis.call('HSETNX', p .. ':host:' .. h, 'lostAtMs', ARGV[3])
-return ids
+redis.call('HSETNX', p .. ':host:' .. h .. ':status', 'lostAtMs', ARGV[3])
+return lost

@@ -1,0 +1,21 @@
+--[[
+  Put every registered, heart-beating host that is not in the load sorted
+  set into it, scored by what the master has placed on it (a host back from
+  being forgotten rejoins with its true count, never twice). Managers only
+  announce themselves (the index); the master alone writes the load.
+
+  KEYS[1] hosts  set: every registered host id
+  KEYS[2] load   sorted set: host id -> sandbox count
+  ARGV[1] key prefix, e.g. omega:{hosts}
+
+  Returns the ids admitted.
+]]
+local p = ARGV[1]
+local admitted = {}
+for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if not redis.call('ZSCORE', KEYS[2], h) and redis.call('EXISTS', p .. ':alive:' .. h) == 1 then
+    redis.call('ZADD', KEYS[2], redis.call('SCARD', p .. ':host:' .. h .. ':sandboxes'), h)
+    admitted[#admitted + 1] = h
+  end
+end
+return admitted

@@ -63,7 +63,7 @@ export class Reconciler {
 
   private async pass(): Promise<ReconcileReport> {
     const report: ReconcileReport = { removed: [], exited: [], kept: [], volumes: [], rows: [] };
-    const [containers, rows] = await Promise.all([this.runtime.list(), this.registry.entries()]);
+    const [containers, rows] = await Promise.all([this.runtime.list(), this.registry.entries(true)]);
     const bySandbox = new Map<string, typeof containers>();
     for (const c of containers) {
       const id = c.labels[LABELS.sandbox] ?? [...rows].find(([, e]) => e.containerId === c.id)?.[0];

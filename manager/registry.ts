@@ -41,6 +41,15 @@ export class HostRegistry {
   }
 
   private beating: Promise<unknown> | null = null;
+  /**
+   * The container table as last written or read: the manager is its one
+   * writer, so a create need not read it back from Redis. Each write that
+   * succeeds is applied to it; one whose outcome is unknown (it failed)
+   * drops it, and the next read reloads it (the reconciler reloads it each pass).
+   */
+  private table: Map<string, ContainerEntry> | null = null;
+  /** Writes begun so far: a read of the table that overlapped one is taken again. */
+  private writes = 0;
   private readonly startedAt = new Date().toISOString();
   private failing = false;
 
@@ -109,31 +118,44 @@ export class HostRegistry {
    */
   async report(id: string, entry: ContainerEntry | null, event?: { state: string; why: string }): Promise<void> {
     const k = this.keys;
-    await this.redis.reportContainer(
-      k.containers(this.host.hostId),
-      k.hostEvents,
-      id,
-      entry ? JSON.stringify(entry) : '',
-      this.host.hostId,
-      event?.state ?? '',
-      event?.why ?? '',
-      KEEP_EVENTS,
-    );
+    this.writes++;
+    try {
+      await this.redis.reportContainer(
+        k.containers(this.host.hostId),
+        k.hostEvents,
+        id,
+        entry ? JSON.stringify(entry) : '',
+        this.host.hostId,
+        event?.state ?? '',
+        event?.why ?? '',
+        KEEP_EVENTS,
+      );
+    } catch (err) {
+      this.table = null; // it may or may not have been written
+      throw err;
+    }
+    if (entry) this.table?.set(id, entry);
+    else this.table?.delete(id);
   }
 
   async get(id: string): Promise<ContainerEntry | null> {
-    const raw = await this.redis.hget(this.keys.containers(this.host.hostId), id);
-    return raw ? (JSON.parse(raw) as ContainerEntry) : null;
+    return (await this.entries()).get(id) ?? null;
   }
 
   async remove(id: string): Promise<void> {
     await this.report(id, null);
   }
 
-  /** The whole table: sandbox id -> entry. */
-  async entries(): Promise<Map<string, ContainerEntry>> {
-    const raw = await this.redis.hgetall(this.keys.containers(this.host.hostId));
-    return new Map(Object.entries(raw).map(([id, json]) => [id, JSON.parse(json) as ContainerEntry]));
+  /** The whole table (a copy): sandbox id -> entry. `fresh` reads it from Redis again. */
+  async entries(fresh = false): Promise<Map<string, ContainerEntry>> {
+    while (!this.table || fresh) {
+      const before = this.writes;
+      const raw = await this.redis.hgetall(this.keys.containers(this.host.hostId));
+      if (this.writes !== before) continue; // a write overlapped the read: it may be missing from it
+      this.table = new Map(Object.entries(raw).map(([id, json]) => [id, JSON.parse(json) as ContainerEntry]));
+      fresh = false;
+    }
+    return new Map(this.table);
   }
 
   /** The master's view of these sandboxes (state and host), null for those it has no record of. */

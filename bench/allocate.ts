@@ -7,13 +7,18 @@
  *           ZINCRBY on the same set from the same callers (what any
  *           allocation must at least cost: one round trip);
  *   create  POST /v1/sandboxes through a real master, DNS server and manager
- *           with a warm pool, to the 201 (allocation, claim, DNS write), p50/p99;
+ *           with a warm pool, to the 201 (allocation, claim, DNS write), p50/p99,
+ *           one at a time; then bursts of 10 and 50 at once with at least as
+ *           many warm (slowest answer); and the Redis commands one warm create
+ *           costs, by program, read off MONITOR;
  *   run     POST /v1/run of a Python hello world with the pool warm, p50/p99.
  *
  * Between measured calls the pool refills (not measured). Targets: create
  * p50 under 100 ms. Needs the Docker engine and `make images`.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { loadConfig as loadDnsConfig } from '../dns/config.js';
 import { DnsServer } from '../dns/server.js';
@@ -28,6 +33,8 @@ import { hostKeys } from '../src/redis/keys.js';
 import { TestRedis } from '../test/helpers/redis.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
+/** The manager's warm pool: as large as the largest burst. */
+const BURST_POOL = Number(process.env.BENCH_BURST_POOL ?? 50);
 const LUA_SECONDS = Number(process.env.BENCH_LUA_SECONDS ?? 5);
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -71,6 +78,43 @@ async function luaRate(redisUrl: string): Promise<{ lua: number; zincrby: number
   return { lua, zincrby };
 }
 
+/**
+ * Run `create` with MONITOR on and return the commands the programs sent
+ * Redis meanwhile, named by their connection names (omega-master,
+ * omega-manager, omega-dns); the periodic ones (heartbeats, the master's
+ * liveness key, blocking reads of the feeds) are left out.
+ */
+async function commandsOfOneCreate(redisUrl: string, create: () => Promise<{ id: string }>): Promise<{ id: string; commands: Array<{ client: string; command: string }> }> {
+  const admin = new Redis(redisUrl);
+  const names = new Map<string, string>();
+  for (const line of String(await admin.call('CLIENT', 'LIST')).split('\n')) {
+    const addr = /addr=(\S+)/.exec(line)?.[1];
+    const name = /name=(\S*)/.exec(line)?.[1];
+    if (addr) names.set(addr, name || '?');
+  }
+  const shas = new Map<string, string>();
+  for (const f of ['allocateSandbox-2', 'finishCreate-2', 'reportContainer-2', 'applyDnsChanges-4', 'heartbeat-3']) {
+    const lua = readFileSync(new URL(`../src/redis/lua/${f}.lua`, import.meta.url), 'utf8');
+    shas.set(createHash('sha1').update(lua).digest('hex'), f.replace(/-\d+$/, ''));
+  }
+  const monitor = await admin.monitor();
+  const seen: Array<{ client: string; command: string }> = [];
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    const cmd = (args[0] ?? '').toUpperCase();
+    if (['XREAD', 'XREADGROUP', 'XAUTOCLAIM', 'PING', 'CLIENT', 'INFO'].includes(cmd)) return;
+    if (cmd === 'SET' && /:(alive|master):/.test(args[1] ?? '')) return;
+    const script = cmd === 'EVALSHA' ? shas.get(args[1] ?? '') : undefined;
+    if (script === 'heartbeat') return;
+    seen.push({ client: names.get(source) ?? source, command: script ? `EVALSHA ${script}` : `${cmd} ${args[1] ?? ''}`.trim() });
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  const s = await create();
+  await new Promise((r) => setTimeout(r, 50));
+  monitor.disconnect();
+  admin.disconnect();
+  return { id: s.id, commands: seen };
+}
+
 async function main(): Promise<void> {
   const redis = await TestRedis.create();
   const prefix = `bench${randomBytes(3).toString('hex')}`;
@@ -97,8 +141,9 @@ async function main(): Promise<void> {
           OMEGA_HOST_ID: 'bench-host',
           OMEGA_MANAGER_LISTEN: '127.0.0.1:0',
           OMEGA_MANAGER_TOKEN: managerToken,
-          OMEGA_CAPACITY: '50',
-          OMEGA_POOL_SIZE: 'python=2,node=0',
+          OMEGA_CAPACITY: '120',
+          OMEGA_POOL_SIZE: `python=${BURST_POOL},node=0`,
+          OMEGA_READY_TIMEOUT_MS: '120000',
         },
       }),
       silent('manager'),
@@ -122,8 +167,8 @@ async function main(): Promise<void> {
     await master.start();
     stops.push(() => master.stop());
 
-    const poolReady = async () => {
-      while (manager.pool.stats().python!.ready < 2) await new Promise((r) => setTimeout(r, 20));
+    const poolReady = async (n = 2) => {
+      while (manager.pool.stats().python!.ready < n) await new Promise((r) => setTimeout(r, 20));
     };
     const post = async (path: string, body: unknown) => {
       const res = await request(`${master.apiUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -144,6 +189,30 @@ async function main(): Promise<void> {
       await del(s.id);
       process.stdout.write('.');
     }
+    // The Redis commands of one warm create, by program (client name), in the order Redis ran them.
+    await poolReady();
+    const rounds = await commandsOfOneCreate(redis.url, () => post('/v1/sandboxes', { template: 'python' }));
+    await del(rounds.id);
+
+    const bursts: Record<number, { slowest: number; p50: number; sources: Record<string, number> }> = {};
+    for (const n of [10, BURST_POOL]) {
+      process.stdout.write(`\nwaiting for ${n} warm containers`);
+      await poolReady(n);
+      const times: number[] = [];
+      const src: Record<string, number> = {};
+      const made = await Promise.all(
+        Array.from({ length: n }, async () => {
+          const t0 = performance.now();
+          const s = await post('/v1/sandboxes', { template: 'python' });
+          times.push(performance.now() - t0);
+          src[s.source] = (src[s.source] ?? 0) + 1;
+          return s.id as string;
+        }),
+      );
+      bursts[n] = { slowest: Math.max(...times), p50: pct(times, 50), sources: src };
+      await Promise.all(made.map(del));
+    }
+
     const run: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       await poolReady();
@@ -159,9 +228,14 @@ async function main(): Promise<void> {
     c.disconnect();
     console.log('');
     console.log(`create through the master, warm pool  ${fmt(create)}  sources ${JSON.stringify(sources)}`);
+    for (const [n, b] of Object.entries(bursts)) {
+      console.log(`burst of ${n} creates at once, >= ${n} warm: slowest ${b.slowest.toFixed(1)} ms, p50 ${b.p50.toFixed(1)} ms, sources ${JSON.stringify(b.sources)}`);
+    }
+    console.log(`Redis commands of one warm create (${rounds.commands.length}):`);
+    for (const c of rounds.commands) console.log(`  ${c.client.padEnd(16)} ${c.command}`);
     console.log(`POST /v1/run python hello, warm pool  ${fmt(run)}`);
     console.log(`create p50 ${pct(create, 50).toFixed(1)} ms (target < 100 ms) ${pct(create, 50) < 100 ? 'ok' : 'MISSED'}`);
-    console.log(JSON.stringify({ luaPerSecond: Math.round(rates.lua), zincrbyPerSecond: Math.round(rates.zincrby), create: { p50: pct(create, 50), p99: pct(create, 99) }, run: { p50: pct(run, 50), p99: pct(run, 99) }, sources }));
+    console.log(JSON.stringify({ luaPerSecond: Math.round(rates.lua), zincrbyPerSecond: Math.round(rates.zincrby), create: { p50: pct(create, 50), p99: pct(create, 99) }, bursts, run: { p50: pct(run, 50), p99: pct(run, 99) }, sources }));
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     await redis.destroy();

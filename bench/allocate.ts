@@ -125,6 +125,7 @@ async function main(): Promise<void> {
   try {
     const rates = await luaRate(redis.url);
     console.log(`allocation script, 100 hosts, 200 callers: ${Math.round(rates.lua).toLocaleString()} allocations/s (plain ZINCRBY: ${Math.round(rates.zincrby).toLocaleString()}/s, ratio ${(rates.lua / rates.zincrby).toFixed(2)})`);
+    if (process.env.BENCH_ONLY === 'lua') return;
 
     const dns = new DnsServer(
       loadDnsConfig({ env: { OMEGA_REDIS_URL: redis.url, OMEGA_REDIS_PREFIX: prefix, OMEGA_DNS_LISTEN: '127.0.0.1:0', OMEGA_DNS_API_LISTEN: '127.0.0.1:0', OMEGA_DNS_TOKEN: dnsToken } }),

@@ -45,6 +45,7 @@ export function sandboxFields(s: SandboxView | Created, opts: { color: boolean; 
     ['created', `${s.createdAt} (${ago(s.createdAt, now)})`],
     ['expires', `${s.expiresAt} (${Date.parse(s.expiresAt) > now ? `in ${shortDuration(Date.parse(s.expiresAt) - now)}` : 'expired'})`],
   ];
+  if (s.state === 'lost' && s.lostAt) fields.push(['lost', `${s.lostAt} (${ago(s.lostAt, now)}): ${s.lostReason ?? 'unknown'}`, 'red']);
   if (s.idleSeconds !== null) fields.push(['idle', `deleted after ${shortDuration(s.idleSeconds * 1000)} without activity`]);
   const meta = Object.entries(s.metadata ?? {});
   if (meta.length) fields.push(['metadata', meta.map(([k, v]) => `${k}=${v}`).join(' ')]);

@@ -70,4 +70,7 @@ t.test('a sandbox\'s fields: the token only when asked for', async (t) => {
   t.match(hidden, /^expires\s+2030-01-01T00:15:00\.000Z \(in 15m\)$/m);
   t.match(sandboxFields(s, { color: false, token: 'show', now }), /^token\s+sekret-token-value$/m);
   t.notMatch(sandboxFields(s, { color: false, now }), /token/, 'get: no token line at all');
+  t.notMatch(hidden, /^lost/m, 'a running sandbox has no lost line');
+  const lost = sandboxFields({ ...s, state: 'lost', lostAt: '2029-12-31T23:59:30.000Z', lostReason: 'container exited (code 137)' }, { color: false, now });
+  t.match(lost, /^lost\s+2029-12-31T23:59:30\.000Z \(30s ago\): container exited \(code 137\)$/m, 'a lost one says since when and why');
 });

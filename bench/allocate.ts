@@ -44,7 +44,7 @@ const fmt = (xs: number[]) => `p50=${pct(xs, 50).toFixed(1)}ms p99=${pct(xs, 99)
 const token = () => randomBytes(18).toString('base64url');
 const silent = (name: string) => createLogger(name, { level: process.env.BENCH_LOG_LEVEL ?? 'silent' });
 
-async function luaRate(redisUrl: string): Promise<{ lua: number; zincrby: number }> {
+async function luaRate(redisUrl: string): Promise<{ lua: number; zincrby: number; luaUsec: number; zincrbyUsec: number }> {
   const prefix = 'benchlua';
   const clients = Array.from({ length: 4 }, () => createRedis(redisUrl));
   const k = hostKeys(prefix);
@@ -74,8 +74,11 @@ async function luaRate(redisUrl: string): Promise<{ lua: number; zincrby: number
     if (!slot) throw new Error('no slot: the hosts should never fill');
   });
   const zincrby = await measure((caller) => clients[caller % 4]!.zincrby(k.load, 1, `h${caller % 100}`));
+  // Redis's own time per call: steadier than the rates on a busy machine (the clients share its cores).
+  const stats = String(await clients[0]!.info('commandstats'));
+  const usec = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=\\d+,usec=\\d+,usec_per_call=([\\d.]+)`).exec(stats)?.[1] ?? NaN);
   for (const c of clients) c.disconnect();
-  return { lua, zincrby };
+  return { lua, zincrby, luaUsec: usec('evalsha'), zincrbyUsec: usec('zincrby') };
 }
 
 /**
@@ -125,6 +128,7 @@ async function main(): Promise<void> {
   try {
     const rates = await luaRate(redis.url);
     console.log(`allocation script, 100 hosts, 200 callers: ${Math.round(rates.lua).toLocaleString()} allocations/s (plain ZINCRBY: ${Math.round(rates.zincrby).toLocaleString()}/s, ratio ${(rates.lua / rates.zincrby).toFixed(2)})`);
+    console.log(`  Redis time per call: allocation ${rates.luaUsec.toFixed(2)} us, ZINCRBY ${rates.zincrbyUsec.toFixed(2)} us`);
     if (process.env.BENCH_ONLY === 'lua') return;
 
     const dns = new DnsServer(

@@ -331,11 +331,11 @@ export class Store {
 
   /** Mark an empty host draining (no more sandboxes); false if it has any. */
   async drain(hostId: string): Promise<boolean> {
-    return (await this.redis.drainHost(this.keys.hostStatus(hostId), this.keys.sandboxesOn(hostId))) === 1;
+    return (await this.redis.drainHost(this.keys.hostStatus(hostId), this.keys.sandboxesOn(hostId), this.keys.load, hostId)) === 1;
   }
 
   async undrain(hostId: string): Promise<void> {
-    await this.redis.hdel(this.keys.hostStatus(hostId), 'draining');
+    await this.redis.undrainHost(this.keys.hostStatus(hostId), this.keys.sandboxesOn(hostId), this.keys.load, hostId);
   }
 
   sandboxesOn(hostId: string): Promise<string[]> {

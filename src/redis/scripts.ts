@@ -28,7 +28,8 @@ const SCRIPTS = [
   'forgetHost-2.lua',
   'transitionSandbox-1.lua',
   'extendSandbox-2.lua',
-  'drainHost-2.lua',
+  'drainHost-3.lua',
+  'undrainHost-3.lua',
   'reportContainer-2.lua',
 ].map(load);
 
@@ -84,7 +85,8 @@ declare module 'ioredis' {
     forgetHost(hosts: string, load: string, prefix: string, hostId: string): Result<number, Context>;
     transitionSandbox(sandbox: string, from: string, to: string, ...fields: string[]): Result<number, Context>;
     extendSandbox(sandbox: string, expiry: string, id: string, expiresAtMs: number): Result<number, Context>;
-    drainHost(hostStatus: string, sandboxesOn: string): Result<number, Context>;
+    drainHost(hostStatus: string, sandboxesOn: string, load: string, hostId: string): Result<number, Context>;
+    undrainHost(hostStatus: string, sandboxesOn: string, load: string, hostId: string): Result<number, Context>;
     reportContainer(
       containers: string,
       hostEvents: string,

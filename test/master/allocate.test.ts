@@ -13,9 +13,10 @@ async function addHosts(c: RedisClient, prefix: string, hosts: Array<{ id: strin
   const k = hostKeys(prefix);
   for (const h of hosts) {
     await c.hset(k.host(h.id), { address: `127.0.1.${++n % 250}`, managerUrl: `http://${h.id}:7070`, capacity: String(h.capacity) });
-    if (h.draining) await c.hset(k.hostStatus(h.id), 'draining', '1');
     if (h.alive !== false) await c.set(k.alive(h.id), '1', 'PX', 60_000);
+    await c.sadd(k.hosts, h.id);
     await c.zadd(k.load, 0, h.id);
+    if (h.draining) await new Store(c, prefix, 60, 'setup').drain(h.id);
   }
 }
 
@@ -121,6 +122,9 @@ t.test('transition only from the expected state; drain only an empty host', asyn
   t.equal(await store.drain('y'), false, 'y has a sandbox');
   t.equal(await store.drain('z'), true, 'z is empty');
   t.equal(await store.allocate('t2', fields, ['y']), null, 'a draining host takes nothing');
+  t.same(await store.admitHosts(), [], 'and is not admitted back');
+  await store.undrain('z');
+  t.equal((await store.allocate('t3', fields, ['y']))?.hostId, 'z', 'undrained, it takes work again');
 });
 
 t.test('a create finishes only while its own master still has it creating, in one script that answers the record', async (t) => {

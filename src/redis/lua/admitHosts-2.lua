@@ -13,7 +13,8 @@
 local p = ARGV[1]
 local admitted = {}
 for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if not redis.call('ZSCORE', KEYS[2], h) and redis.call('EXISTS', p .. ':alive:' .. h) == 1 then
+  if not redis.call('ZSCORE', KEYS[2], h) and redis.call('EXISTS', p .. ':alive:' .. h) == 1
+    and redis.call('HGET', p .. ':host:' .. h .. ':status', 'draining') ~= '1' then
     redis.call('ZADD', KEYS[2], redis.call('SCARD', p .. ':host:' .. h .. ':sandboxes'), h)
     admitted[#admitted + 1] = h
   end

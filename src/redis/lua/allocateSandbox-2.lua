@@ -8,9 +8,13 @@
   Hosts are tried in the order of the load sorted set (lowest count first),
   a few at a time: the first one usually has room, and reading the whole set
   would make every create cost as much as there are hosts. A host is skipped
-  when its heartbeat key is gone, it is draining (being scaled in), it is in
-  the exclusion list, or it is at capacity. The count checked is SCARD of the
-  host's sandbox set, the truth the score mirrors.
+  when its heartbeat key is gone, it is in the exclusion list, or it is at
+  capacity; a draining host (being scaled in) is not in the set at all. The
+  count checked is the host's score: every script that changes a host's
+  sandbox set sets the score from it in the same step (the master alone
+  writes both), so the score is the set's size without reading the set.
+  Every redis.call costs a few microseconds of Redis's single thread, so
+  this script makes as few as it can (8 when the first host has room).
 
   Keys other than KEYS are reached by id under ARGV[1], the `{hosts}` prefix
   every one of them shares (src/redis/keys.ts builds the same names).
@@ -31,7 +35,7 @@
 local p = ARGV[1]
 local id = ARGV[2]
 local sandbox = p .. ':sandbox:' .. id
-if redis.call('EXISTS', sandbox) == 1 or redis.call('EXISTS', p .. ':tomb:' .. id) == 1 then
+if redis.call('EXISTS', sandbox, p .. ':tomb:' .. id) > 0 then
   return -2
 end
 local excluded = {}
@@ -40,18 +44,17 @@ for h in string.gmatch(ARGV[4], '[^,]+') do excluded[h] = true end
 local BATCH = 8
 local start = 0
 while true do
-  local batch = redis.call('ZRANGE', KEYS[1], start, start + BATCH - 1)
+  local batch = redis.call('ZRANGE', KEYS[1], start, start + BATCH - 1, 'WITHSCORES')
   if #batch == 0 then return -1 end
-  for _, h in ipairs(batch) do
-    if not excluded[h] and redis.call('EXISTS', p .. ':alive:' .. h) == 1
-      and redis.call('HGET', p .. ':host:' .. h .. ':status', 'draining') ~= '1' then
+  for i = 1, #batch, 2 do
+    local h = batch[i]
+    local n = tonumber(batch[i + 1])
+    if not excluded[h] and redis.call('EXISTS', p .. ':alive:' .. h) == 1 then
       local rec = redis.call('HMGET', p .. ':host:' .. h, 'capacity', 'address', 'managerUrl')
       local capacity = tonumber(rec[1])
-      if capacity and rec[2] and rec[3] then
+      if capacity and rec[2] and rec[3] and n < capacity then
         local on = p .. ':host:' .. h .. ':sandboxes'
-        local n = redis.call('SCARD', on)
-        if n < capacity then
-          redis.call('SADD', on, id)
+        if redis.call('SADD', on, id) == 1 then
           redis.call('ZADD', KEYS[1], n + 1, h)
           redis.call('HSET', sandbox, 'host', h, 'address', rec[2], 'managerUrl', rec[3], 'state', 'creating',
             'createdAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'owner', ARGV[5], unpack(ARGV, 6))

@@ -49,13 +49,14 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
   });
   new Gauge({
     name: 'omega_master_hosts',
-    help: 'Hosts by health (alive, lost, draining) and their capacity and load',
+    help: 'Hosts by health (alive, lost, stopped, draining) and their capacity and load',
     labelNames: ['status'] as const,
     registers: [registry],
     async collect() {
       const hosts = await o.store.hosts();
       this.set({ status: 'alive' }, hosts.filter((h) => h.alive && !h.draining).length);
-      this.set({ status: 'lost' }, hosts.filter((h) => !h.alive).length);
+      this.set({ status: 'lost' }, hosts.filter((h) => !h.alive && (h.lostAtMs !== null || h.stoppedAtMs === null)).length);
+      this.set({ status: 'stopped' }, hosts.filter((h) => !h.alive && h.lostAtMs === null && h.stoppedAtMs !== null).length);
       this.set({ status: 'draining' }, hosts.filter((h) => h.draining).length);
       this.set({ status: 'capacity' }, hosts.filter((h) => h.alive).reduce((n, h) => n + h.capacity, 0));
       this.set({ status: 'load' }, hosts.filter((h) => h.alive).reduce((n, h) => n + h.load, 0));
@@ -157,7 +158,8 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
         managerUrl: h.managerUrl,
         load: h.load,
         capacity: h.capacity,
-        health: h.draining ? 'draining' : h.alive ? 'alive' : 'lost',
+        // stopped: its manager deregistered on purpose (a restart, an upgrade); its sandboxes run on.
+        health: h.draining ? 'draining' : h.alive ? 'alive' : h.stoppedAtMs !== null && h.lostAtMs === null ? 'stopped' : 'lost',
         startedAt: h.startedAt,
         lostAt: h.lostAtMs ? new Date(h.lostAtMs).toISOString() : null,
       })),

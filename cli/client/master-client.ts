@@ -10,7 +10,7 @@ export interface HostInfo {
   managerUrl: string;
   load: number;
   capacity: number;
-  health: 'alive' | 'draining' | 'lost';
+  health: 'alive' | 'draining' | 'stopped' | 'lost';
   startedAt: string | null;
   lostAt: string | null;
 }

@@ -6,7 +6,7 @@ import { renderFields, renderTable, shortDuration, type Color, type Column } fro
 const stateColor = (state: string): Color | undefined =>
   ({ running: 'green', creating: 'yellow', deleting: 'yellow', lost: 'red' } as Record<string, Color>)[state];
 
-const healthColor = (health: string): Color | undefined => ({ alive: 'green', draining: 'yellow', lost: 'red' } as Record<string, Color>)[health];
+const healthColor = (health: string): Color | undefined => ({ alive: 'green', draining: 'yellow', stopped: 'yellow', lost: 'red' } as Record<string, Color>)[health];
 
 const ago = (iso: string | null, now: number) => (iso ? `${shortDuration(now - Date.parse(iso))} ago` : '-');
 

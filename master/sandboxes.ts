@@ -157,9 +157,8 @@ export class Sandboxes {
       container ? this.managers.delete(slot.managerUrl, r.id) : Promise.resolve(false),
     ]);
     if (removed.status === 'rejected') {
-      const host = (await this.store.hosts()).find((h) => h.hostId === slot.hostId);
       // A host that is gone cannot be asked; its manager, if it returns, reaps what no record owns.
-      if (host?.alive) {
+      if (await this.store.hostAlive(slot.hostId)) {
         const err = removed.reason;
         log.warn({ err: describe(err) }, 'the manager did not remove the sandbox; it stays deleting and is retried');
         throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;

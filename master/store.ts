@@ -309,6 +309,10 @@ export class Store {
     });
   }
 
+  async hostAlive(hostId: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.alive(hostId))) === 1;
+  }
+
   /** A host's container table as its manager wrote it: sandbox id -> entry. */
   async containers(hostId: string): Promise<Map<string, ContainerEntry>> {
     const raw = await this.redis.hgetall(this.keys.containers(hostId));

@@ -1,3 +1,4 @@
+import { TEMPLATE_NAME_PATTERN } from '../protocol/master.js';
 import { bool, oneOf, redisUrl, str, type Setting } from './settings.js';
 
 /** Settings every program shares. */
@@ -59,7 +60,7 @@ export function devSetting(what: string): Setting<boolean> {
   return { env: 'OMEGA_DEV', flag: 'dev', description: `Development run: allows ${what} without a token`, default: false, boolean: true, parse: bool() };
 }
 
-const TEMPLATE_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const TEMPLATE_NAME = new RegExp(TEMPLATE_NAME_PATTERN);
 
 /** `node=2,python=1` or a bare number for every template. */
 export function perTemplate(raw: string): Record<string, number> | number {

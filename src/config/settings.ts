@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { DNS_LABEL } from '../protocol/worker.js';
 
 /**
  * One setting of a program: read from an environment variable, overridable by
@@ -161,4 +162,14 @@ export function redisUrl(): (raw: string) => string {
     if (!ok.includes(m[1]!.toLowerCase())) throw new Error(`scheme must be one of ${ok.join(' ')}`);
     return raw.trim();
   };
+}
+
+const ZONE_NAME = new RegExp(`^(?:${DNS_LABEL}\\.)*${DNS_LABEL}$`);
+
+/** The sandbox zone (`OMEGA_ZONE`): a domain name, lower case, without the root's trailing dot. */
+export function zoneName(raw: string): string {
+  const z = raw.trim().toLowerCase().replace(/\.$/, '');
+  // RFC 1035 §2.3.4: at most 255 octets on the wire, so 253 characters written.
+  if (!ZONE_NAME.test(z) || z.length > 253) throw new Error('must be a domain name such as sandbox.test');
+  return z;
 }

@@ -6,6 +6,7 @@ import t from 'tap';
 import WebSocket from 'ws';
 import type { LocalProvider } from '../../master/providers/local.js';
 import { createRedis } from '../../src/redis/connection.js';
+import { SANDBOX_ID_FORMAT } from '../../src/ids.js';
 import { hostKeys } from '../../src/redis/keys.js';
 import { dig, startDns } from '../helpers/dns.js';
 import { dockerExists, requireDocker } from '../helpers/docker.js';
@@ -89,7 +90,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest', 'omega/sandbox-node:latest'
     t.equal(res.status, 201, JSON.stringify(res.body));
     first = res.body;
     t.match(first, { state: 'running', template: 'python', address: '127.0.0.2', host: '127.0.0.2', metadata: { owner: 'alice' } });
-    t.match(first.id, /^[a-z][a-z2-7]{15}$/, 'an 80-bit random label');
+    t.match(first.id, SANDBOX_ID_FORMAT, 'an 80-bit random label');
     t.equal(first.hostname, `${first.id}.sandbox.test`);
     t.equal(first.url, `ws://${first.hostname}:${first.port}`);
     t.ok(first.token.length >= 43);

@@ -1,5 +1,6 @@
 import { TEMPLATE_NAME_PATTERN } from '../protocol/master.js';
-import { bool, oneOf, redisUrl, str, type Setting } from './settings.js';
+import { parseRedisUrl } from '../redis/url.js';
+import { bool, oneOf, safeUrl, str, type Setting } from './settings.js';
 
 /** Settings every program shares. */
 export const commonSettings = {
@@ -8,7 +9,12 @@ export const commonSettings = {
     flag: 'redis-url',
     description: 'Redis holding Omega\'s state: redis://, rediss://, redis+sentinel://h:p,h:p/name or redis+cluster://h:p,h:p',
     default: 'redis://127.0.0.1:6379',
-    parse: redisUrl(),
+    shown: safeUrl,
+    // Checked whole here (as createRedis will read it), kept as written to hand on to the managers a provider starts.
+    parse: (raw: string) => {
+      parseRedisUrl(raw);
+      return raw.trim();
+    },
   } satisfies Setting<string>,
   redisPrefix: {
     env: 'OMEGA_REDIS_PREFIX',

@@ -1,20 +1,12 @@
 import { isIP } from 'node:net';
 import { commonSettings, devSetting, tokenSetting } from '../src/config/common.js';
-import { ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+import { ConfigError, hostPort, int, loadSettings, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 import { normalizeName } from '../src/protocol/dns.js';
 
 export interface NsSpec {
   /** As written: relative to the zone unless it ends with a dot. */
   name: string;
   addresses: string[];
-}
-
-function zoneName(raw: string): string {
-  const z = raw.trim().toLowerCase().replace(/\.$/, '');
-  if (!/^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(z) || z.length > 253) {
-    throw new Error('must be a domain name such as sandbox.test');
-  }
-  return z;
 }
 
 /** `ns1=127.0.0.1,ns2=127.0.0.2+::1,ns.example.net.`: names with optional glue addresses. */

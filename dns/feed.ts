@@ -85,7 +85,7 @@ export class ZoneFeed {
         needLoad = true;
         if (!failing) {
           failing = true;
-          this.log.warn({ err: (err as Error).message }, 'redis unreachable; serving the zone as last known');
+          this.log.warn({ err }, 'redis unreachable; serving the zone as last known');
         }
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);

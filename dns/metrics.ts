@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { Packet } from 'dns2';
+import { redisConnectionErrors } from '../src/redis/errors.js';
 
 /**
  * Counters bumped on the query path. They are plain numbers (a Map lookup,
@@ -44,6 +45,7 @@ export interface DnsMetricsSources {
 export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; apiChanges: Counter<'action'> } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registry.registerMetric(redisConnectionErrors);
   new Counter({
     name: 'omega_dns_queries_total',
     help: 'DNS queries answered, by query type and response code',

@@ -3,6 +3,7 @@ import { once, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { safeUrl } from '../src/log.js';
 import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
+import { watchRedis } from '../src/redis/errors.js';
 import { dnsKeys } from '../src/redis/keys.js';
 import { buildDnsApi } from './api.js';
 import type { DnsConfig } from './config.js';
@@ -46,7 +47,9 @@ export class DnsServer implements Component {
     this.zone = new Zone(config.zone);
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-dns-api', failFast: true });
     this.feedRedis = createRedis(config.redisUrl, { connectionName: 'omega-dns-feed', failFast: true });
-    for (const c of [this.redis, this.feedRedis]) c.on('error', () => {}); // surfaced by the feed and the API
+    // The API answers 503 and the feed serves the zone as last known while Redis is away; these say so once.
+    watchRedis(this.redis, log, 'omega-dns-api');
+    watchRedis(this.feedRedis, log, 'omega-dns-feed');
     const keys = dnsKeys(config.redisPrefix);
     this.store = new RecordStore(this.redis, keys);
     this.feed = new ZoneFeed(this.store, this.feedRedis, this.zone, log.child({ component: 'feed' }));

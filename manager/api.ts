@@ -8,6 +8,7 @@ import {
   sandboxIdParamsSchema,
   type CreateSandboxRequest,
 } from '../src/protocol/manager.js';
+import { redisConnectionErrors } from '../src/redis/errors.js';
 import type { WarmPool } from './pool.js';
 import type { Sandboxes } from './sandboxes.js';
 
@@ -23,6 +24,7 @@ export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
   const app = createHttpApp(o.log);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registry.registerMetric(redisConnectionErrors);
   const creates = new Counter({ name: 'omega_manager_creates_total', help: 'Sandbox creates, by source and outcome', labelNames: ['source', 'outcome'] as const, registers: [registry] });
   const createSeconds = new Histogram({
     name: 'omega_manager_create_seconds',

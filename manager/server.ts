@@ -3,6 +3,7 @@ import { once, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { safeUrl } from '../src/log.js';
 import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
+import { watchRedis } from '../src/redis/errors.js';
 import { hostKeys } from '../src/redis/keys.js';
 import { buildManagerApi } from './api.js';
 import type { ManagerConfig } from './config.js';
@@ -40,7 +41,7 @@ export class ManagerServer implements Component {
     private readonly log: Logger,
   ) {
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-manager' });
-    this.redis.on('error', () => {});
+    watchRedis(this.redis, log, 'omega-manager');
     this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.hostIp);
     this.registry = new HostRegistry(
       this.redis,

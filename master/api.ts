@@ -4,6 +4,7 @@ import { isOmegaError } from '../src/errors.js';
 import { bearerAuth, createHttpApp } from '../src/http.js';
 import type { Logger } from '../src/log.js';
 import { createBodySchema, idParamsSchema, listQuerySchema, runBodySchema, timeoutBodySchema } from '../src/protocol/master.js';
+import { redisConnectionErrors } from '../src/redis/errors.js';
 import type { Runner, RunRequest } from './runner.js';
 import type { CreateRequest, Sandboxes } from './sandboxes.js';
 import type { SandboxState, Store } from './store.js';
@@ -27,6 +28,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
   const app = createHttpApp(o.log);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registry.registerMetric(redisConnectionErrors);
   const createSeconds = new Histogram({
     name: 'omega_master_create_seconds',
     help: 'Time to create a sandbox (allocation, container, DNS), by template and source',

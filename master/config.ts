@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { commonSettings, devSetting, perTemplateText, templateList, tokenSetting } from '../src/config/common.js';
 import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2.js';
-import { ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+import { ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 const url = (raw: string): string => {
   const u = new URL(raw);
@@ -14,7 +14,7 @@ export const masterSettings = {
   listen: { env: 'OMEGA_MASTER_LISTEN', flag: 'listen', description: 'Address of the public API', default: { host: '127.0.0.1', port: 8080 }, defaultText: '127.0.0.1:8080', parse: hostPort() },
   token: tokenSetting('OMEGA_API_TOKEN', 'the public API'),
   dev: devSetting('the public API'),
-  zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'The sandbox zone: a sandbox is <id>.<zone>', default: 'sandbox.test', parse: (r: string) => r.toLowerCase().replace(/\.$/, '') } satisfies Setting<string>,
+  zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'The sandbox zone: a sandbox is <id>.<zone>', default: 'sandbox.test', parse: zoneName } satisfies Setting<string>,
   dnsApiUrl: { env: 'OMEGA_DNS_API_URL', flag: 'dns-api-url', description: 'The record API of omega dns', default: 'http://127.0.0.1:8053', parse: url } satisfies Setting<string>,
   dnsToken: { ...tokenSetting('OMEGA_DNS_TOKEN', 'the DNS record API'), flag: 'dns-token', description: 'Bearer token of the DNS record API' },
   managerToken: { ...tokenSetting('OMEGA_MANAGER_TOKEN', 'the managers\' APIs'), flag: 'manager-token', description: 'Bearer token of the managers\' APIs' },

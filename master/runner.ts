@@ -1,9 +1,10 @@
-import WebSocket from 'ws';
-import { OmegaError } from '../src/errors.js';
+import { joinHostPort } from '../src/config/settings.js';
+import { OmegaError, type ErrorCode } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
+import { connectWorker, WorkerCallError, WorkerConnectionError, type WorkerConnection } from '../src/protocol/worker-client.js';
+import type { Language, OutputStream, Params, WorkerErrorCode } from '../src/protocol/worker.js';
 import type { MasterConfig } from './config.js';
 import { describe, type Sandboxes } from './sandboxes.js';
-import { joinHostPort } from '../src/config/settings.js';
 
 export interface RunRequest {
   language: string;
@@ -23,7 +24,7 @@ export interface RunResult {
 }
 
 /** Which template runs each language, and the worker's name for it. */
-const LANGUAGES: Record<string, { template: string; language: 'python' | 'node' | 'bash' }> = {
+const LANGUAGES: Record<string, { template: string; language: Language }> = {
   python: { template: 'python', language: 'python' },
   python3: { template: 'python', language: 'python' },
   node: { template: 'node', language: 'node' },
@@ -33,6 +34,9 @@ const LANGUAGES: Record<string, { template: string; language: 'python' | 'node' 
 };
 
 export const RUN_LANGUAGES = Object.keys(LANGUAGES);
+
+const CONNECT_TIMEOUT_MS = 10_000;
+const EXIT_MARGIN_MS = 15_000;
 
 /**
  * One-shot code execution, as a code runner offers it: a fresh sandbox of
@@ -62,56 +66,75 @@ export class Runner {
     }
   }
 
-  private execute(
+  private async execute(
     address: string,
     port: number,
     token: string,
-    params: { language: string; code: string; stdin: string; timeoutMs: number },
+    params: Params<'proc.run'> & { timeoutMs: number },
     onOutput?: (stream: 'stdout' | 'stderr', data: string) => void,
   ): Promise<RunResult> {
+    let conn: WorkerConnection;
+    try {
+      conn = await connectWorker(`ws://${joinHostPort(address, port)}/`, { token, timeoutMs: CONNECT_TIMEOUT_MS });
+    } catch (err) {
+      throw apiError(err);
+    }
     const max = this.config.runMaxOutputBytes;
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://${joinHostPort(address, port)}/`, { headers: { authorization: `Bearer ${token}` } });
-      const out = { stdout: '', stderr: '' };
-      let size = 0;
-      let truncated = false;
-      let procId: string | null = null;
-      // The worker kills the program at timeoutMs; this only guards against a worker that never answers.
-      const guard = setTimeout(() => fail(new OmegaError('MANAGER_UNAVAILABLE', 'the sandbox did not finish the run')), params.timeoutMs + 15_000);
-      const fail = (err: Error) => {
-        clearTimeout(guard);
-        ws.terminate();
-        reject(err);
-      };
-      ws.on('error', (err) => fail(new OmegaError('MANAGER_UNAVAILABLE', `the sandbox's worker: ${err.message}`, { cause: err })));
-      ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'proc.run', params })));
-      ws.on('message', (raw) => {
-        const m = JSON.parse(String(raw)) as { id?: number; error?: { code: string; message: string }; result?: { procId: string }; event?: string; data?: any };
-        if (m.id === 1) {
-          if (m.error) return fail(new OmegaError('VALIDATION_FAILED', `${m.error.code}: ${m.error.message}`));
-          procId = m.result!.procId;
-          return;
-        }
-        // This connection starts one process in a fresh sandbox: every proc event is its (even one before the reply).
-        if (!m.event || (procId && m.data?.procId !== procId)) return;
-        if (m.event === 'proc.stdout' || m.event === 'proc.stderr') {
-          const stream = m.event === 'proc.stdout' ? 'stdout' : 'stderr';
-          let data = m.data.data as string;
-          if (size + data.length > max) {
-            data = data.slice(0, Math.max(0, max - size));
-            truncated = true;
-          }
-          size += data.length;
-          if (data) {
-            out[stream] += data;
-            onOutput?.(stream, data);
-          }
-        } else if (m.event === 'proc.exit') {
-          clearTimeout(guard);
-          ws.close();
-          resolve({ ...out, exitCode: m.data.exitCode, signal: m.data.signal, timedOut: m.data.timedOut, truncated, durationMs: m.data.durationMs });
-        }
-      });
+    const out = { stdout: '', stderr: '' };
+    let size = 0;
+    let truncated = false;
+    let procId: string | null = null;
+    // This connection starts one process in a fresh sandbox: every proc event is its (even one before the reply).
+    const ours = (d: { procId: string }) => procId === null || d.procId === procId;
+    const take = (stream: OutputStream, d: { procId: string; data: string }) => {
+      if (!ours(d)) return;
+      let data = d.data;
+      if (size + data.length > max) {
+        data = data.slice(0, Math.max(0, max - size));
+        truncated = true;
+      }
+      size += data.length;
+      if (data) {
+        out[stream] += data;
+        onOutput?.(stream, data);
+      }
+    };
+    conn.on('proc.stdout', (d) => take('stdout', d));
+    conn.on('proc.stderr', (d) => take('stderr', d));
+    // The worker kills the program at timeoutMs; the margin only guards against a worker that never answers.
+    const exited = conn.next('proc.exit', ours, params.timeoutMs + EXIT_MARGIN_MS);
+    const started = conn.call('proc.run', params).then((r) => {
+      procId = r.procId;
     });
+    try {
+      // Both awaited at once: a refused run is the answer, and the exit it will never see fails with it.
+      const [, exit] = await Promise.all([started, exited]);
+      return { ...out, exitCode: exit.exitCode, signal: exit.signal, timedOut: exit.timedOut, truncated, durationMs: exit.durationMs };
+    } catch (err) {
+      throw apiError(err);
+    } finally {
+      void conn.close();
+    }
   }
+}
+
+/**
+ * What a worker's failure means to the API's client. Its own mistakes and a
+ * sandbox at its limit keep their meaning; whatever else the worker refuses,
+ * the master asked for (the token, the method), so it is the sandbox failing
+ * the master: 502. The worker's code goes along as `workerCode`.
+ */
+const FOR_CLIENT: Partial<Record<WorkerErrorCode, ErrorCode>> = {
+  INVALID_PARAMS: 'VALIDATION_FAILED',
+  LIMIT_REACHED: 'LIMIT_REACHED',
+};
+
+export function apiError(err: unknown): OmegaError {
+  if (err instanceof WorkerCallError) {
+    return new OmegaError(FOR_CLIENT[err.code] ?? 'WORKER_FAILED', `the sandbox's worker: ${err.code}: ${err.message}`, { cause: err, details: { workerCode: err.code } });
+  }
+  if (err instanceof WorkerConnectionError) {
+    return new OmegaError('WORKER_UNAVAILABLE', `the sandbox's worker: ${err.message}`, { cause: err });
+  }
+  return err instanceof OmegaError ? err : new OmegaError('WORKER_FAILED', `the sandbox's worker: ${(err as Error).message}`, { cause: err });
 }

@@ -5,6 +5,7 @@ import { once, Periodic, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { safeUrl } from '../src/log.js';
 import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
+import { watchRedis } from '../src/redis/errors.js';
 import { buildMasterApi } from './api.js';
 import { DnsClient, ManagerClient } from './clients.js';
 import type { MasterConfig } from './config.js';
@@ -55,7 +56,7 @@ export class MasterServer implements Component {
     provider?: Provider | null,
   ) {
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-master' });
-    this.redis.on('error', () => {});
+    watchRedis(this.redis, log, 'omega-master');
     // An id stays out of use for twice its records' TTL after deletion (negative answers are cached less).
     this.store = new Store(this.redis, config.redisPrefix, Math.max(60, 2 * config.dnsTtl), this.masterId, {
       count: config.redisWaitReplicas,

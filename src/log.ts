@@ -41,13 +41,5 @@ export function createLogger(service: string, opts: LogOptions = {}): Logger {
   return opts.destination ? pino(options, opts.destination as pino.DestinationStream) : pino(options);
 }
 
-/** A Redis URL with its password removed, for log lines. */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '[unparseable url]';
-  }
-}
+/** A URL (a Redis URL too, with several hosts) without its user:password@, for log lines. */
+export { safeUrl } from './config/settings.js';

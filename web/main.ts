@@ -1,3 +1,4 @@
+import { SANDBOX_ID_PATTERN } from '../src/protocol/worker.js';
 import { ApiError, MasterApi, type SandboxView } from './api.js';
 import { byTestId, el, notice } from './dom.js';
 import { Session } from './session.js';
@@ -10,7 +11,7 @@ import { store } from './store.js';
  */
 
 const api = new MasterApi(() => store.apiToken());
-const SANDBOX_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const SANDBOX_ID = new RegExp(SANDBOX_ID_PATTERN);
 let session: Session | null = null;
 /** The sandbox this tab just created, with the create's answer: its session writes the starter file and connects without asking the master again. */
 let fresh: { id: string; view: SandboxView } | null = null;

@@ -1,23 +1,12 @@
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
+import { safeUrl } from '../src/config/settings.js';
 import type { CloneStatus } from '../src/protocol/worker.js';
 import { childEnv, killGroup } from './jobs.js';
 import type { WorkerLogger } from './log.js';
 
 /** Schemes a claim may clone from; file:// is for tests and local mirrors. */
 const SCHEMES = new Set(['https:', 'http:', 'git:', 'ssh:', 'file:']);
-
-/** The URL without user or password, for logs and events. */
-export function safeRepoUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return '[unparseable url]';
-  }
-}
 
 export function checkRepoUrl(raw: string): string | null {
   let u: URL;
@@ -48,7 +37,7 @@ export class Clone {
   ) {}
 
   async start(url: string): Promise<void> {
-    const shown = safeRepoUrl(url);
+    const shown = safeUrl(url);
     const existing = await readdir(this.workspace).catch(() => []);
     if (existing.length > 0) {
       this.set({ state: 'skipped', url: shown, message: 'the workspace is not empty' });

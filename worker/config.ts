@@ -1,22 +1,17 @@
-import { ConfigError, hostPort, int, loadSettings, oneOf, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+import { ConfigError, hostPort, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+import { SANDBOX_ID_PATTERN } from '../src/protocol/worker.js';
 
 /**
  * The worker's settings. It runs alone in a container, so this imports only
  * the settings helpers (no Redis, no pino): see docs/sandbox-contract.md.
  */
 
-function zoneName(raw: string): string {
-  const z = raw.trim().toLowerCase().replace(/\.$/, '');
-  if (!/^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(z) || z.length > 253) {
-    throw new Error('must be a domain name such as sandbox.test');
-  }
-  return z;
-}
+const SANDBOX_ID = new RegExp(SANDBOX_ID_PATTERN);
 
 /** Sandbox ids are DNS labels: they appear in host names (`<port>.<id>.<zone>`). */
 export function sandboxIdOf(raw: string): string {
   const v = raw.trim().toLowerCase();
-  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(v)) throw new Error('must be a DNS label: 1-63 letters, digits and -');
+  if (!SANDBOX_ID.test(v)) throw new Error('must be a DNS label: 1-63 letters, digits and -');
   return v;
 }
 

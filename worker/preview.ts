@@ -1,7 +1,7 @@
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { PREVIEW_COOKIE, PREVIEW_TOKEN_PARAM } from '../src/protocol/worker.js';
+import { DNS_LABEL, PREVIEW_COOKIE, PREVIEW_TOKEN_PARAM } from '../src/protocol/worker.js';
 import { bearer, parseCookies, secretEquals, type Credentials } from './auth.js';
 import type { WorkerLogger } from './log.js';
 import { refuse, sendError } from './respond.js';
@@ -25,6 +25,8 @@ export interface PreviewTarget {
 
 // RFC 7230 §6.1: connection-specific headers are not forwarded by a proxy.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** `<port>.<id>` before the zone. */
+const PREVIEW_HOST = new RegExp(`^(\\d{1,5})\\.(${DNS_LABEL})$`);
 
 export class Preview {
   readonly publicPorts = new Set<number>();
@@ -41,7 +43,7 @@ export class Preview {
     const host = hostHeader.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
     const suffix = `.${this.zone}`;
     if (!host.endsWith(suffix)) return null;
-    const m = /^(\d{1,5})\.([a-z0-9-]{1,63})$/.exec(host.slice(0, -suffix.length));
+    const m = PREVIEW_HOST.exec(host.slice(0, -suffix.length));
     if (!m) return null;
     const port = Number(m[1]);
     if (port < 1 || port > 65535) return null;

@@ -133,7 +133,8 @@ export class Processes {
       args = p.args ?? [];
     }
     const cleanup = () => {
-      if (scratch) rm(scratch, { recursive: true, force: true }).catch(() => {});
+      // The file holds the user's code: say so when it stays behind in /tmp.
+      if (scratch) rm(scratch, { recursive: true, force: true }).catch((err: unknown) => this.opts.log.warn({ err, dir: scratch }, 'removing a run\'s source file failed'));
     };
     const child = spawn(command, args, {
       cwd,

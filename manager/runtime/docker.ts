@@ -118,20 +118,34 @@ export class DockerRuntime {
     try {
       await container.start();
     } catch (err) {
-      if (statusOf(err) !== 304) {
-        await this.remove(container.id).catch(() => {});
-        throw dockerError(err, `starting container ${spec.name}`);
-      }
+      if (statusOf(err) !== 304) throw await this.removeFailed(container.id, dockerError(err, `starting container ${spec.name}`));
     }
-    const info = await container.inspect().catch((err: unknown) => {
-      throw dockerError(err, `inspecting container ${spec.name}`);
-    });
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await container.inspect();
+    } catch (err) {
+      throw await this.removeFailed(container.id, dockerError(err, `inspecting container ${spec.name}`));
+    }
     const port = info.NetworkSettings.Ports?.[WORKER_PORT]?.[0]?.HostPort;
-    if (!port) {
-      await this.remove(container.id).catch(() => {});
-      throw new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no published port`);
-    }
+    if (!port) throw await this.removeFailed(container.id, new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no published port`));
     return { id: container.id, hostPort: Number(port) };
+  }
+
+  /**
+   * Remove a container whose start failed; the error to throw. A removal
+   * that fails too joins the failure, both causes kept, rather than being
+   * dropped: the caller logs it once, and the manager's reconciler removes
+   * the container later.
+   */
+  private async removeFailed(id: string, failure: OmegaError): Promise<OmegaError> {
+    try {
+      await this.remove(id);
+      return failure;
+    } catch (err) {
+      return new OmegaError(failure.code, `${failure.message}; removing the container failed too: ${(err as Error).message}`, {
+        cause: new AggregateError([failure.cause ?? failure, err], 'the start and the removal failed'),
+      });
+    }
   }
 
   /** Is the container still running? (false when it is gone or stopped) */

@@ -1,4 +1,6 @@
-import { bool, oneOf, redisUrl, str, type Setting } from './settings.js';
+import { TEMPLATE_NAME_PATTERN } from '../protocol/master.js';
+import { parseRedisUrl } from '../redis/url.js';
+import { bool, oneOf, safeUrl, str, type Setting } from './settings.js';
 
 /** Settings every program shares. */
 export const commonSettings = {
@@ -7,7 +9,12 @@ export const commonSettings = {
     flag: 'redis-url',
     description: 'Redis holding Omega\'s state: redis://, rediss://, redis+sentinel://h:p,h:p/name or redis+cluster://h:p,h:p',
     default: 'redis://127.0.0.1:6379',
-    parse: redisUrl(),
+    shown: safeUrl,
+    // Checked whole here (as createRedis will read it), kept as written to hand on to the managers a provider starts.
+    parse: (raw: string) => {
+      parseRedisUrl(raw);
+      return raw.trim();
+    },
   } satisfies Setting<string>,
   redisPrefix: {
     env: 'OMEGA_REDIS_PREFIX',
@@ -59,7 +66,7 @@ export function devSetting(what: string): Setting<boolean> {
   return { env: 'OMEGA_DEV', flag: 'dev', description: `Development run: allows ${what} without a token`, default: false, boolean: true, parse: bool() };
 }
 
-const TEMPLATE_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const TEMPLATE_NAME = new RegExp(TEMPLATE_NAME_PATTERN);
 
 /** `node=2,python=1` or a bare number for every template. */
 export function perTemplate(raw: string): Record<string, number> | number {

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { DNS_LABEL } from '../protocol/worker.js';
 
 /**
  * One setting of a program: read from an environment variable, overridable by
@@ -18,6 +19,8 @@ export interface Setting<T> {
   secret?: boolean;
   /** A boolean setting is a bare flag (`--dev`) on the command line. */
   boolean?: boolean;
+  /** How a refused value is echoed in the error (a URL without its password); as written by default. */
+  shown?(raw: string): string;
   parse(raw: string): T;
 }
 
@@ -68,7 +71,7 @@ export function loadSettings<S extends SettingsSpec>(spec: S, opts: LoadOptions 
     try {
       out[key] = s.parse(raw);
     } catch (err) {
-      const shown = s.secret ? '' : ` (got ${JSON.stringify(raw)})`;
+      const shown = s.secret ? '' : ` (got ${JSON.stringify(s.shown ? s.shown(raw) : raw)})`;
       problems.push(`${s.env} / --${s.flag}: ${(err as Error).message}${shown}`);
     }
   }
@@ -153,12 +156,26 @@ export function loopbackV4(): (raw: string) => string {
   };
 }
 
-export function redisUrl(): (raw: string) => string {
-  return (raw) => {
-    const m = /^([a-z+]+:)\/\/(?:[^@/]*@)?([^/?#]+)/i.exec(raw.trim());
-    if (!m) throw new Error('must be a URL such as redis://127.0.0.1:6379');
-    const ok = ['redis:', 'rediss:', 'redis+sentinel:', 'redis+cluster:'];
-    if (!ok.includes(m[1]!.toLowerCase())) throw new Error(`scheme must be one of ${ok.join(' ')}`);
-    return raw.trim();
-  };
+const ZONE_NAME = new RegExp(`^(?:${DNS_LABEL}\\.)*${DNS_LABEL}$`);
+
+/** The sandbox zone (`OMEGA_ZONE`): a domain name, lower case, without the root's trailing dot. */
+export function zoneName(raw: string): string {
+  const z = raw.trim().toLowerCase().replace(/\.$/, '');
+  // RFC 1035 §2.3.4: at most 255 octets on the wire, so 253 characters written.
+  if (!ZONE_NAME.test(z) || z.length > 253) throw new Error('must be a domain name such as sandbox.test');
+  return z;
+}
+
+// ---- secrets in text ------------------------------------------------------
+
+/**
+ * A URL without the credentials in it (`user:password@`), for log lines and
+ * for what clients are shown (a clone's repository). It works on the text,
+ * so it also serves a Redis URL with several hosts, which WHATWG URL refuses,
+ * and a value a parser refused; what is no URL at all is not shown. Here, in
+ * a leaf the worker may import, so the worker scrubs as the servers do.
+ */
+export function safeUrl(url: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)(?:[^/?#]*@)?(.*)$/is.exec(url.trim());
+  return m ? `${m[1]}${m[2]}` : '[not a URL]';
 }

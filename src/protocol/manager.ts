@@ -1,9 +1,9 @@
+import { TEMPLATE_NAME_PATTERN } from './master.js';
+import { SANDBOX_ID_PATTERN } from './worker.js';
+
 /**
  * The manager's HTTP API (`/v1/sandboxes`): what the master sends a host.
  */
-
-/** Sandbox ids are DNS labels: they become `<id>.<zone>`. */
-export const SANDBOX_ID_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
 
 export interface SandboxLimits {
   memoryMb?: number;
@@ -71,7 +71,7 @@ export const createSandboxBodySchema = {
   additionalProperties: false,
   properties: {
     id: { type: 'string', pattern: SANDBOX_ID_PATTERN },
-    template: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' },
+    template: { type: 'string', pattern: TEMPLATE_NAME_PATTERN },
     token: { type: 'string', minLength: 16, maxLength: 256 },
     limits: limitsSchema,
   },

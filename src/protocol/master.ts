@@ -1,8 +1,14 @@
+import { SANDBOX_ID_PATTERN } from './worker.js';
+
 /**
  * The master's public API (`/v1`): schemas of what clients send, and the
- * shapes of what it answers. No imports: the web client (web/, built for
- * the browser) uses these types too.
+ * shapes of what it answers. It imports only the worker protocol (which
+ * imports nothing): the web client (web/, built for the browser) uses these
+ * types too.
  */
+
+/** A template name: the suffix of its image (`omega/sandbox-<template>`). */
+export const TEMPLATE_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,31}$';
 
 export type SandboxState = 'creating' | 'running' | 'deleting' | 'lost';
 
@@ -45,7 +51,7 @@ export const createBodySchema = {
   required: ['template'],
   additionalProperties: false,
   properties: {
-    template: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' },
+    template: { type: 'string', pattern: TEMPLATE_NAME_PATTERN },
     timeoutSeconds: { type: 'integer', minimum: 10 },
     idleSeconds: { type: 'integer', minimum: 10 },
     metadata,
@@ -55,7 +61,7 @@ export const createBodySchema = {
 export const idParamsSchema = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', pattern: '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$' } },
+  properties: { id: { type: 'string', pattern: SANDBOX_ID_PATTERN } },
 } as const;
 
 export const listQuerySchema = {

@@ -13,6 +13,18 @@ export const PROTOCOL_VERSION = 1;
 export const SUBPROTOCOL = 'omega.v1';
 export const TOKEN_SUBPROTOCOL_PREFIX = 'omega.token.';
 
+// ---- names ---------------------------------------------------------------
+
+/**
+ * One DNS label in the preferred syntax (RFC 1035 §2.3.1), lower case. A
+ * sandbox id is one, as it names hosts (`<id>.<zone>`, previews
+ * `<port>.<id>.<zone>`); a zone is several joined by dots. Defined here, the
+ * one module the worker, the web client and every server may all import.
+ */
+export const DNS_LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+/** What every API accepts as a sandbox id (the master mints a narrower form: src/ids.ts). */
+export const SANDBOX_ID_PATTERN = `^${DNS_LABEL}$`;
+
 // ---- error codes ----------------------------------------------------------
 
 /**

@@ -70,6 +70,7 @@ t.test('while Redis is down: queries still answer, the API says 503; after: the 
   t.equal(await waitFor('new', async () => (await dig(s.port, ['new.sandbox.test', 'A', '+short'])).raw.trim(), 3000), '10.30.0.3');
   const m = await s.call('GET', '/metrics');
   t.notMatch(m.body, /omega_dns_redis_errors_total 0\n/, 'the outage is counted');
+  t.match(m.body, /omega_redis_connection_errors_total\{connection="omega-dns-feed"\} [1-9]/, 'and its connection errors, on /metrics');
 });
 
 t.test('until the zone is first loaded, in-zone queries get SERVFAIL, not a false NXDOMAIN', async (t) => {

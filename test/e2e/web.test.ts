@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import t from 'tap';
 import { defaultWebDir } from '../../master/web.js';
+import { SANDBOX_ID_FORMAT } from '../../src/ids.js';
 import { requireDocker } from '../helpers/docker.js';
 import { startUp } from '../helpers/up.js';
 
@@ -125,7 +126,7 @@ if (ready) {
 
     await waitIn(page, 'the sandbox id in the fragment', () => location.hash.length > 1, null);
     id = new URL(page.url()).hash.slice(1);
-    t.match(id, /^[a-z][a-z2-7]{15}$/);
+    t.match(id, SANDBOX_ID_FORMAT);
     await waitIn(page, 'the hostname', (id) => document.querySelector('[data-testid="hostname"]')?.textContent?.startsWith(`${id}.`), id);
     hostname = (await page.locator(testid('hostname')).innerText()).trim();
     t.equal(hostname, `${id}.${up.zone}`);

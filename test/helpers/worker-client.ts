@@ -1,47 +1,29 @@
 import type { Test } from 'tap';
 import WebSocket from 'ws';
-import type { EventMessage, EventName, Events, Method, Params, Response } from '../../src/protocol/worker.js';
+import { WorkerConnection, workerSocket, type ConnectOptions } from '../../src/protocol/worker-client.js';
+import { EVENT_NAMES, type EventMessage, type EventName, type Events, type Params, type Result } from '../../src/protocol/worker.js';
 
-/** A protocol client: call() returns the response; events are collected and waited for. */
-export class TestClient {
+/**
+ * The shared protocol client (src/protocol/worker-client.ts) with what tests
+ * ask of it besides: every event kept, waited for (earlier ones count too),
+ * and the output of one terminal or process read back.
+ */
+export class TestClient extends WorkerConnection {
   readonly events: EventMessage[] = [];
-  private nextId = 1;
-  private readonly pending = new Map<number, (r: Response) => void>();
   private readonly waiters = new Set<() => void>();
-  readonly closed: Promise<{ code: number }>;
 
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', (raw) => {
-      const msg = JSON.parse(raw.toString()) as Response | EventMessage;
-      if ('event' in msg) {
-        this.events.push(msg);
+  constructor(ws: WebSocket) {
+    super(ws);
+    for (const event of EVENT_NAMES) {
+      this.on(event, (data) => {
+        this.events.push({ event, data } as EventMessage);
         for (const w of this.waiters) w();
-      } else {
-        this.pending.get(msg.id as number)?.(msg);
-        this.pending.delete(msg.id as number);
-      }
-    });
-    this.closed = new Promise((resolve) => ws.on('close', (code) => resolve({ code })));
+      });
+    }
   }
 
   get clientId(): string {
-    return (this.events.find((e) => e.event === 'hello')!.data as Events['hello']).clientId;
-  }
-
-  /** The raw response (result or error). */
-  request(method: string, params?: unknown): Promise<Response> {
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.ws.send(JSON.stringify({ id, method, params }));
-    });
-  }
-
-  /** The result; throws with the error code when the call fails. */
-  async call<M extends Method>(method: M, params?: Params<M>): Promise<any> {
-    const r = await this.request(method, params);
-    if ('error' in r) throw Object.assign(new Error(`${method}: ${r.error.code}: ${r.error.message}`), { code: r.error.code });
-    return r.result;
+    return this.hello!.clientId;
   }
 
   /** The error code a call fails with (or 'OK'). */
@@ -80,14 +62,9 @@ export class TestClient {
 
   /** Run a process to its end: everything it wrote, and its exit event. */
   async runToEnd(params: Params<'proc.run'>, timeoutMs = 30_000): Promise<{ stdout: string; stderr: string; exit: Events['proc.exit'] }> {
-    const { procId } = (await this.call('proc.run', params)) as { procId: string };
+    const { procId } = (await this.call('proc.run', params)) as Result<'proc.run'>;
     const exit = await this.waitEvent('proc.exit', (d) => d.procId === procId, timeoutMs);
     return { stdout: this.output('proc.stdout', procId), stderr: this.output('proc.stderr', procId), exit };
-  }
-
-  close(): Promise<{ code: number }> {
-    this.ws.close();
-    return this.closed;
   }
 }
 
@@ -95,22 +72,16 @@ export class TestClient {
  * Open a worker WebSocket at `url` with `token` (a bearer header, a subprotocol or
  * ?token=); resolves after the hello event, rejects with `upgrade refused: <status>`.
  */
-export async function connectWorker(t: Test | null, url: string, token: string | null, via: 'header' | 'protocol' | 'query' = 'header'): Promise<TestClient> {
-  const target = via === 'query' && token ? `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}` : url;
-  const ws =
-    via === 'protocol' && token
-      ? new WebSocket(target, ['omega.v1', `omega.token.${token}`])
-      : new WebSocket(target, { headers: via === 'header' && token ? { authorization: `Bearer ${token}` } : {} });
-  const client = new TestClient(ws);
-  t?.teardown(() => {
-    if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.terminate();
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode })));
-  });
-  await client.waitEvent('hello');
+export async function connectWorker(
+  t: Test | null,
+  url: string,
+  token: string | null,
+  via: ConnectOptions['via'] = 'header',
+  socket?: ConnectOptions['socket'],
+): Promise<TestClient> {
+  const client = new TestClient(workerSocket(url, { token, via, socket }));
+  t?.teardown(() => client.terminate());
+  await client.ready();
   return client;
 }
 

@@ -3,16 +3,16 @@
 import { execFileSync } from 'node:child_process';
 import { Resolver } from 'node:dns';
 import t from 'tap';
-import WebSocket from 'ws';
 import type { LocalProvider } from '../../master/providers/local.js';
 import { createRedis } from '../../src/redis/connection.js';
+import { SANDBOX_ID_FORMAT } from '../../src/ids.js';
 import { hostKeys } from '../../src/redis/keys.js';
 import { dig, startDns } from '../helpers/dns.js';
 import { dockerExists, requireDocker } from '../helpers/docker.js';
 import { startMaster } from '../helpers/master.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
-import { TestClient } from '../helpers/worker-client.js';
+import { connectWorker, type TestClient } from '../helpers/worker-client.js';
 
 if (requireDocker(t, ['omega/sandbox-python:latest', 'omega/sandbox-node:latest'])) {
   // The managers the local provider starts read these from the environment.
@@ -59,16 +59,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest', 'omega/sandbox-node:latest'
       if (opts.all) return cb(null, addrs.map((address) => ({ address, family: 4 })));
       cb(null, addrs[0], 4);
     });
-  const open = async (url: string, token: string): Promise<TestClient> => {
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, lookup: lookup as any });
-    const c = new TestClient(ws);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    await c.waitEvent('hello');
-    return c;
-  };
+  const open = (url: string, token: string): Promise<TestClient> => connectWorker(null, url, token, 'header', { lookup: lookup as any });
 
   t.test('the API refuses what it must', async (t) => {
     t.equal((await call('GET', '/v1/sandboxes', undefined, null)).status, 401, 'no token');
@@ -89,7 +80,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest', 'omega/sandbox-node:latest'
     t.equal(res.status, 201, JSON.stringify(res.body));
     first = res.body;
     t.match(first, { state: 'running', template: 'python', address: '127.0.0.2', host: '127.0.0.2', metadata: { owner: 'alice' } });
-    t.match(first.id, /^[a-z][a-z2-7]{15}$/, 'an 80-bit random label');
+    t.match(first.id, SANDBOX_ID_FORMAT, 'an 80-bit random label');
     t.equal(first.hostname, `${first.id}.sandbox.test`);
     t.equal(first.url, `ws://${first.hostname}:${first.port}`);
     t.ok(first.token.length >= 43);

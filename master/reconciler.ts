@@ -3,7 +3,8 @@ import type { Logger } from '../src/log.js';
 import type { DnsClient } from './clients.js';
 import type { HostEvents } from './host-events.js';
 import { describe, type Sandboxes } from './sandboxes.js';
-import { SANDBOX_ID_FORMAT, type SandboxRecord, type Store } from './store.js';
+import { SANDBOX_ID_FORMAT } from '../src/ids.js';
+import type { SandboxRecord, Store } from './store.js';
 
 export interface MasterReconcileReport {
   /** Index entries without a record, dropped. */

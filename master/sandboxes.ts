@@ -5,7 +5,8 @@ import type { DnsClient, ManagerClient } from './clients.js';
 import { notDelivered, UpstreamError } from './clients.js';
 import type { MasterConfig } from './config.js';
 import type { Scaler } from './scaler.js';
-import { newSandboxId, newSandboxToken, type SandboxRecord, type SandboxState, type Store } from './store.js';
+import { newSandboxId, newSandboxToken } from '../src/ids.js';
+import type { SandboxRecord, SandboxState, Store } from './store.js';
 import type { Created, SandboxView } from '../src/protocol/master.js';
 
 export interface CreateRequest {

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { OmegaError } from '../src/errors.js';
 import type { RedisClient } from '../src/redis/connection.js';
 import { hostKeyPrefix, hostKeys, type HostKeys } from '../src/redis/keys.js';
@@ -50,23 +49,6 @@ export interface HostView {
   /** Its manager stopped on purpose (deregistered); its sandboxes keep running. */
   stoppedAtMs: number | null;
 }
-
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-/** A random DNS label of 16 base32 characters: 80 bits, lowercase, a letter first. */
-export function newSandboxId(): string {
-  const bytes = randomBytes(16);
-  let out = BASE32[bytes[0]! % 26]!;
-  for (let i = 1; i < 16; i++) out += BASE32[bytes[i]! & 31]!;
-  return out;
-}
-
-/** What the worker accepts: 256 random bits. */
-export function newSandboxToken(): string {
-  return randomBytes(32).toString('base64url');
-}
-
-export const SANDBOX_ID_FORMAT = /^[a-z][a-z2-7]{15}$/;
 
 function parse(id: string, h: Record<string, string>): SandboxRecord | null {
   if (!h.state) return null;

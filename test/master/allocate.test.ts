@@ -1,7 +1,8 @@
 import t from 'tap';
 import { createRedis, type RedisClient } from '../../src/redis/connection.js';
 import { hostKeyPrefix, hostKeys } from '../../src/redis/keys.js';
-import { SANDBOX_ID_FORMAT, Store, newSandboxId, newSandboxToken } from '../../master/store.js';
+import { Store } from '../../master/store.js';
+import { SANDBOX_ID_FORMAT, newSandboxId, newSandboxToken } from '../../src/ids.js';
 import { TestRedis } from '../helpers/redis.js';
 
 const redis = await TestRedis.create();

@@ -21,7 +21,11 @@ export interface MasterReconcileReport {
   admitted: string[];
 }
 
-/** A deleting sandbox whose master is alive is left to it this long before it is taken over. */
+/**
+ * A deleting sandbox whose master is alive and still working on it is left
+ * to it this long before it is taken over (one whose step failed is given
+ * up by its master, owned by no one, and taken over at once).
+ */
 const DELETE_STUCK_MS = 60_000;
 
 /**
@@ -100,7 +104,7 @@ export class MasterReconciler {
         if (r.state === 'creating' && (abandoned || age > 2 * this.opts.createTimeoutMs)) {
           await this.sandboxes.delete(id, abandoned ? 'its create was abandoned by a master that is gone' : 'stuck creating');
           report.finished.push(id);
-        } else if (r.state === 'deleting' && (abandoned || age > DELETE_STUCK_MS)) {
+        } else if (r.state === 'deleting' && (abandoned || r.owner === null || age > DELETE_STUCK_MS)) {
           await this.sandboxes.delete(id, 'an unfinished delete');
           report.finished.push(id);
         } else if (r.state === 'lost') {

@@ -148,6 +148,7 @@ export class Sandboxes {
       log.warn({ why }, 'create undone');
     } catch (err) {
       log.warn({ why, err }, 'undoing the create failed; the reconciler finishes it');
+      await this.store.disown(id).catch((e: unknown) => log.warn({ err: e }, 'could not give the undo up; it is taken over once stuck'));
     }
   }
 
@@ -185,7 +186,13 @@ export class Sandboxes {
       return false;
     }
     const log = this.log.child({ sandboxId: id });
-    await this.removeEverything(r, { hostId: r.host, address: r.address, managerUrl: r.managerUrl }, log);
+    try {
+      await this.removeEverything(r, { hostId: r.host, address: r.address, managerUrl: r.managerUrl }, log);
+    } catch (err) {
+      // No one works on it any more: the reconciler's next pass takes it over, not a minute later.
+      await this.store.disown(id).catch((e: unknown) => log.warn({ err: e }, 'could not give the delete up; it is taken over once stuck'));
+      throw err;
+    }
     await this.store.release(id);
     log.info({ why, from: r.deletedFrom }, 'sandbox deleted');
     return true;

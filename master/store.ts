@@ -71,7 +71,7 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     lostAtMs: num(h.lostAtMs),
     lostReason: h.lostReason ?? null,
     stateSinceMs: Number(h.stateSinceMs ?? h.createdAtMs ?? 0),
-    owner: h.owner ?? null,
+    owner: h.owner || null,
     deletedFrom: (h.deletedFrom as SandboxState | undefined) ?? null,
   };
 }
@@ -176,6 +176,11 @@ export class Store {
     const r = await this.redis.releaseSandbox(k.load, k.sandboxes, k.expiry, this.prefix, id, this.tombSeconds);
     if (r === RELEASE_NOT_DELETING) throw new OmegaError('INTERNAL', `sandbox ${id} is not being deleted; not released`);
     return r === 1;
+  }
+
+  /** A delete this master began and could not finish: owned by no one, so the reconciler takes it over at once. */
+  async disown(id: string): Promise<void> {
+    await this.update(id, ['deleting'], { owner: '' });
   }
 
   /** A running sandbox on `hostId` whose container is gone becomes lost; false if it was not running there. */

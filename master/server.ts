@@ -3,7 +3,7 @@ import { Agent } from 'undici';
 import { once, Periodic, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { safeUrl } from '../src/log.js';
-import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
+import { closeRedis, createRedis, whenReady, type RedisClient } from '../src/redis/connection.js';
 import { buildMasterApi } from './api.js';
 import { DnsClient, ManagerClient } from './clients.js';
 import type { MasterConfig } from './config.js';
@@ -18,6 +18,9 @@ import { Scaler } from './scaler.js';
 import { Store } from './store.js';
 import { defaultWebDir } from './web.js';
 import { joinHostPort } from '../src/config/settings.js';
+
+/** How long start() waits for Redis before its first reconcile (which is retried on the timer anyway). */
+const REDIS_START_WAIT_MS = 5000;
 
 /**
  * `omega master`: the public API, and the timers that keep the system
@@ -45,7 +48,9 @@ export class MasterServer implements Component {
     private readonly log: Logger,
     provider?: Provider | null,
   ) {
-    this.redis = createRedis(config.redisUrl, { connectionName: 'omega-master' });
+    // Fail fast: while Redis is away (a failover) an API call answers 503 at
+    // once instead of waiting in a queue; the timers retry on their next pass.
+    this.redis = createRedis(config.redisUrl, { connectionName: 'omega-master', failFast: true });
     this.redis.on('error', () => {});
     // An id stays out of use for twice its records' TTL after deletion (negative answers are cached less).
     this.store = new Store(this.redis, config.redisPrefix, Math.max(60, 2 * config.dnsTtl));
@@ -134,6 +139,8 @@ export class MasterServer implements Component {
     const port = (this.api.server.address() as { port: number }).port;
     this.url = `http://${joinHostPort(this.config.listen.host, port)}`;
     this.log.info({ api: this.url, zone: this.config.zone, provider: this.config.provider, redis: safeUrl(this.config.redisUrl) }, 'master listening');
+    // Commands fail at once until the connection is up, so give it a moment before the first pass.
+    await whenReady(this.redis, REDIS_START_WAIT_MS);
     await this.reconciler.run().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'first reconcile failed; retried on the timer'));
     this.reconciler.start();
     this.reaper.start();

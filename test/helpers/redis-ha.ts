@@ -60,25 +60,26 @@ const redisArgs = (port: number, dir: string) => [
 ];
 
 /**
- * One primary, one replica and three sentinels watching them
- * (quorum 2), tuned so a failover takes a second or three: the primary is
- * subjectively down after 500 ms, and a failover that stalls is retried
- * after 2 s.
+ * One primary, its replicas (one unless asked for more) and three sentinels
+ * watching them (quorum 2), tuned so a failover takes a second or three:
+ * the primary is subjectively down after 500 ms, and a failover that stalls
+ * is retried after 2 s.
  */
 export class TestSentinel {
   static readonly NAME = 'omega';
   readonly dir = mkdtempSync(join(tmpdir(), 'omega-sentinel-'));
   private readonly procs: Proc[] = [];
-  /** Port of the primary at start; after a failover the replica's port is the primary. */
+  /** The primary now: after waitForPromotion(), the promoted replica. */
   primaryPort = 0;
-  replicaPort = 0;
+  /** The replicas now (the dead primary is none of them). */
+  replicaPorts: number[] = [];
   sentinelPorts: number[] = [];
   private constructor() {}
 
-  static async create(opts: { downAfterMs?: number; failoverTimeoutMs?: number } = {}): Promise<TestSentinel> {
+  static async create(opts: { replicas?: number; downAfterMs?: number; failoverTimeoutMs?: number } = {}): Promise<TestSentinel> {
     const s = new TestSentinel();
     try {
-      await s.start(opts.downAfterMs ?? 500, opts.failoverTimeoutMs ?? 2000);
+      await s.start(opts.replicas ?? 1, opts.downAfterMs ?? 500, opts.failoverTimeoutMs ?? 2000);
     } catch (err) {
       await s.destroy();
       throw err;
@@ -90,19 +91,24 @@ export class TestSentinel {
     return `redis+sentinel://${this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${TestSentinel.NAME}`;
   }
 
-  private async start(downAfterMs: number, failoverTimeoutMs: number): Promise<void> {
+  /** The first replica (of one, usually). */
+  get replicaPort(): number {
+    return this.replicaPorts[0]!;
+  }
+
+  private async start(replicas: number, downAfterMs: number, failoverTimeoutMs: number): Promise<void> {
     this.primaryPort = await freePort();
-    this.replicaPort = await freePort();
     this.procs.push(start('primary', this.primaryPort, 'redis-server', redisArgs(this.primaryPort, this.dir)));
-    this.procs.push(
-      start('replica', this.replicaPort, 'redis-server', [
-        ...redisArgs(this.replicaPort, this.dir),
-        '--replicaof', '127.0.0.1', String(this.primaryPort),
-      ]),
-    );
+    for (let i = 0; i < replicas; i++) {
+      const port = await freePort();
+      this.replicaPorts.push(port);
+      this.procs.push(start(`replica ${i + 1}`, port, 'redis-server', [...redisArgs(port, this.dir), '--replicaof', '127.0.0.1', String(this.primaryPort)]));
+    }
     await this.waitUp(this.primaryPort);
-    await this.waitUp(this.replicaPort);
-    await waitFor('the replica in sync', () => ask(this.replicaPort, async (c) => /master_link_status:up/.test(await c.info('replication'))), 10_000, 25);
+    for (const port of this.replicaPorts) {
+      await this.waitUp(port);
+      await waitFor(`the replica on ${port} in sync`, () => ask(port, async (c) => /master_link_status:up/.test(await c.info('replication'))), 10_000, 25);
+    }
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
       this.sentinelPorts.push(port);
@@ -117,22 +123,21 @@ export class TestSentinel {
           `sentinel monitor ${TestSentinel.NAME} 127.0.0.1 ${this.primaryPort} 2`,
           `sentinel down-after-milliseconds ${TestSentinel.NAME} ${downAfterMs}`,
           `sentinel failover-timeout ${TestSentinel.NAME} ${failoverTimeoutMs}`,
-          `sentinel parallel-syncs ${TestSentinel.NAME} 1`,
+          `sentinel parallel-syncs ${TestSentinel.NAME} ${replicas}`,
           '',
         ].join('\n'),
       );
       // `redis-server --sentinel` is what Debian's redis-sentinel runs; it works without that package too.
       this.procs.push(start(`sentinel ${i + 1}`, port, 'redis-server', [conf, '--sentinel']));
     }
-    // Ready when every sentinel knows the primary, the replica and the other two sentinels.
+    // Ready when every sentinel knows the primary, every replica and the other two sentinels.
     for (const port of this.sentinelPorts) {
       await waitFor(
         `sentinel on ${port} to see the whole setup`,
         () =>
           ask(port, async (c) => {
-            const m = (await c.call('SENTINEL', 'MASTER', TestSentinel.NAME)) as string[];
-            const f = fields(m);
-            return f['num-slaves'] === '1' && f['num-other-sentinels'] === '2';
+            const f = fields((await c.call('SENTINEL', 'MASTER', TestSentinel.NAME)) as string[]);
+            return f['num-slaves'] === String(replicas) && f['num-other-sentinels'] === '2';
           }),
         15_000,
         50,
@@ -144,13 +149,29 @@ export class TestSentinel {
     return waitFor(`redis on ${port}`, () => ask(port, async (c) => (await c.ping()) === 'PONG'), 10_000, 25);
   }
 
-  /** The primary each sentinel names now, as a port. */
+  /** The primary each sentinel names now, as a port (0 for a sentinel that does not answer). */
   async primaryAsSeen(): Promise<number[]> {
     return Promise.all(
       this.sentinelPorts.map((p) =>
         ask(p, async (c) => Number(((await c.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', TestSentinel.NAME)) as string[])[1])).catch(() => 0),
       ),
     );
+  }
+
+  /**
+   * Hold every replica back: each is stopped (SIGSTOP) and the replication
+   * stream filled past what the sockets buffer, so what the primary writes
+   * next stays in the primary's memory, lost if it dies: replicas that lag.
+   * They answer nothing until the returned function resumes them.
+   */
+  async stallReplicas(): Promise<() => void> {
+    const stalled = this.procs.filter((x) => this.replicaPorts.includes(x.port));
+    for (const p of stalled) p.child.kill('SIGSTOP');
+    // 64 MiB: more than the loopback socket buffers take (tcp_rmem grows to 32 MiB).
+    await ask(this.primaryPort, (c) => c.set('omega-test:replication-filler', Buffer.alloc(64 << 20, 120)));
+    return () => {
+      for (const p of stalled) p.child.kill('SIGCONT');
+    };
   }
 
   /** SIGKILL the primary: no shutdown, no last save, connections dropped. */
@@ -160,20 +181,36 @@ export class TestSentinel {
   }
 
   /**
-   * Until every sentinel names the replica as the primary and the replica
-   * says it is one (accepts writes). Returns when that is so.
+   * Until every sentinel names one of the replicas as the primary and that
+   * server says it is one (accepts writes); it is the primary from then on.
+   * Resolves with its port.
    */
-  async waitForPromotion(timeoutMs = 30_000): Promise<void> {
-    await waitFor(
-      'the replica promoted',
-      async () =>
-        (await this.primaryAsSeen()).every((p) => p === this.replicaPort) &&
-        (await ask(this.replicaPort, async (c) => ((await c.call('ROLE')) as string[])[0] === 'master')),
+  async waitForPromotion(timeoutMs = 30_000): Promise<number> {
+    const promoted = await waitFor(
+      'a replica promoted',
+      async () => {
+        const seen = await this.primaryAsSeen();
+        const p = seen[0]!;
+        if (!this.replicaPorts.includes(p) || !seen.every((x) => x === p)) return 0;
+        return (await ask(p, async (c) => ((await c.call('ROLE')) as string[])[0] === 'master')) ? p : 0;
+      },
       timeoutMs,
       50,
     );
-    // From now on the promoted replica is the primary.
-    [this.primaryPort, this.replicaPort] = [this.replicaPort, this.primaryPort];
+    // The old primary is dead: it is no replica.
+    this.primaryPort = promoted;
+    this.replicaPorts = this.replicaPorts.filter((p) => p !== promoted);
+    return promoted;
+  }
+
+  /** Until the primary has `n` replicas online and in step (after a failover, the others follow the new one). */
+  async waitForReplicas(n: number, timeoutMs = 30_000): Promise<void> {
+    await waitFor(
+      `${n} replicas online`,
+      () => ask(this.primaryPort, async (c) => [...(await c.info('replication')).matchAll(/^slave\d+:.*state=online/gm)].length >= n),
+      timeoutMs,
+      50,
+    );
   }
 
   /** A plain client of the current primary (for checking what a test wrote). */
@@ -259,6 +296,11 @@ export class TestCluster {
     const r = ranges.find(([lo, hi]) => slot >= lo && slot <= hi);
     if (!r) throw new Error(`no node serves slot ${slot}`);
     return Number(r[2][1]);
+  }
+
+  /** INFO `section` of one node. */
+  info(port: number, section: string): Promise<string> {
+    return ask(port, (c) => c.info(section));
   }
 
   /**

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { Store } from '../../master/store.js';
-import { closeRedis, createRedis } from '../../src/redis/connection.js';
+import { closeRedis, createRedis, waitReplicas } from '../../src/redis/connection.js';
 import { dnsKeys, hostKeyPrefix, hostKeys } from '../../src/redis/keys.js';
 import { AllocateFailure } from '../../src/redis/scripts.js';
 import { TestCluster } from '../helpers/redis-ha.js';
@@ -88,4 +88,24 @@ t.test('createRedis(redis+cluster://) runs every script, MULTI and pipelines, th
   const d = dnsKeys(prefix);
   const res = await c.applyDnsChanges(d.zone, d.names, d.serial, d.changes, JSON.stringify([{ action: 'UPSERT', name: 'x', type: 'A', ttl: 60, values: ['10.0.0.1'] }]), 100, 1_700_000_000);
   t.same(res, [1_700_000_000], 'applyDnsChanges');
+});
+
+t.test('waitReplicas sends WAIT to the node serving the key', async (t) => {
+  const c = createRedis(cluster.url);
+  t.teardown(() => closeRedis(c));
+  const key = hostKeys('tcwait').load;
+  await c.zadd(key, 0, 'h1');
+  const owner = await cluster.nodeOf(key);
+  const waits = async () =>
+    Object.fromEntries(await Promise.all(cluster.ports.map(async (p) => [p, Number(/^cmdstat_wait:calls=(\d+)/m.exec(await cluster.info(p, 'commandstats'))?.[1] ?? 0)])));
+  const before = await waits();
+  t.equal(await waitReplicas(c, 1, 50, key), 0, 'this cluster has no replicas: none after the timeout');
+  const after = await waits();
+  t.same(
+    cluster.ports.map((p) => after[p] - before[p]),
+    cluster.ports.map((p) => (p === owner ? 1 : 0)),
+    'WAIT went to the owner of the key, and only there',
+  );
+  t.equal(await waitReplicas(c, 0, 50, key), 0, 'n = 0: nothing sent');
+  await t.rejects(waitReplicas(c, 1, 50), /needs the key/, 'a Cluster needs the key');
 });

@@ -152,10 +152,13 @@ export async function waitReplicas(client: RedisClient, n: number, timeoutMs: nu
 
 /** Replies that mean "not now" (a failover under way, a replica loading, a cluster without a majority), not a bad command. */
 const UNAVAILABLE_REPLY = /^(?:READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
-/** What ioredis rejects a command with when it has no connection to send it on, or lost it. */
+/**
+ * What ioredis rejects a command with when it has no connection to send it
+ * on, or lost the one it was sent on. Matched on ioredis' own wording (not on
+ * errno codes: a Docker or HTTP ECONNREFUSED is no Redis outage).
+ */
 const UNAVAILABLE_MESSAGE =
-  /^(?:Connection is closed|Stream isn't writeable|Cluster isn't ready|Cluster is (?:disconnected|disconnecting|ended)|Command aborted due to connection close|None of startup nodes is available|Too many Cluster redirections|Failed to refresh slots cache|All sentinels are unreachable|Command timed out)/;
-const UNAVAILABLE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTCONN']);
+  /^(?:Connection is closed\.$|Stream isn't writeable and enableOfflineQueue|Cluster isn't ready and enableOfflineQueue|Cluster is (?:disconnected|disconnecting|ended)\.$|Command aborted due to connection close$|None of startup nodes is available$|Too many Cluster redirections|Failed to refresh slots cache|All sentinels are unreachable)/;
 
 /**
  * Whether `err` (or an error in its cause chain) says Redis cannot be reached
@@ -171,8 +174,6 @@ export function isRedisUnavailable(err: unknown): boolean {
     }
     if (e.name === 'MaxRetriesPerRequestError' || e.name === 'ClusterAllFailedError') return true;
     if (UNAVAILABLE_MESSAGE.test(e.message)) return true;
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code && UNAVAILABLE_CODE.has(code)) return true;
   }
   return false;
 }

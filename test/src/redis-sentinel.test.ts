@@ -46,6 +46,8 @@ t.test('waitReplicas, and which errors mean "Redis is unavailable"', async (t) =
   const wrongType = await c.incr('tsent:h').catch((err: unknown) => err);
   t.notOk(isRedisUnavailable(wrongType), 'a wrong command is not (it is a bug)');
   t.ok(isRedisUnavailable(new Error('wrapped', { cause: offline })), 'found in the cause chain');
+  const refused = await fetch(`http://127.0.0.1:${await freePort()}/`).catch((err: unknown) => err);
+  t.notOk(isRedisUnavailable(refused), 'a refused HTTP connection is not Redis');
 });
 
 /** The A record `name` has at the DNS server on `port`, over UDP; null when there is no answer. */

@@ -1,10 +1,10 @@
 # Omega: `make run` runs it locally, `make test` runs every test.
 SHELL := /bin/bash
 RUN_APT := redis-server dnsutils
-TEST_APT := $(RUN_APT) chromium
+TEST_APT := $(RUN_APT) redis-sentinel chromium
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up clean
+.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover clean
 
 all: build
 
@@ -60,6 +60,9 @@ bench-allocate: deps apt-test images
 
 bench-up: deps apt-test images web
 	node --import=tsx bench/up.ts
+
+bench-failover: deps apt-test images
+	node --import=tsx bench/failover.ts
 
 clean:
 	rm -rf dist .tap

@@ -1,5 +1,5 @@
 import type { Logger } from '../src/log.js';
-import type { RedisClient } from '../src/redis/connection.js';
+import { whenReady, type RedisClient } from '../src/redis/connection.js';
 import type { RecordStore } from './store.js';
 import type { Zone } from './zone.js';
 
@@ -52,7 +52,8 @@ export class ZoneFeed {
     while (!this.stopped) {
       try {
         if (needLoad) {
-          await ready(this.client, 2000);
+          // A connection (re)establishing itself is waited for, so start-up is not reported as an outage.
+          await whenReady(this.client, 2000);
           const snap = await this.store.snapshot(this.client);
           this.zone.replaceAll(snap.entries, snap.serial);
           this.feedId = snap.feedId;
@@ -92,18 +93,4 @@ export class ZoneFeed {
       }
     }
   }
-}
-
-/** Wait for a connection (re)establishing itself, so start-up is not reported as an outage. */
-function ready(client: RedisClient, ms: number): Promise<void> {
-  if (client.status === 'ready' || client.status === 'end') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      client.off('ready', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    client.once('ready', done);
-  });
 }

@@ -4,7 +4,7 @@ import { Agent } from 'undici';
 import { once, Periodic, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { safeUrl } from '../src/log.js';
-import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
+import { closeRedis, createRedis, whenReady, type RedisClient } from '../src/redis/connection.js';
 import { watchRedis } from '../src/redis/errors.js';
 import { buildMasterApi } from './api.js';
 import { DnsClient, ManagerClient } from './clients.js';
@@ -25,6 +25,8 @@ import { joinHostPort } from '../src/config/settings.js';
 /** This master's liveness key is refreshed this often, and lapses after LIVENESS_TTL_MS without it. */
 const LIVENESS_INTERVAL_MS = 2000;
 const LIVENESS_TTL_MS = 6000;
+/** How long start() waits for Redis before its first reconcile (which is retried on the timer anyway). */
+const REDIS_START_WAIT_MS = 5000;
 
 /**
  * `omega master`: the public API, and the timers that keep the system
@@ -55,7 +57,9 @@ export class MasterServer implements Component {
     private readonly log: Logger,
     provider?: Provider | null,
   ) {
-    this.redis = createRedis(config.redisUrl, { connectionName: 'omega-master' });
+    // Fail fast: while Redis is away (a failover) an API call answers 503 at
+    // once instead of waiting in a queue; the timers retry on their next pass.
+    this.redis = createRedis(config.redisUrl, { connectionName: 'omega-master', failFast: true });
     watchRedis(this.redis, log, 'omega-master');
     // An id stays out of use for twice its records' TTL after deletion (negative answers are cached less).
     this.store = new Store(this.redis, config.redisPrefix, Math.max(60, 2 * config.dnsTtl), this.masterId, {
@@ -152,6 +156,8 @@ export class MasterServer implements Component {
     const port = (this.api.server.address() as { port: number }).port;
     this.url = `http://${joinHostPort(this.config.listen.host, port)}`;
     this.log.info({ api: this.url, masterId: this.masterId, zone: this.config.zone, provider: this.config.provider, redis: safeUrl(this.config.redisUrl) }, 'master listening');
+    // Commands fail at once until the connection is up, so give it a moment before the first pass.
+    await whenReady(this.redis, REDIS_START_WAIT_MS);
     await this.liveness.run().catch((err: unknown) => this.log.warn({ err }, 'first liveness beat failed; retried on the timer'));
     this.liveness.start();
     await this.reconciler.run().catch((err: unknown) => this.log.warn({ err }, 'first reconcile failed; retried on the timer'));

@@ -2,12 +2,14 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ERRORS, OmegaError } from './errors.js';
 import type { Logger } from './log.js';
+import { isRedisUnavailable } from './redis/connection.js';
 
 /**
  * A fastify instance with Omega's error envelope:
  *   {statusCode, code, error, message}
- * for OmegaErrors, schema failures (400 VALIDATION_FAILED) and anything else
- * (500 INTERNAL, logged once here, its details never sent to the client).
+ * for OmegaErrors, schema failures (400 VALIDATION_FAILED), Redis out of reach
+ * (503 REDIS_UNAVAILABLE) and anything else (500 INTERNAL, logged once here,
+ * its details never sent to the client).
  */
 export function createHttpApp(log: Logger): FastifyInstance {
   const app = Fastify({
@@ -24,6 +26,11 @@ export function createHttpApp(log: Logger): FastifyInstance {
     if (err instanceof OmegaError) return sendError(reply, err);
     if (err.validation) {
       return sendError(reply, new OmegaError('VALIDATION_FAILED', err.message));
+    }
+    if (isRedisUnavailable(err)) {
+      // Redis away or failing over: the client may retry shortly (Retry-After), which a 500 would not say.
+      req.log.warn({ err }, 'redis unavailable');
+      return sendError(reply, new OmegaError('REDIS_UNAVAILABLE', undefined, { cause: err }));
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {

@@ -8,7 +8,7 @@ import { loadConfig } from '../../dns/config.js';
 import { DnsServer } from '../../dns/server.js';
 import { createLogger } from '../../src/log.js';
 import { apiCaller, type Call } from './http.js';
-import type { TestRedis } from './redis.js';
+import type { RedisUnderTest } from './redis.js';
 
 export const TOKEN = 'test-token-0123456789abcdef';
 
@@ -22,7 +22,7 @@ export interface StartedDns {
 }
 
 /** A DnsServer on free ports, its own Redis key prefix (unless given), stopped at teardown. */
-export async function startDns(t: Test, redis: TestRedis, env: Record<string, string> = {}): Promise<StartedDns> {
+export async function startDns(t: Test, redis: RedisUnderTest, env: Record<string, string> = {}): Promise<StartedDns> {
   const prefix = env.OMEGA_REDIS_PREFIX ?? `t${randomBytes(4).toString('hex')}`;
   const config = loadConfig({
     env: {

@@ -39,3 +39,15 @@ export function dockerExists(kind: 'container' | 'volume', name: string): boolea
     return false;
   }
 }
+
+/** Remove every container and volume a test's host made (by label: a killed manager may leave a volume and no container). */
+export function removeHostContainers(hostId: string): void {
+  const ids = (kind: 'ps' | 'volume') =>
+    execFileSync('docker', kind === 'ps' ? ['ps', '-aq', '--filter', `label=omega.host=${hostId}`] : ['volume', 'ls', '-q', '--filter', `label=omega.host=${hostId}`], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean);
+  const containers = ids('ps');
+  if (containers.length) execFileSync('docker', ['rm', '-f', ...containers], { stdio: 'ignore' });
+  const volumes = ids('volume');
+  if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore' });
+}

@@ -4,12 +4,12 @@ import { loadConfig } from '../../manager/config.js';
 import { ManagerServer } from '../../manager/server.js';
 import { createLogger } from '../../src/log.js';
 import { apiCaller } from './http.js';
-import type { TestRedis } from './redis.js';
+import type { RedisUnderTest } from './redis.js';
 
 export const MANAGER_TOKEN = 'manager-test-token-0123456789';
 
 /** Every manager a test starts gets its own host id and Redis prefix, so tests never see each other's containers. */
-export async function startManager(t: Test, redis: TestRedis, env: Record<string, string> = {}) {
+export async function startManager(t: Test, redis: RedisUnderTest, env: Record<string, string> = {}) {
   const tag = randomBytes(4).toString('hex');
   const config = loadConfig({
     env: {

@@ -6,12 +6,12 @@ import type { StartedDns } from './dns.js';
 import { TOKEN as DNS_TOKEN } from './dns.js';
 import { MANAGER_TOKEN } from './manager.js';
 import { apiCaller } from './http.js';
-import type { TestRedis } from './redis.js';
+import type { RedisUnderTest } from './redis.js';
 
 export const API_TOKEN = 'master-test-token-0123456789';
 
 /** A master on a free port, with the DNS server's API and prefix, stopped at teardown. */
-export async function startMaster(t: Test, redis: TestRedis, dns: StartedDns, env: Record<string, string> = {}) {
+export async function startMaster(t: Test, redis: RedisUnderTest, dns: StartedDns, env: Record<string, string> = {}) {
   const config = loadConfig({
     env: {
       OMEGA_REDIS_URL: redis.url,

@@ -5,6 +5,11 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, waitFor } from './ports.js';
 
+/** What the start helpers need of a Redis: its URL (a TestRedis, or a TestSentinel or TestCluster of redis-ha.ts). */
+export interface RedisUnderTest {
+  readonly url: string;
+}
+
 /**
  * A real redis-server of the test's own, on a free port (never 6379), with its
  * data in a temp dir. `stop()` shuts it down (saving, so `start()` brings the

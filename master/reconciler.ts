@@ -19,6 +19,8 @@ export interface MasterReconcileReport {
   names: string[];
   /** Hosts that registered and were put in the load set. */
   admitted: string[];
+  /** Running sandboxes whose names were missing from the zone, written again. */
+  rewritten: string[];
 }
 
 /**
@@ -76,7 +78,7 @@ export class MasterReconciler {
   }
 
   private async pass(): Promise<MasterReconcileReport> {
-    const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [] };
+    const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [] };
     const now = Date.now();
     report.admitted = await this.store.admitHosts();
     const ids = await this.store.allIds();
@@ -128,14 +130,21 @@ export class MasterReconciler {
       }
     }
 
-    report.names = await this.sweepDns(known);
+    await this.sweepDns(known, report);
     const changed = Object.values(report).some((v) => v.length > 0);
     if (changed) this.log.info({ ...Object.fromEntries(Object.entries(report).map(([k, v]) => [k, v.length])) }, 'reconciled');
     return report;
   }
 
-  private async sweepDns(known: Map<string, SandboxRecord>): Promise<string[]> {
+  /**
+   * The zone against the records: names of sandboxes that are gone (or
+   * lost) are removed, and a running sandbox whose names are missing gets
+   * them again (a DNS write lost in a Redis failover: the zone's keys may
+   * live on another Cluster node than the records, which WAIT does not cover).
+   */
+  private async sweepDns(known: Map<string, SandboxRecord>, report: MasterReconcileReport): Promise<void> {
     const stale: string[] = [];
+    const present = new Set<string>();
     const suffix = `.${this.zone}`;
     let cursor: string | undefined;
     do {
@@ -144,6 +153,7 @@ export class MasterReconciler {
         const name = record.name.replace(/\.$/, '');
         if (!name.endsWith(suffix)) continue;
         const rel = name.slice(0, -suffix.length);
+        present.add(rel);
         const id = rel.startsWith('*.') ? rel.slice(2) : rel;
         if (!SANDBOX_ID_FORMAT.test(id)) continue;
         const r = known.get(id);
@@ -156,6 +166,18 @@ export class MasterReconciler {
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
     if (stale.length) await this.dns.removeNames(stale);
-    return stale;
+    report.names = stale;
+    const missing: SandboxRecord[] = [];
+    for (const r of known.values()) {
+      if (r.state === 'running' && r.dns && this.sandboxes.names(r.id).some((n) => !present.has(n))) missing.push(r);
+    }
+    for (const r of missing) {
+      // Still running now (not deleted since the pass read it)? Then its names are written again.
+      const now = await this.store.get(r.id);
+      if (now?.state !== 'running') continue;
+      await this.sandboxes.writeNames(now);
+      this.log.warn({ sandboxId: r.id }, 'a running sandbox\'s names were missing; written again');
+      report.rewritten.push(r.id);
+    }
   }
 }

@@ -77,6 +77,12 @@ export class Sandboxes {
     };
   }
 
+  /** Both names of a sandbox, pointing at its host's address, in one batch. */
+  writeNames(r: { id: string; address: string }): Promise<void> {
+    const type = isIP(r.address) === 6 ? 'AAAA' : 'A';
+    return this.dns.change(this.names(r.id).map((name) => ({ action: 'UPSERT' as const, name, type, values: [r.address], ttl: this.config.dnsTtl })));
+  }
+
   /** Every DNS name of a sandbox: the agent's and the previews' wildcard. */
   names(id: string): string[] {
     return [id, `*.${id}`];
@@ -96,12 +102,9 @@ export class Sandboxes {
       const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal };
       const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded));
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
-      const type = isIP(slot.address) === 6 ? 'AAAA' : 'A';
       const [started, named] = await Promise.allSettled([
         this.managers.create(slot.managerUrl, { id, template: req.template, token }, this.config.createTimeoutMs),
-        req.internal
-          ? Promise.resolve()
-          : this.dns.change(this.names(id).map((name) => ({ action: 'UPSERT' as const, name, type, values: [slot.address], ttl: this.config.dnsTtl }))),
+        req.internal ? Promise.resolve() : this.writeNames({ id, address: slot.address }),
       ]);
       if (started.status === 'rejected') {
         lastError = started.reason;
@@ -124,8 +127,11 @@ export class Sandboxes {
         throw new OmegaError('REDIS_UNAVAILABLE', `the create did not reach ${this.config.redisWaitReplicas} Redis replica(s) within ${this.config.redisWaitTimeoutMs} ms`);
       }
       if (!rec) {
-        // Deleted, lost (its host's heartbeat lapsed), or taken over while we were creating it.
-        await this.undo(id, slot, log, 'the sandbox left the creating state meanwhile');
+        // Deleted, lost (its host's heartbeat lapsed), or taken over while we were creating it;
+        // or its record is gone altogether (a Redis failover lost the allocation): worth a retry.
+        const gone = (await this.store.get(id)) === null;
+        await this.undo(id, slot, log, gone ? 'its record is gone' : 'the sandbox left the creating state meanwhile');
+        if (gone) throw new OmegaError('REDIS_UNAVAILABLE', 'the sandbox\'s record was lost while it was being created (a Redis failover?); try again');
         throw new OmegaError('MANAGER_UNAVAILABLE', 'the sandbox\'s host was lost, or the sandbox deleted, while it was being created');
       }
       log.info({ hostPort: info.hostPort, source: info.source }, 'sandbox created');
@@ -142,9 +148,9 @@ export class Sandboxes {
   private async undo(id: string, slot: Slot, log: Logger, why: string, what: { names: boolean; container: boolean } = { names: true, container: true }): Promise<void> {
     try {
       const rec = await this.store.beginDelete(id);
-      if (!rec) return;
-      await this.removeEverything({ ...rec, dns: rec.dns && what.names }, slot, log, what.container);
-      await this.store.release(id);
+      // No record at all (lost in a Redis failover): what it started is removed all the same.
+      await this.removeEverything({ id, dns: (rec ? rec.dns : true) && what.names }, slot, log, what.container);
+      if (rec) await this.store.release(id);
       log.warn({ why }, 'create undone');
     } catch (err) {
       log.warn({ why, err }, 'undoing the create failed; the reconciler finishes it');
@@ -153,7 +159,7 @@ export class Sandboxes {
   }
 
   /** The names (one batch) and the container with its volume, at once; throws the first failure. */
-  private async removeEverything(r: SandboxRecord, slot: Slot, log: Logger, container = true): Promise<void> {
+  private async removeEverything(r: { id: string; dns: boolean }, slot: Slot, log: Logger, container = true): Promise<void> {
     const [names, removed] = await Promise.allSettled([
       r.dns ? this.dns.removeNames(this.names(r.id)) : Promise.resolve(),
       container ? this.managers.delete(slot.managerUrl, r.id) : Promise.resolve(false),

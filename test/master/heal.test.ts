@@ -86,4 +86,19 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.equal(await rc.zscore(k.load, m.hostId), '0', 'the count is back to what runs');
     t.same((await call('GET', '/v1/sandboxes')).body.sandboxes, []);
   });
+
+  t.test('a running sandbox whose names went missing (a DNS write lost in a failover) gets them back', async (t) => {
+    const dns = await startDns(t, redis);
+    await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix });
+    const { server, call } = await startMaster(t, redis, dns, { OMEGA_RECONCILE_INTERVAL_MS: '600000' });
+    const s = (await call('POST', '/v1/sandboxes', { template: 'python' })).body;
+    await dns.call('POST', '/v1/changes', { changes: [{ action: 'DELETE', name: s.id }, { action: 'DELETE', name: `*.${s.id}` }] });
+    t.equal((await dig(dns.port, [s.hostname, 'A'])).status, 'NXDOMAIN');
+    const report = await server.reconciler.run();
+    t.same(report.rewritten, [s.id]);
+    t.same((await dig(dns.port, [s.hostname, 'A'])).answer.length, 1, 'its name answers again');
+    t.same((await dig(dns.port, [`8080.${s.hostname}`, 'A'])).answer.length, 1, 'and its previews\'');
+    t.same((await server.reconciler.run()).rewritten, [], 'once');
+    t.equal((await call('DELETE', `/v1/sandboxes/${s.id}`)).status, 200);
+  });
 }

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) chromium
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up clean
+.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-chaos clean
 
 all: build
 
@@ -60,6 +60,10 @@ bench-allocate: deps apt-test images
 
 bench-up: deps apt-test images web
 	node --import=tsx bench/up.ts
+
+## kill -9 of the master and the managers during bursts of creates and deletes: time until whole again.
+bench-chaos: deps apt-test images
+	node --import=tsx bench/chaos.ts
 
 clean:
 	rm -rf dist .tap

@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import type { Redis } from 'ioredis';
+import type { RedisClient as Redis } from '../../src/redis/connection.js';
 import { LABELS } from '../../manager/runtime/docker.js';
 import type { ContainerEntry } from '../../src/protocol/manager.js';
 import type { SandboxView } from '../../src/protocol/master.js';

@@ -7,9 +7,9 @@
  * short reconcile, heartbeat and orphan-grace times, restarted after a kill
  * as systemd would (Restart=always, RestartSec=BENCH_RESTART_MS). After a
  * first batch of creates, BENCH_BURSTS bursts of BENCH_PER_BURST concurrent
- * creates and as many of concurrent deletes take turns; during each, at a
- * random moment, the master, one manager, or the master and one manager get
- * `kill -9`. Then it prints
+ * creates and of as many concurrent deletes (of at most half the sandboxes,
+ * so some remain) take turns; during each, at a random moment, the master,
+ * one manager, or the master and one manager get `kill -9`. Then it prints
  *   - the seconds until the state is whole again (test/helpers/whole.ts says
  *     what whole means: every running sandbox with its container and both
  *     names, nothing creating or deleting, each host's load what runs there,
@@ -17,7 +17,7 @@
  *   - what was healed (the programs' 'reconciled' log lines, summed, and the
  *     other repairs they logged);
  *   - what became of the creates answered 201 (running, lost and why, gone
- *     and why, or deleted by the bench);
+ *     and why, or deleted by the bench, and in what state);
  *   - the seconds until nothing is left after deleting everything through
  *     the API, and after stopping the managers.
  * Every process, container and volume it started is removed, even on
@@ -95,11 +95,15 @@ async function burst(c: Cluster, calls: Array<() => Promise<Outcome>>, victims: 
   return { outcomes, ms, killAtMs, during };
 }
 
-/** Poll until `done` says nothing is wrong; the time it took, or null past `limitMs` (with the last problems). */
-async function until(limitMs: number, look: () => Promise<string[]>): Promise<{ ms: number | null; last: string[]; looks: number }> {
+/**
+ * Poll until `look` finds nothing wrong; the time it took, or null past
+ * `limitMs` (with the last problems). Every 15 s it says what is still wrong.
+ */
+async function until(limitMs: number, look: () => Promise<string[]>, say = false): Promise<{ ms: number | null; last: string[]; looks: number }> {
   const t0 = Date.now();
   let last: string[] = [];
   let looks = 0;
+  let nextSay = t0 + 15_000;
   while (Date.now() - t0 < limitMs) {
     looks++;
     try {
@@ -108,6 +112,10 @@ async function until(limitMs: number, look: () => Promise<string[]>): Promise<{ 
       last = [`looking failed: ${(err as Error).message}`];
     }
     if (!last.length) return { ms: Date.now() - t0, last, looks };
+    if (say && Date.now() > nextSay) {
+      nextSay += 15_000;
+      console.log(`  still wrong after ${Math.round((Date.now() - t0) / 1000)} s: ${last.slice(0, 3).join('; ')}${last.length > 3 ? ` (+${last.length - 3})` : ''}`);
+    }
     await sleep(500);
   }
   return { ms: null, last, looks };
@@ -189,7 +197,7 @@ async function main(): Promise<void> {
     console.log(`started and whole in ${((Date.now() - t0) / 1000).toFixed(1)} s${started.ms === null ? ` (NOT whole: ${started.last.join('; ')})` : ''}`);
 
     const answered = new Map<string, string>(); // id -> burst that created it
-    const askedToDelete = new Set<string>();
+    const askedToDelete = new Map<string, string>(); // id -> its state when the bench deleted it
     const create = (label: string) => async (): Promise<Outcome> => {
       const r = await call(c, 'POST', '/v1/sandboxes', { template: c.template });
       if (r.ok) answered.set(r.body.id, label);
@@ -208,10 +216,11 @@ async function main(): Promise<void> {
         if (kind === 'create') {
           calls = Array.from({ length: PER_BURST }, () => create(`create ${i + 1}`));
         } else {
+          // At most half of what lives, so sandboxes remain for the look at the end.
           const live = (await listAll(c)).filter((s) => s.state === 'running' || s.state === 'lost');
-          const chosen = live.sort(() => rand() - 0.5).slice(0, PER_BURST);
+          const chosen = live.sort(() => rand() - 0.5).slice(0, Math.min(PER_BURST, Math.ceil(live.length / 2)));
           calls = chosen.map((s) => () => {
-            askedToDelete.add(s.id);
+            askedToDelete.set(s.id, s.state === 'lost' ? `lost (${s.lostReason}) when deleted` : `${s.state} when deleted`);
             return call(c, 'DELETE', `/v1/sandboxes/${s.id}`);
           });
         }
@@ -224,9 +233,9 @@ async function main(): Promise<void> {
       }
     }
 
-    const healedAt = await until(HEAL_LIMIT_MS, async () => (await look()).problems);
-    const state = await look().catch(() => null);
     console.log('');
+    const healedAt = await until(HEAL_LIMIT_MS, async () => (await look()).problems, true);
+    const state = await look().catch(() => null);
     if (healedAt.ms === null) {
       console.log(`NOT whole after ${HEAL_LIMIT_MS / 1000} s; what is still wrong:`);
       for (const p of healedAt.last) console.log(`  ${p}`);
@@ -243,8 +252,11 @@ async function main(): Promise<void> {
     const details: string[] = [];
     for (const [id, label] of answered) {
       const r = await redisClient.hgetall(hostKeys(c.prefix).sandbox(id));
-      if (askedToDelete.has(id)) fates.push(r.state ? `asked to delete, ${r.state}` : 'deleted by the bench');
-      else if (!r.state) {
+      const deleted = askedToDelete.get(id);
+      if (deleted) {
+        fates.push(r.state ? `${deleted}, now ${r.state}` : `${deleted}, gone`);
+        if (deleted.startsWith('lost')) details.push(`${id} (${label}) ${deleted}`);
+      } else if (!r.state) {
         fates.push('gone');
         details.push(`${id} (${label}) gone: ${whyGone(c, id)}`);
       } else if (r.state === 'lost') {

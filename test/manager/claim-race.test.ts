@@ -14,6 +14,7 @@ import { dockerExists, dockerInspect, requireDocker } from '../helpers/docker.js
 import { startManager } from '../helpers/manager.js';
 import type { CallResult } from '../helpers/http.js';
 import { TestRedis } from '../helpers/redis.js';
+import { sweepDocker } from '../helpers/whole.js';
 
 if (requireDocker(t, ['omega/sandbox-python:latest'])) {
   const redis = await TestRedis.create();
@@ -22,6 +23,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
   t.test('a warm container claimed during a reconcile pass is kept, with its sandbox', async (t) => {
     // Grace 0: the warm container is as old as any is in a pool that waited for demand.
     const m = await startManager(t, redis, { OMEGA_POOL_SIZE: '1', OMEGA_TEMPLATES: 'python', OMEGA_ORPHAN_GRACE_MS: '0', OMEGA_RECONCILE_INTERVAL_MS: '600000' });
+    t.teardown(() => sweepDocker([m.hostId]));
     await m.server.pool.whenFull();
     const rc = createRedis(redis.url);
     t.teardown(() => rc.disconnect());

@@ -18,7 +18,7 @@ import { API_TOKEN, startMaster } from '../helpers/master.js';
 import { masterProgram } from '../helpers/omega-programs.js';
 import { sleep, waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
-import { dockerState, leftovers, lookAtState } from '../helpers/whole.js';
+import { dockerState, leftovers, lookAtState, sweepDocker } from '../helpers/whole.js';
 
 /** The master's liveness key lapses this long after its last beat (master/server.ts). */
 const MASTER_LIVENESS_TTL_MS = 6000;
@@ -36,6 +36,8 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
       OMEGA_ORPHAN_GRACE_MS: '1000',
       OMEGA_RECONCILE_INTERVAL_MS: '600000',
     });
+    // A manager's stop leaves sandboxes running: whatever a failed run leaves goes with the test.
+    t.teardown(() => sweepDocker([m.hostId]));
     const rc = createRedis(redis.url);
     t.teardown(() => rc.disconnect());
     const k = hostKeys(dns.prefix);

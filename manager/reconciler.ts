@@ -104,10 +104,12 @@ export class Reconciler {
       else report.rows.push(id);
     }
 
-    // Pool containers the pool does not know (a previous run's), past the grace period.
+    // Pool containers the pool does not know (a previous run's), past the grace period. The checks go
+    // pool, then in flight, then the table as it is now: a claim moves a container from one to the next.
     for (const c of containers) {
       if (c.labels[LABELS.sandbox] || [...rows.values()].some((e) => e.containerId === c.id)) continue;
       if (this.pool.owns(c.id) || this.sandboxes.isInflight(c.id) || now - c.createdMs < this.opts.graceMs) continue;
+      if ([...(await this.registry.entries()).values()].some((e) => e.containerId === c.id)) continue;
       this.log.info({ container: c.name }, 'removing a container no sandbox or pool slot owns');
       await this.runtime.remove(c.id);
       const volume = c.labels[LABELS.volume];

@@ -63,46 +63,54 @@ export class Sandboxes {
     const claim = { sandboxId: req.id, token: req.token, ...(gitRepo ? { gitRepo } : {}) };
 
     let warm = req.limits ? undefined : this.pool.take(req.template);
-    let source: SandboxInfo['source'] = 'pool';
-    if (warm) {
-      try {
-        await this.workers.claim(warm.hostPort, warm.claimSecret, claim);
-      } catch (err) {
-        log.warn({ err }, 'warm container refused its claim; starting one cold');
-        await this.discardLogged(warm, log);
-        warm = undefined;
-      }
-    }
-    if (!warm) {
-      source = 'cold';
-      warm = await this.startContainer(req.template, { sandbox: req.id }, req.limits);
-      try {
-        await this.workers.claim(warm.hostPort, warm.claimSecret, claim);
-      } catch (err) {
-        await this.discardLogged(warm, log);
-        throw err;
-      }
-    }
-    const entry: ContainerEntry = {
-      containerId: warm.containerId,
-      hostPort: warm.hostPort,
-      volume: warm.volume,
-      template: req.template,
-      source,
-      state: 'running',
-      createdAtMs: Date.now(),
-    };
+    // Out of the pool and not yet in the table: marked in flight in the same tick, so a reconcile pass leaves it alone.
+    if (warm) this.startingContainers.add(warm.containerId);
+    const claimed = warm?.containerId;
     try {
-      // Before the answer: the master reads the table to tell a running sandbox from a lost one.
-      await this.registry.put(req.id, entry);
-    } catch (err) {
-      // Not recorded means nobody could find it again: leave nothing behind.
-      await this.discardLogged(warm, log);
-      throw new OmegaError('REDIS_UNAVAILABLE', undefined, { cause: err });
+      let source: SandboxInfo['source'] = 'pool';
+      if (warm) {
+        try {
+          await this.workers.claim(warm.hostPort, warm.claimSecret, claim);
+        } catch (err) {
+          log.warn({ err }, 'warm container refused its claim; starting one cold');
+          await this.discardLogged(warm, log);
+          warm = undefined;
+        }
+      }
+      if (!warm) {
+        source = 'cold';
+        warm = await this.startContainer(req.template, { sandbox: req.id }, req.limits);
+        try {
+          await this.workers.claim(warm.hostPort, warm.claimSecret, claim);
+        } catch (err) {
+          await this.discardLogged(warm, log);
+          throw err;
+        }
+      }
+      const entry: ContainerEntry = {
+        containerId: warm.containerId,
+        hostPort: warm.hostPort,
+        volume: warm.volume,
+        template: req.template,
+        source,
+        state: 'running',
+        createdAtMs: Date.now(),
+      };
+      try {
+        // Before the answer: the master reads the table to tell a running sandbox from a lost one.
+        await this.registry.put(req.id, entry);
+      } catch (err) {
+        // Not recorded means nobody could find it again: leave nothing behind.
+        await this.discardLogged(warm, log);
+        throw new OmegaError('REDIS_UNAVAILABLE', undefined, { cause: err });
+      }
+      log.info({ containerId: entry.containerId.slice(0, 12), hostPort: entry.hostPort, source }, 'sandbox started');
+      return this.info(req.id, entry);
+    } finally {
+      if (claimed) this.startingContainers.delete(claimed);
     }
-    log.info({ containerId: entry.containerId.slice(0, 12), hostPort: entry.hostPort, source }, 'sandbox started');
-    return this.info(req.id, entry);
   }
+
 
   private info(id: string, e: ContainerEntry): SandboxInfo {
     return {

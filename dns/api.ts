@@ -73,7 +73,7 @@ export function buildDnsApi(o: DnsApiOptions): FastifyInstance {
   });
 
   app.register(async (v1) => {
-    v1.addHook('preHandler', auth);
+    v1.addHook('onRequest', auth);
 
     v1.put<{ Params: { name: string }; Body: PutRecordBody }>(
       '/v1/records/:name',

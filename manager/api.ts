@@ -61,7 +61,7 @@ export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
   });
 
   app.register(async (v1) => {
-    v1.addHook('preHandler', bearerAuth(o.token));
+    v1.addHook('onRequest', bearerAuth(o.token));
 
     v1.post<{ Body: CreateSandboxRequest }>('/v1/sandboxes', { schema: { body: createSandboxBodySchema } }, async (req, reply) => {
       const started = process.hrtime.bigint();

@@ -77,7 +77,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
   registerWeb(app, { dir: o.webDir, log: o.log });
 
   app.register(async (v1) => {
-    v1.addHook('preHandler', bearerAuth(o.token));
+    v1.addHook('onRequest', bearerAuth(o.token));
 
     v1.post<{ Body: CreateRequest }>('/v1/sandboxes', { schema: { body: createBodySchema } }, async (req, reply) => {
       const started = process.hrtime.bigint();

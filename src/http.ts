@@ -73,9 +73,12 @@ function httpReason(status: number): string {
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
- * A preHandler that demands `Authorization: Bearer <token>`. Both sides are
- * hashed first so the comparison is constant-time whatever the lengths.
- * With no token configured (an explicit dev run) every request passes.
+ * Demands `Authorization: Bearer <token>`, as an `onRequest` hook: it runs
+ * before the body is read or validated, so a stranger gets 401 for any
+ * request and the server parses nothing of theirs (a preHandler would run
+ * after both). Both sides are hashed first so the comparison is
+ * constant-time whatever the lengths. With no token configured (an explicit
+ * dev run) every request passes.
  */
 export function bearerAuth(token: string | undefined): (req: FastifyRequest) => Promise<void> {
   const expected = token ? digest(token) : null;

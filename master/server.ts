@@ -7,7 +7,7 @@ import { closeRedis, createRedis, type RedisClient } from '../src/redis/connecti
 import { buildMasterApi } from './api.js';
 import { DnsClient, ManagerClient } from './clients.js';
 import type { MasterConfig } from './config.js';
-import { Ec2Provider } from './providers/ec2.js';
+import { Ec2Provider } from './providers/ec2/provider.js';
 import { LocalProvider } from './providers/local.js';
 import type { Provider } from './providers/provider.js';
 import { Reaper } from './reaper.js';

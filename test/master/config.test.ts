@@ -1,7 +1,7 @@
 import t from 'tap';
 import { loadConfig } from '../../master/config.js';
 import { MasterServer } from '../../master/server.js';
-import { Ec2Provider } from '../../master/providers/ec2.js';
+import { Ec2Provider } from '../../master/providers/ec2/provider.js';
 import { ConfigError } from '../../src/config/settings.js';
 import { createLogger } from '../../src/log.js';
 

@@ -13,17 +13,9 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import t, { type Test } from 'tap';
-import {
-  ec2Settings,
-  Ec2Provider,
-  envLine,
-  loadEc2Config,
-  renderTemplate,
-  renderUserData,
-  USER_DATA_MAX_BYTES,
-  type Ec2Cluster,
-  type Ec2Config,
-} from '../../master/providers/ec2.js';
+import { Ec2Provider } from '../../master/providers/ec2/provider.js';
+import { ec2Settings, loadEc2Config, type Ec2Config } from '../../master/providers/ec2/settings.js';
+import { envLine, renderTemplate, renderUserData, USER_DATA_MAX_BYTES, type Ec2Cluster } from '../../master/providers/ec2/user-data.js';
 import { ConfigError, loadSettings } from '../../src/config/settings.js';
 import { OmegaError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';

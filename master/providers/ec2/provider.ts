@@ -1,15 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  DescribeInstancesCommand,
-  EC2Client,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-  type _InstanceType,
-  type Filter,
-  type Instance,
-  type RunInstancesCommandInput,
-  type Tag,
-} from '@aws-sdk/client-ec2';
+import type { _InstanceType, EC2Client, Filter, Instance, RunInstancesCommandInput, Tag } from '@aws-sdk/client-ec2';
 import { ConfigError } from '../../../src/config/settings.js';
 import { OmegaError } from '../../../src/errors.js';
 import type { Logger } from '../../../src/log.js';
@@ -28,6 +18,8 @@ import { renderUserData, type Ec2Cluster } from './user-data.js';
  */
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+
+type Sdk = typeof import('@aws-sdk/client-ec2');
 
 /** A URL without its user:password@, for log lines. */
 function withoutCredentials(url: string): string {
@@ -70,7 +62,12 @@ export class Ec2Provider implements Provider {
   readonly idleSeconds: number;
 
   private readonly log: Logger;
-  private readonly client: EC2Client;
+  /**
+   * The SDK and the client. The SDK takes about a second of CPU to load, so
+   * it is imported here, when an ec2 provider is made, and never by a module
+   * that only names its settings (every `omega` program and `--help` does).
+   */
+  readonly #aws: Promise<{ sdk: Sdk; client: EC2Client }>;
   private readonly now: () => number;
   private readonly prefix: string;
   // Private fields (#) so neither a logged provider nor a debugger print shows them.
@@ -97,7 +94,9 @@ export class Ec2Provider implements Provider {
     this.now = deps.now ?? Date.now;
     this.log = deps.log.child({ provider: 'ec2' });
     this.#userData = Buffer.from(renderUserData(config, cluster)).toString('base64');
-    this.client = deps.client ?? new EC2Client({ region: config.region });
+    this.#aws = import('@aws-sdk/client-ec2').then((sdk) => ({ sdk, client: deps.client ?? new sdk.EC2Client({ region: config.region }) }));
+    // Every call awaits this and fails with the cause; said once here too, as it is why nothing works.
+    this.#aws.catch((err: unknown) => this.log.error({ err }, 'the AWS SDK could not be loaded'));
     this.log.info(
       {
         region: config.region,
@@ -137,7 +136,8 @@ export class Ec2Provider implements Provider {
     for (const [i, subnetId] of subnets.entries()) {
       let instance: Instance | undefined;
       try {
-        const out = await this.client.send(new RunInstancesCommand(this.#runInput(subnetId)));
+        const { sdk, client } = await this.#aws;
+        const out = await client.send(new sdk.RunInstancesCommand(this.#runInput(subnetId)));
         instance = out.Instances?.[0];
       } catch (err) {
         const name = awsErrorName(err);
@@ -172,8 +172,9 @@ export class Ec2Provider implements Provider {
     const hosts = new Map<string, string | undefined>();
     let nextToken: string | undefined;
     try {
+      const { sdk, client } = await this.#aws;
       do {
-        const page = await this.client.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, NextToken: nextToken }));
+        const page = await client.send(new sdk.DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, NextToken: nextToken }));
         for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) hosts.set(i.InstanceId, i.SubnetId);
         nextToken = page.NextToken;
       } while (nextToken);
@@ -263,7 +264,8 @@ export class Ec2Provider implements Provider {
       });
     }
     try {
-      await this.client.send(new TerminateInstancesCommand({ InstanceIds: [hostId] }));
+      const { sdk, client } = await this.#aws;
+      await client.send(new sdk.TerminateInstancesCommand({ InstanceIds: [hostId] }));
     } catch (err) {
       if (awsErrorName(err) !== 'InvalidInstanceID.NotFound') throw awsFailure('TerminateInstances', err);
     }
@@ -283,7 +285,8 @@ export class Ec2Provider implements Provider {
     if (cached && now - cached.atMs < OWNS_CACHE_MS) return cached.ownership;
     let ownership: Ownership;
     try {
-      const out = await this.client.send(new DescribeInstancesCommand({ InstanceIds: [hostId] }));
+      const { sdk, client } = await this.#aws;
+      const out = await client.send(new sdk.DescribeInstancesCommand({ InstanceIds: [hostId] }));
       const instance = out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === hostId);
       if (!instance) ownership = 'gone';
       else {
@@ -302,6 +305,7 @@ export class Ec2Provider implements Provider {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.client.destroy();
+    const aws = await this.#aws.catch(() => null); // not loaded: nothing to destroy (the failure was logged)
+    aws?.client.destroy();
   }
 }

@@ -3,7 +3,7 @@ import type { _InstanceType, EC2Client, Filter, Instance, RunInstancesCommandInp
 import { ConfigError } from '../../../src/config/settings.js';
 import { OmegaError } from '../../../src/errors.js';
 import type { Logger } from '../../../src/log.js';
-import type { LaunchedHost, Provider } from '../provider.js';
+import type { LaunchedHost, LostHostAction, Provider } from '../provider.js';
 import { awsErrorName, awsFailure } from './errors.js';
 import type { Ec2Config } from './settings.js';
 import { CLUSTER_TAG, ROLE, ROLE_TAG } from './tags.js';
@@ -56,10 +56,8 @@ export interface Ec2ProviderDeps {
 
 export class Ec2Provider implements Provider {
   readonly name = 'ec2';
-  /** Scale-in keeps at least this many hosts. */
-  readonly minHosts: number;
-  /** A host without sandboxes this long may be terminated by scale-in. */
-  readonly idleSeconds: number;
+  /** OMEGA_EC2_MIN_HOSTS and OMEGA_EC2_IDLE_SECONDS. */
+  readonly scaleIn: { readonly minHosts: number; readonly idleSeconds: number };
 
   private readonly log: Logger;
   /**
@@ -88,8 +86,7 @@ export class Ec2Provider implements Provider {
     const loopback = loopbackHosts(cluster.redisUrl);
     if (loopback.length > 0) problems.push(`OMEGA_REDIS_URL: new EC2 hosts cannot reach Redis at ${loopback.join(', ')}; use an address in the VPC`);
     if (problems.length > 0) throw new ConfigError(problems);
-    this.minHosts = config.minHosts;
-    this.idleSeconds = config.idleSeconds;
+    this.scaleIn = Object.freeze({ minHosts: config.minHosts, idleSeconds: config.idleSeconds });
     this.prefix = cluster.redisPrefix;
     this.now = deps.now ?? Date.now;
     this.log = deps.log.child({ provider: 'ec2' });
@@ -106,6 +103,7 @@ export class Ec2Provider implements Provider {
         subnetIds: config.subnetIds,
         maxHosts: config.maxHosts,
         minHosts: config.minHosts,
+        lostSeconds: config.lostSeconds,
         cluster: this.prefix,
         source: config.omegaSource ? `${config.omegaSource.kind} ${withoutCredentials(config.omegaSource.url)}` : 'custom user data',
       },
@@ -271,6 +269,23 @@ export class Ec2Provider implements Provider {
     }
     this.#recent.delete(hostId);
     this.log.info({ hostId }, 'host terminated');
+  }
+
+  /**
+   * A host lost for OMEGA_EC2_LOST_SECONDS is terminated (if it is one of
+   * this cluster's instances, as terminate checks), so a dead or unreachable
+   * instance stops counting towards OMEGA_EC2_MAX_HOSTS and costing money;
+   * the master then forgets it. Anything else (a host that is no instance of
+   * ours) is only reported. Before the time, nothing is asked of AWS.
+   */
+  async hostLost(hostId: string, lostForMs: number): Promise<LostHostAction> {
+    const after = this.config.lostSeconds;
+    if (after === 0) return 'reported';
+    if (lostForMs < after * 1000) return 'none';
+    if ((await this.#ownership(hostId)) === 'foreign') return 'reported';
+    this.log.warn({ hostId, lostSeconds: Math.round(lostForMs / 1000) }, `host lost for more than OMEGA_EC2_LOST_SECONDS=${after}: terminating it`);
+    await this.terminate(hostId);
+    return 'terminated';
   }
 
   /** Whether hostId is an instance this cluster launched (tagged as such); false for anything else. */

@@ -163,6 +163,13 @@ export const ec2Settings = {
     default: 900,
     parse: int(0, 7 * 86_400),
   },
+  ec2LostSeconds: {
+    env: 'OMEGA_EC2_LOST_SECONDS',
+    flag: 'ec2-lost-seconds',
+    description: 'ec2 provider: a host whose heartbeat has been lapsed this long is terminated, freeing its capacity (0: never; only reported)',
+    default: 600,
+    parse: int(0, 7 * 86_400),
+  },
   ec2Tags: {
     env: 'OMEGA_EC2_TAGS',
     flag: 'ec2-tags',
@@ -270,6 +277,8 @@ export interface Ec2Config {
   maxHosts: number;
   minHosts: number;
   idleSeconds: number;
+  /** A lost host is terminated after this long (0: never). */
+  lostSeconds: number;
   tags: Readonly<Record<string, string>>;
   hostCapacity: number;
   poolSize?: string;
@@ -313,6 +322,7 @@ export function loadEc2Config(s: Ec2Settings): Ec2Config {
     maxHosts: s.ec2MaxHosts,
     minHosts: s.ec2MinHosts,
     idleSeconds: s.ec2IdleSeconds,
+    lostSeconds: s.ec2LostSeconds,
     tags: Object.freeze({ ...s.ec2Tags }),
     hostCapacity: s.ec2HostCapacity,
     managerPort: s.ec2ManagerPort,

@@ -1,8 +1,9 @@
 /**
  * When a supervisor restarts a child that exited unasked (`omega up`'s
- * programs, the local provider's managers): 1 s, 2 s, 4 s, 8 s, then 10 s
- * apart; the fifth exit within a minute means it will not stay up, and the
- * supervisor gives up on it.
+ * programs, the local provider's managers): after a pause that doubles with
+ * each exit in the last minute (1 s, 2 s, 4 s, 8 s; at most 10 s); the fifth
+ * exit within a minute means it will not stay up, and the supervisor gives
+ * up on it.
  */
 export const RESTART_POLICY = { maxExits: 5, windowMs: 60_000, firstDelayMs: 1000, maxDelayMs: 10_000 } as const;
 

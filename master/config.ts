@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { commonSettings, devSetting, perTemplateText, templateList, tokenSetting } from '../src/config/common.js';
-import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2.js';
+import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2/settings.js';
 import { ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 const url = (raw: string): string => {

@@ -9,7 +9,7 @@ import { watchRedis } from '../src/redis/errors.js';
 import { buildMasterApi } from './api.js';
 import { DnsClient, ManagerClient } from './clients.js';
 import type { MasterConfig } from './config.js';
-import { Ec2Provider } from './providers/ec2.js';
+import { Ec2Provider } from './providers/ec2/provider.js';
 import { LocalProvider } from './providers/local.js';
 import type { Provider } from './providers/provider.js';
 import { HostEvents } from './host-events.js';
@@ -48,6 +48,7 @@ export class MasterServer implements Component {
   readonly api: FastifyInstance;
   private readonly scaleIn: Periodic<string[]>;
   private readonly liveness: Periodic<void>;
+  private readonly lostHosts: Periodic<unknown>;
   /** This master's id: the owner of the creates and deletes it runs, alive while its liveness key is. */
   readonly masterId = randomBytes(8).toString('hex');
   private url = '';
@@ -74,21 +75,16 @@ export class MasterServer implements Component {
     this.managers = new ManagerClient(this.agent, config.managerToken);
     this.dns = new DnsClient(this.agent, config.dnsToken, config.dnsApiUrl);
     this.provider = provider !== undefined ? provider : this.makeProvider();
-    this.scaler = new Scaler(
-      this.store,
-      this.provider,
-      // The ec2 provider carries its own scale-in settings (OMEGA_EC2_MIN_HOSTS, OMEGA_EC2_IDLE_SECONDS).
-      this.provider instanceof Ec2Provider
-        ? { waitMs: config.scaleOutWaitMs, minHosts: this.provider.minHosts, hostIdleSeconds: this.provider.idleSeconds }
-        : { waitMs: config.scaleOutWaitMs, minHosts: config.minHosts, hostIdleSeconds: config.hostIdleSeconds },
-      log.child({ component: 'scaler' }),
-    );
+    this.scaler = new Scaler(this.store, this.provider, { waitMs: config.scaleOutWaitMs }, log.child({ component: 'scaler' }));
     this.sandboxes = new Sandboxes(config, this.store, this.managers, this.dns, this.scaler, log.child({ component: 'sandboxes' }));
+    const idleSeconds = this.provider?.scaleIn.idleSeconds ?? 0;
     this.scaleIn = new Periodic(
-      Math.max(1000, Math.min(config.reconcileIntervalMs, config.hostIdleSeconds * 500 || 30_000)),
+      Math.max(1000, Math.min(config.reconcileIntervalMs, idleSeconds * 500 || 30_000)),
       () => this.scaler.scaleIn(),
-      (err) => this.log.warn({ err: (err as Error).message }, 'scale-in failed'),
+      (err) => this.log.warn({ err }, 'scale-in failed'),
     );
+    // As often as the reaper looks for lapsed hosts: a dead local manager is restarted within a pass of being marked lost.
+    this.lostHosts = new Periodic(config.reapIntervalMs, () => this.scaler.handleLostHosts(), (err) => this.log.warn({ err }, 'lost-host pass failed'));
     this.runner = new Runner(config, this.sandboxes, log.child({ component: 'run' }));
     this.reaper = new Reaper(
       this.store,
@@ -132,12 +128,15 @@ export class MasterServer implements Component {
           managerToken: c.managerToken,
           zone: c.zone,
           logLevel: c.logLevel,
+          scaleIn: { minHosts: c.minHosts, idleSeconds: c.hostIdleSeconds },
+          registerWaitMs: c.scaleOutWaitMs,
           takenAddresses: async () => (await this.store.hosts()).map((h) => h.address),
         },
         this.log.child({ component: 'provider' }),
       );
     }
     if (c.provider === 'ec2') {
+      // Its module is light; the AWS SDK (about a second to load) is imported by this constructor.
       return new Ec2Provider(c.ec2!, {
         log: this.log,
         cluster: { redisUrl: c.redisUrl, redisPrefix: c.redisPrefix, managerToken: c.managerToken ?? '', zone: c.zone },
@@ -164,12 +163,14 @@ export class MasterServer implements Component {
     this.reconciler.start();
     this.reaper.start();
     this.scaleIn.start();
+    this.lostHosts.start();
   }
 
   /** Stop taking requests, let timers finish their pass, stop the provider's hosts, close connections. */
   readonly stop = once(async () => {
     await this.api.close();
     await this.scaleIn.stop();
+    await this.lostHosts.stop();
     await this.reaper.stop();
     await this.reconciler.stop();
     await this.scaler.stop();

@@ -7,27 +7,35 @@ import type { Logger } from '../../src/log.js';
 /**
  * Delete every sandbox the master lists, through its API, so each one's
  * container, volume and DNS name go the normal way. Returns how many were
- * deleted; throws when the master cannot be asked.
+ * deleted, how many could not be (each logged), and the hosts they were on (a lost host's containers are not
+ * reached this way: removeLeftovers does it); throws when the master cannot
+ * be asked.
  */
-export async function deleteSandboxes(master: MasterClient, log: Logger): Promise<number> {
-  const ids = (await master.list({})).map((s) => s.id);
-  if (ids.length === 0) return 0;
-  log.info({ count: ids.length }, `deleting ${ids.length} sandbox${ids.length === 1 ? '' : 'es'}`);
+export async function deleteSandboxes(master: MasterClient, log: Logger): Promise<{ deleted: number; failed: number; hosts: string[] }> {
+  const sandboxes = await master.list({});
+  const hosts = [...new Set(sandboxes.map((s) => s.host).filter(Boolean))];
+  if (sandboxes.length === 0) return { deleted: 0, failed: 0, hosts };
+  log.info({ count: sandboxes.length }, `deleting ${sandboxes.length} sandbox${sandboxes.length === 1 ? '' : 'es'}`);
   let deleted = 0;
-  await forEachLimit(ids, 8, async (id) => {
+  await forEachLimit(sandboxes, 8, async ({ id }) => {
     try {
       await master.delete(id);
       deleted++;
     } catch (err) {
-      log.warn({ sandboxId: id, err: (err as Error).message }, 'could not delete a sandbox');
+      log.warn({ sandboxId: id, err }, 'could not delete a sandbox');
     }
   });
-  return deleted;
+  return { deleted, failed: sandboxes.length - deleted, hosts };
 }
 
-/** The ids of the hosts the master knows (this `up`'s managers). */
+/** The hosts the master knows (this `up`'s managers, and any other in its Redis under its prefix). */
+export async function hosts(master: MasterClient, timeoutMs = 5000): Promise<HostInfo[]> {
+  return (await master.call<{ hosts: HostInfo[] }>('GET', '/v1/hosts', undefined, timeoutMs)).hosts;
+}
+
+/** Their ids. */
 export async function hostIds(master: MasterClient, timeoutMs = 5000): Promise<string[]> {
-  return (await master.call<{ hosts: HostInfo[] }>('GET', '/v1/hosts', undefined, timeoutMs)).hosts.map((h) => h.id);
+  return (await hosts(master, timeoutMs)).map((h) => h.id);
 }
 
 /**
@@ -45,13 +53,13 @@ export async function removeLeftovers(hosts: string[], socketPath: string, log: 
     for (const c of await docker.listContainers({ all: true, filters: { label } })) {
       await docker.getContainer(c.Id).remove({ force: true, v: true }).then(
         () => containers++,
-        (err: Error) => log.warn({ container: c.Id.slice(0, 12), err: err.message }, 'could not remove a container'),
+        (err: Error) => log.warn({ container: c.Id.slice(0, 12), err }, 'could not remove a container'),
       );
     }
     for (const v of (await docker.listVolumes({ filters: { label } })).Volumes ?? []) {
       await docker.getVolume(v.Name).remove().then(
         () => volumes++,
-        (err: Error) => log.warn({ volume: v.Name, err: err.message }, 'could not remove a volume'),
+        (err: Error) => log.warn({ volume: v.Name, err }, 'could not remove a volume'),
       );
     }
   }

@@ -1,28 +1,80 @@
 import { once } from 'node:events';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRedis } from '../../src/redis/connection.js';
+import { Redis } from 'ioredis';
+import { createRedis, type RedisClient } from '../../src/redis/connection.js';
 import type { ChildSpec } from './supervisor.js';
 
-/** Whether a Redis answers PING at `url` within `timeoutMs`. */
-export async function redisAnswers(url: string, timeoutMs = 1500): Promise<boolean> {
+/** `fn` on a connection to `url` once it is ready within `timeoutMs`; null when no Redis answers there (or fn fails). */
+async function probe<T>(url: string, timeoutMs: number, fn: (client: RedisClient) => Promise<T>): Promise<T | null> {
   let client;
   try {
     client = createRedis(url, { connectionName: 'omega-up' });
   } catch {
-    return false;
+    return null;
   }
   client.on('error', () => {}); // a refused connection is the answer, not a crash
   try {
     const ready = once(client, 'ready').then(() => true);
     const late = new Promise<false>((r) => setTimeout(() => r(false), timeoutMs).unref());
-    if (!(await Promise.race([ready, late]))) return false;
-    return (await client.ping()) === 'PONG';
+    if (!(await Promise.race([ready, late]))) return null;
+    return await fn(client);
   } catch {
-    return false;
+    return null;
   } finally {
     client.disconnect();
   }
+}
+
+/** Whether a Redis answers PING at `url` within `timeoutMs`. */
+export async function redisAnswers(url: string, timeoutMs = 1500): Promise<boolean> {
+  return (await probe(url, timeoutMs, async (c) => (await c.ping()) === 'PONG')) ?? false;
+}
+
+/**
+ * What the Redis at `url` says of itself (INFO server): its pid and the
+ * config file it was started with, by which `omega up` knows a redis-server
+ * it started (its redis.conf is in the state directory). Null when it does
+ * not answer, or is not a single server.
+ */
+export async function redisServer(url: string, timeoutMs = 1500): Promise<{ pid: number; configFile: string } | null> {
+  return probe(url, timeoutMs, async (c) => {
+    if (!(c instanceof Redis)) return null;
+    const info = await c.info('server');
+    const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
+    return { pid: Number(field('process_id')), configFile: field('config_file') };
+  });
+}
+
+/**
+ * SHUTDOWN SAVE the redis-server at `url` (its data is kept in its RDB
+ * file, for the next one to load) and wait until it no longer answers.
+ * Rejects with Redis's refusal (it could not save) or when it still answers
+ * after `timeoutMs`.
+ */
+export async function shutdownRedis(url: string, timeoutMs = 10_000): Promise<void> {
+  // No reconnects and no resending: the connection is meant to drop as the server exits.
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, autoResendUnfulfilledCommands: false });
+  client.on('error', () => {}); // the drop is the answer
+  try {
+    await client.connect();
+    await client.call('SHUTDOWN', 'SAVE').catch((err: Error) => {
+      // A reply is a refusal ("Errors trying to SHUTDOWN"); a closed connection is the shutdown.
+      if (/^ERR/.test(err.message)) throw new Error(`the redis-server refused SHUTDOWN SAVE: ${err.message}`, { cause: err });
+    });
+  } finally {
+    client.disconnect();
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (await redisAnswers(url, 500)) {
+    if (Date.now() > deadline) throw new Error(`the redis-server still answers ${timeoutMs} ms after SHUTDOWN SAVE`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The config file of `omega up`'s own redis-server: how it knows one it started (INFO server names it). */
+export function redisConfPath(stateDir: string): string {
+  return join(stateDir, 'redis.conf');
 }
 
 /**
@@ -37,7 +89,7 @@ export function ownRedis(url: string, stateDir: string): ChildSpec | { error: st
     return { error: `no Redis answers at ${u.protocol}//${host}:${u.port || 6379}; omega up starts its own only for a redis:// URL on this machine` };
   }
   // A config file rather than flags: a password on the command line would show in `ps`.
-  const conf = join(stateDir, 'redis.conf');
+  const conf = redisConfPath(stateDir);
   const lines = [
     `port ${u.port || '6379'}`,
     `bind ${host.replace(/^\[|\]$/g, '')}`,

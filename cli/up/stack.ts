@@ -6,11 +6,11 @@ import { createLogger, safeUrl, type Logger } from '../../src/log.js';
 import { selfCommand } from '../../src/self.js';
 import { nextSteps } from './banner.js';
 import { MasterClient } from '../client/master-client.js';
-import { deleteSandboxes, hostIds, removeLeftovers } from './cleanup.js';
+import { deleteSandboxes, hostIds, hosts as listHosts, removeLeftovers } from './cleanup.js';
 import { LogStream } from './logstream.js';
-import { ownRedis, redisAnswers } from './redis.js';
+import { ownRedis, redisAnswers, redisConfPath, redisServer, shutdownRedis } from './redis.js';
 import type { UpConfig } from './settings.js';
-import { prepareState, writeMasterUrl, type Tokens } from './state.js';
+import { claimStateDir, prepareState, releaseStateDir, writeMasterUrl, type Tokens } from './state.js';
 import { Supervised, type ChildSpec } from './supervisor.js';
 import { joinHostPort, type HostPort } from '../../src/config/settings.js';
 
@@ -22,6 +22,13 @@ const hp = (a: HostPort) => joinHostPort(a.host, a.port);
  * DNS server, the first manager, and the master with the local provider
  * (which starts more managers on the next loopback addresses as needed).
  * Stopping deletes every sandbox first, so nothing is left running.
+ *
+ * An earlier `up` with the same state directory that was killed (or whose
+ * cleanup failed) is finished on start: its redis-server, if it still runs,
+ * is shut down (SAVE) and started again under this `up`, and once the master
+ * answers, the sandboxes it left are deleted and the containers of its hosts
+ * that no manager runs now are removed. A Redis at OMEGA_REDIS_URL that no
+ * `up` started is used as it is.
  */
 export class Up {
   readonly logs: LogStream;
@@ -37,6 +44,10 @@ export class Up {
   /** Every host this run has had, for the last sweep of containers. */
   private readonly hosts = new Set<string>();
   private stopping: Promise<void> | null = null;
+  /** The state directory is this process's (claimStateDir): only then may stop() clean up. */
+  private claimed = false;
+  /** An earlier run's leftovers not yet cleaned up: the state directory keeps saying so (up.pid) until they are. */
+  private unfinished = false;
   /** Settled when a child keeps crashing: `up` then stops everything. */
   readonly failed: Promise<string>;
   private fail!: (name: string) => void;
@@ -106,9 +117,12 @@ export class Up {
   /** Poll `check` until it is true; fail early when `child` has exited and is not coming back. */
   private async ready(what: string, check: () => Promise<boolean>, child?: Supervised): Promise<void> {
     const deadline = Date.now() + this.config.startTimeoutMs;
+    let last: unknown = null; // not ready yet is the expected answer; the last one is said if it never is
     for (;;) {
-      if (await check().catch(() => false)) return;
-      if (Date.now() > deadline) throw new Error(`${what} is not ready after ${this.config.startTimeoutMs} ms; see its log above`);
+      if (await check().catch((err: unknown) => ((last = err), false))) return;
+      if (Date.now() > deadline) {
+        throw new Error(`${what} is not ready after ${this.config.startTimeoutMs} ms${last ? ` (last: ${(last as Error).message})` : ''}; see its log above`, { cause: last });
+      }
       if (this.stopping) throw new Error('stopping');
       await new Promise((r) => setTimeout(r, child && !child.running ? 500 : 100));
     }
@@ -116,6 +130,10 @@ export class Up {
 
   async start(): Promise<void> {
     this.tokens = prepareState(this.stateDir);
+    const earlierUp = claimStateDir(this.stateDir); // throws if another up runs with it: nothing of this one is started
+    this.claimed = true;
+    this.unfinished = earlierUp !== null;
+    if (earlierUp !== null) this.log.warn({ pid: earlierUp }, `an earlier omega up (pid ${earlierUp}) with this state directory did not stop cleanly; what it left is cleaned up once everything runs`);
     writeMasterUrl(this.stateDir, this.masterUrl);
     this.master = new MasterClient(this.masterUrl, this.tokens.api, undefined, 30_000);
     const c = this.config;
@@ -123,8 +141,20 @@ export class Up {
     const env = this.environments(redisUrl);
 
     if (await redisAnswers(redisUrl)) {
-      this.log.info(`using the Redis that answers at ${safeUrl(redisUrl)}`);
-    } else {
+      const server = await redisServer(redisUrl);
+      if (server && server.configFile === redisConfPath(this.stateDir)) {
+        // Its own redis-server, left by an up that was killed: not to be adopted unsupervised, with that run's state in it.
+        this.log.warn(
+          { pid: server.pid },
+          `the redis-server an earlier omega up started (pid ${server.pid}) still runs at ${safeUrl(redisUrl)}, with that run's hosts and sandboxes; shutting it down (SAVE) to start it again under this up`,
+        );
+        await shutdownRedis(redisUrl);
+        this.unfinished = true;
+      } else {
+        this.log.info(`using the Redis that answers at ${safeUrl(redisUrl)}`);
+      }
+    }
+    if (!(await redisAnswers(redisUrl, 500))) {
       const spec = ownRedis(redisUrl, this.stateDir);
       if ('error' in spec) throw new Error(spec.error);
       this.log.info(`starting redis-server for ${safeUrl(redisUrl)} (data in ${this.stateDir})`);
@@ -140,7 +170,33 @@ export class Up {
     const master = this.supervise(this.program('master', env.master, 65_000));
     await this.ready('omega master', async () => (await fetch(`${this.masterUrl}/healthz`)).ok, master);
     await this.ready('the first host', async () => (await hostIds(this.master!)).includes(this.managerHostId), manager);
+    if (this.unfinished) await this.finishEarlierRun();
+    await this.warnOfStrangers();
     process.stdout.write(nextSteps({ masterUrl: this.masterUrl, stateDir: c.stateDir, dnsListen: c.dnsListen, zone: c.zone }, this.logs.colorize));
+  }
+
+  /**
+   * What an earlier, killed `up` left: its sandboxes, deleted through the
+   * master as its Ctrl-C would have, and the containers of its hosts that
+   * are not running now (their managers are gone), removed.
+   */
+  private async finishEarlierRun(): Promise<void> {
+    const { deleted, failed, hosts } = await deleteSandboxes(this.master!, this.log);
+    const alive = new Set((await listHosts(this.master!)).filter((h) => h.health !== 'lost').map((h) => h.id));
+    const gone = hosts.filter((h) => !alive.has(h));
+    for (const h of hosts) this.hosts.add(h);
+    const removed = gone.length ? await removeLeftovers(gone, this.dockerSocket, this.log) : { containers: 0, volumes: 0 };
+    this.log.info({ deleted, ...removed }, `deleted ${deleted} sandbox${deleted === 1 ? '' : 'es'} the earlier omega up left`);
+    this.unfinished = failed > 0;
+  }
+
+  /** A host alive in this Redis that this `up` does not run (a manager left running by another): said, never used quietly. */
+  private async warnOfStrangers(): Promise<void> {
+    for (const h of await listHosts(this.master!)) {
+      if (h.health !== 'lost' && h.id !== this.managerHostId) {
+        this.log.warn({ hostId: h.id, managerUrl: h.managerUrl }, `host ${h.id} is alive in this Redis but this omega up did not start it; the master will give it sandboxes too`);
+      }
+    }
   }
 
   /**
@@ -150,22 +206,28 @@ export class Up {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      if (!this.claimed) return; // another up holds the state directory: nothing was started, nothing is ours to stop
       const [redis, dns, manager, master] = ['redis', 'dns', 'manager', 'master'].map((n) => this.children.find((ch) => ch.spec.name === n));
       const hosts = this.hosts;
+      // Sandboxes this run may have left in Redis: none if the master never started, else those it could not delete.
+      let clean = !master && !this.unfinished;
       if (master?.running && this.master) {
         try {
           for (const h of await hostIds(this.master)) hosts.add(h);
-          const n = await deleteSandboxes(this.master, this.log);
-          if (n) this.log.info(`deleted ${n} sandbox${n === 1 ? '' : 'es'}`);
+          const { deleted, failed, hosts: on } = await deleteSandboxes(this.master, this.log);
+          for (const h of on) hosts.add(h);
+          if (deleted) this.log.info(`deleted ${deleted} sandbox${deleted === 1 ? '' : 'es'}`);
+          clean = failed === 0;
         } catch (err) {
-          this.log.warn({ err: (err as Error).message }, 'could not delete the sandboxes through the master; removing their containers directly');
+          this.log.warn({ err }, 'could not delete the sandboxes through the master; removing their containers directly (the next omega up deletes their records)');
         }
       }
       await Promise.all([master?.stop(), manager?.stop()]);
-      await this.master?.close().catch(() => {});
-      await removeLeftovers([...hosts], this.dockerSocket, this.log).catch((err: Error) => this.log.warn({ err: err.message }, 'could not look for containers left behind'));
+      await this.master?.close().catch((err: unknown) => this.log.warn({ err }, 'could not close the connections to the master'));
+      await removeLeftovers([...hosts], this.dockerSocket, this.log).catch((err: unknown) => this.log.warn({ err }, 'could not look for containers left behind'));
       await dns?.stop();
       await redis?.stop();
+      if (clean) releaseStateDir(this.stateDir);
       this.log.info('stopped');
     })();
     return this.stopping;
@@ -173,9 +235,15 @@ export class Up {
 
   /** A second Ctrl-C: kill every child now (their process groups too), then still remove the containers. */
   async kill(): Promise<void> {
-    const more = this.master ? await hostIds(this.master).catch(() => []) : [];
+    if (!this.claimed) return;
+    const more = this.master
+      ? await hostIds(this.master).catch((err: unknown) => {
+          this.log.warn({ err }, 'could not ask the master for its hosts; removing the containers of those known here');
+          return [];
+        })
+      : [];
     for (const h of more) this.hosts.add(h);
     for (const ch of this.children) ch.kill();
-    await removeLeftovers([...this.hosts], this.dockerSocket, this.log).catch(() => {});
+    await removeLeftovers([...this.hosts], this.dockerSocket, this.log).catch((err: unknown) => this.log.warn({ err }, 'could not look for containers left behind'));
   }
 }

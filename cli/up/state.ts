@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const TOKEN_FILES = { api: 'api-token', dns: 'dns-token', manager: 'manager-token' } as const;
@@ -35,4 +35,58 @@ export function prepareState(dir: string): Tokens {
 /** Where clients find the master when no URL is set (not a secret). */
 export function writeMasterUrl(dir: string, url: string): void {
   writeFileSync(join(dir, 'master-url'), url + '\n', { mode: 0o644 });
+}
+
+/** `omega up`'s pid in its state directory, from its start until it has stopped cleanly. */
+const UP_PID = 'up.pid';
+
+/** Another `omega up` runs with the state directory: a second one would share its Redis, ports and containers. */
+export class StateDirInUse extends Error {
+  constructor(
+    readonly dir: string,
+    readonly pid: number,
+  ) {
+    super(`another omega up (pid ${pid}) runs with the state directory ${dir}; stop it first, or give this one another OMEGA_STATE_DIR`);
+  }
+}
+
+/** Whether `pid` is a running `omega up` (a recorded pid may since belong to another program). */
+function isUp(pid: number): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.includes('up') && /\b(node|omega)\b/.test(argv[0] ?? '');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Take the state directory for this process. Throws StateDirInUse when
+ * another live `omega up` holds it. Returns the pid of an earlier `omega up`
+ * that held it and never stopped cleanly (killed, crashed, or its cleanup
+ * failed): its sandboxes and hosts may still be in Redis, and its
+ * containers on this machine; null when the last run stopped cleanly.
+ */
+export function claimStateDir(dir: string): number | null {
+  const path = join(dir, UP_PID);
+  let earlier: number | null = null;
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) earlier = pid;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // ENOENT: the last run stopped cleanly, or there was none
+  }
+  if (earlier !== null && isUp(earlier)) throw new StateDirInUse(dir, earlier);
+  writeFileSync(path, `${process.pid}\n`, { mode: 0o600 });
+  return earlier;
+}
+
+/** After a clean stop (its sandboxes deleted): the next run has nothing of this one to finish. */
+export function releaseStateDir(dir: string): void {
+  const path = join(dir, UP_PID);
+  try {
+    if (Number(readFileSync(path, 'utf8').trim()) === process.pid) unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }

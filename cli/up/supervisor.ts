@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../src/log.js';
+import { RestartBackoff } from '../../src/restarts.js';
 
 export interface ChildSpec {
   /** The name its plain lines are marked with (its JSON lines name their own service). */
@@ -18,18 +19,16 @@ export interface ChildSpec {
   ipc?: boolean;
 }
 
-/** Restarts after a crash: 1 s, 2 s, 4 s ... 10 s apart; this many crashes within a minute and `up` gives up. */
-const MAX_CRASHES_PER_MINUTE = 5;
-
 /**
  * One supervised child: its output lines go to the log stream; if it exits
  * without being asked to, it is restarted with a growing pause, and after too
- * many crashes in a minute `onGiveUp` is called (`up` then stops everything).
+ * many crashes in a minute (src/restarts.ts) `onGiveUp` is called (`up` then
+ * stops everything).
  */
 export class Supervised {
   private proc: ChildProcess | null = null;
   private stopping = false;
-  private crashes: number[] = [];
+  private readonly backoff = new RestartBackoff();
   private restartTimer: NodeJS.Timeout | null = null;
   private exited: Promise<void> = Promise.resolve();
 
@@ -69,14 +68,12 @@ export class Supervised {
   }
 
   private crashed(): void {
-    const now = Date.now();
-    this.crashes = [...this.crashes.filter((t) => now - t < 60_000), now];
-    if (this.crashes.length >= MAX_CRASHES_PER_MINUTE) {
-      this.log.error({ child: this.spec.name, crashes: this.crashes.length }, `${this.spec.name} keeps exiting; giving up`);
+    const delayMs = this.backoff.exited();
+    if (delayMs === null) {
+      this.log.error({ child: this.spec.name, crashes: this.backoff.recent }, `${this.spec.name} keeps exiting; giving up`);
       this.onGiveUp(this.spec.name);
       return;
     }
-    const delayMs = Math.min(10_000, 1000 * 2 ** (this.crashes.length - 1));
     this.log.info({ child: this.spec.name, delayMs }, `restarting ${this.spec.name}`);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;

@@ -1,26 +1,47 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { prepareState } from '../../cli/up/state.js';
 import { requireDocker } from '../helpers/docker.js';
-import { waitFor } from '../helpers/ports.js';
+import { freePort, waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
 import { startUp } from '../helpers/up.js';
 
 const ADDRESS = '127.0.0.100';
+/** The next address: the host the master's local provider adds when the first is full. */
+const NEXT = '127.0.0.101';
 const CLI = new URL('../../cli/cli.ts', import.meta.url).pathname;
 const mode = (p: string) => statSync(p).mode & 0o777;
 
+const byHost = (host: string) => ['--filter', 'label=omega.managed=true', '--filter', `label=omega.host=${host}`];
+const containers = (host: string) => execFileSync('docker', ['ps', '-aq', ...byHost(host)], { encoding: 'utf8' }).split('\n').filter(Boolean);
+const volumes = (host: string) => execFileSync('docker', ['volume', 'ls', '-q', ...byHost(host)], { encoding: 'utf8' }).split('\n').filter(Boolean);
+
 /** Containers and volumes Omega labelled with a host. */
 function labelled(host: string): string[] {
-  const f = ['--filter', 'label=omega.managed=true', '--filter', `label=omega.host=${host}`];
-  return [
-    ...execFileSync('docker', ['ps', '-aq', ...f], { encoding: 'utf8' }).split('\n'),
-    ...execFileSync('docker', ['volume', 'ls', '-q', ...f], { encoding: 'utf8' }).split('\n'),
-  ].filter(Boolean);
+  return [...containers(host), ...volumes(host)];
+}
+
+function removeLabelled(host: string): void {
+  const c = containers(host);
+  if (c.length) execFileSync('docker', ['rm', '-f', ...c], { stdio: 'ignore' });
+  const v = volumes(host);
+  if (v.length) execFileSync('docker', ['volume', 'rm', '-f', ...v], { stdio: 'ignore' });
+}
+
+/** POST /v1/sandboxes on an up's master. */
+async function create(up: { masterUrl: string; apiToken: string }): Promise<{ id: string; host: string }> {
+  const res = await fetch(`${up.masterUrl}/v1/sandboxes`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${up.apiToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ template: 'python' }),
+  });
+  const body = (await res.json()) as { id: string; host: string };
+  if (res.status !== 201) throw new Error(`create: ${res.status} ${JSON.stringify(body)}`);
+  return body;
 }
 
 /** Every process below `pid`. */
@@ -104,6 +125,12 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.same((cli('sandbox', 'list') as { id: string }[]).map((x) => x.id), [sb.id], 'omega sandbox list');
     t.same((cli('hosts') as { hosts: { id: string }[] }).hosts.map((h) => h.id), [ADDRESS], 'omega hosts');
 
+    // A second up on the same state directory is refused before it starts anything (it would share this one's Redis, ports, containers).
+    const second = spawnSync(process.execPath, ['--import=tsx', CLI, 'up'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, OMEGA_STATE_DIR: up.stateDir }, encoding: 'utf8', timeout: 60_000 });
+    t.equal(second.status, 1, 'a second omega up on the same state directory exits 1');
+    t.match(second.stdout, `another omega up (pid ${up.pid}) runs with the state directory ${up.stateDir}`);
+    t.equal(readFileSync(join(up.stateDir, 'master-url'), 'utf8').trim(), up.masterUrl, 'and touched nothing of the first');
+
     // A crashed program is restarted by the supervisor.
     const dnsPid = Number(execFileSync('pgrep', ['-P', String(up.pid), '-f', 'cli.ts dns'], { encoding: 'utf8' }).trim());
     t.ok(dnsPid > 0, 'dns is a child of omega up');
@@ -122,24 +149,55 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.notOk(await listening(redisPort), 'its own redis-server stopped');
     t.notOk(await listening(Number(new URL(up.masterUrl).port)), 'the master stopped');
     t.same(tree.map(alive).filter(Boolean), [], 'no process it started outlives it');
+    t.notOk(existsSync(join(up.stateDir, 'up.pid')), 'a clean stop leaves nothing for the next up to finish');
   });
 
-  t.test('a killed omega up does not leave its programs running unsupervised', async (t) => {
-    const up = await startUp(t, { address: ADDRESS });
+  t.test('a killed omega up: its programs stop by themselves; the next up takes its Redis back, deletes what it left, and leaves nothing', async (t) => {
+    t.teardown(() => [ADDRESS, NEXT].forEach(removeLabelled));
+    // The managers' port as a user's runs keep it (7070 unless told): a sandbox's record names its manager's URL.
+    const env = { OMEGA_LOCAL_CAPACITY: '1', OMEGA_LOCAL_MANAGER_PORT: String(await freePort()) };
+    const up = await startUp(t, { address: ADDRESS, env });
+    t.teardown(() => rmSync(up.stateDir, { recursive: true, force: true }));
+    const first = await create(up);
+    const second = await create(up);
+    t.same([first.host, second.host], [ADDRESS, NEXT], 'the second sandbox on a host the master\'s provider started');
     const tree = descendants(up.pid);
     const redis = tree.filter((p) => alive(p)?.startsWith('redis-server'));
     t.equal(redis.length, 1, 'its own redis-server');
-    // SIGKILL: the state dir (its dump's place) is gone by then, and Redis refuses SIGTERM when it cannot save.
+    t.equal(tree.filter((p) => / manager$/.test(alive(p) ?? '')).length, 2, 'the first manager and the provider\'s');
+    // SIGKILL, should a test fail: Redis refuses SIGTERM when it cannot save (its state dir removed).
     t.teardown(() => redis.forEach((p) => alive(p) && process.kill(p, 'SIGKILL')));
     process.kill(up.pid, 'SIGKILL');
-    // dns, the manager and the master notice the closed channel and stop as on SIGTERM (the manager draining its pool).
+    // dns, the managers and the master notice their closed channel (up's, or the master's) and stop as on SIGTERM.
     await waitFor('the programs to stop', () => {
       const left = tree.filter((p) => !redis.includes(p)).map(alive).filter(Boolean);
       if (left.length) throw new Error(`still running: ${left.join('; ')}`);
       return true;
     }, 60_000, 200);
-    t.pass('dns, manager and master stopped by themselves');
-    t.same(labelled(ADDRESS), [], 'the manager removed its warm pool on the way out');
+    t.pass('dns, both managers and the master stopped by themselves');
+    t.same([containers(ADDRESS).length, containers(NEXT).length], [1, 1], 'the managers removed their warm pools on the way out; the sandboxes run on');
+    t.ok(alive(redis[0]!), 'its redis-server runs on (no channel), with the hosts and sandboxes of the killed run');
+
+    // The next up, with the same state directory and Redis URL.
+    const redisPort = Number(/port (\d+)/.exec(readFileSync(join(up.stateDir, 'redis.conf'), 'utf8'))![1]);
+    const next = await startUp(t, { address: ADDRESS, env: { ...env, OMEGA_STATE_DIR: up.stateDir, OMEGA_REDIS_URL: `redis://127.0.0.1:${redisPort}` } });
+    const out = next.output();
+    t.match(out, `an earlier omega up (pid ${up.pid}) with this state directory did not stop cleanly`);
+    t.match(out, `the redis-server an earlier omega up started (pid ${redis[0]}) still runs`, 'it says it found the Redis of the killed up');
+    t.match(out, /shutting it down \(SAVE\) to start it again under this up/);
+    t.notOk(alive(redis[0]!), 'that redis-server is gone');
+    t.ok(descendants(next.pid).some((p) => alive(p)?.startsWith('redis-server')), 'the next up runs its own, under it');
+    t.match(out, /deleted 2 sandboxes the earlier omega up left/, 'the killed run\'s records came back (SAVE) and its sandboxes were deleted');
+    t.same(labelled(NEXT), [], 'the containers on the host no manager runs now are removed');
+    t.notMatch(out, /did not start it/, 'no host it did not start is alive');
+    const hosts = (await (await fetch(`${next.masterUrl}/v1/hosts`, { headers: { authorization: `Bearer ${next.apiToken}` } })).json()) as { hosts: { id: string; health: string; load: number }[] };
+    t.same(hosts.hosts.map((h) => [h.id, h.health, h.load]), [[ADDRESS, 'alive', 0]], 'only its own first host, empty');
+    t.equal((await create(next)).host, ADDRESS, 'a create goes to it');
+
+    t.equal(await next.stop(), 0, 'Ctrl-C exits cleanly');
+    t.same([...labelled(ADDRESS), ...labelled(NEXT)], [], 'nothing is left on either host');
+    t.notOk(await listening(redisPort), 'and no redis-server');
+    t.notOk(existsSync(join(up.stateDir, 'up.pid')), 'nothing for a next up to finish');
   });
 
   t.test('omega up uses a Redis that answers at OMEGA_REDIS_URL', async (t) => {

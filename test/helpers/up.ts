@@ -31,7 +31,9 @@ const CLI = new URL('../../cli/cli.ts', import.meta.url).pathname;
  * Stopped (like Ctrl-C) at teardown if the test has not (a bench passes its own teardown list).
  */
 export async function startUp(t: { teardown(fn: () => unknown): void }, opts: { address: string; env?: Record<string, string>; timeoutMs?: number }): Promise<StartedUp> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'omega-up-'));
+  // A state directory of its own, unless the test gives one (a second up after a first; the test removes it).
+  const ownState = !opts.env?.OMEGA_STATE_DIR;
+  const stateDir = opts.env?.OMEGA_STATE_DIR ?? mkdtempSync(join(tmpdir(), 'omega-up-'));
   const [redisPort, dnsPort, dnsApiPort, masterPort, managerPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -70,7 +72,7 @@ export async function startUp(t: { teardown(fn: () => unknown): void }, opts: { 
   };
   t.teardown(async () => {
     await stop();
-    rmSync(stateDir, { recursive: true, force: true });
+    if (ownState) rmSync(stateDir, { recursive: true, force: true });
   });
 
   const timeoutMs = opts.timeoutMs ?? 120_000;

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { loadConfig } from '../../master/config.js';
 import { MasterServer } from '../../master/server.js';
-import { Ec2Provider } from '../../master/providers/ec2.js';
+import { Ec2Provider } from '../../master/providers/ec2/provider.js';
 import { ConfigError } from '../../src/config/settings.js';
 import { createLogger } from '../../src/log.js';
 
@@ -36,6 +36,5 @@ t.test('OMEGA_PROVIDER=ec2: its settings are checked at start, and the master ru
   const master = new MasterServer(config, createLogger('master', { level: 'silent' }));
   t.teardown(() => master.redis.disconnect());
   t.ok(master.provider instanceof Ec2Provider);
-  t.equal((master.provider as Ec2Provider).minHosts, 2);
-  t.equal((master.provider as Ec2Provider).idleSeconds, 120);
+  t.same(master.provider!.scaleIn, { minHosts: 2, idleSeconds: 120 }, 'scale-in as OMEGA_EC2_MIN_HOSTS and OMEGA_EC2_IDLE_SECONDS say');
 });

@@ -13,17 +13,9 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import t, { type Test } from 'tap';
-import {
-  ec2Settings,
-  Ec2Provider,
-  envLine,
-  loadEc2Config,
-  renderTemplate,
-  renderUserData,
-  USER_DATA_MAX_BYTES,
-  type Ec2Cluster,
-  type Ec2Config,
-} from '../../master/providers/ec2.js';
+import { Ec2Provider } from '../../master/providers/ec2/provider.js';
+import { ec2Settings, loadEc2Config, type Ec2Config } from '../../master/providers/ec2/settings.js';
+import { envLine, renderTemplate, renderUserData, USER_DATA_MAX_BYTES, type Ec2Cluster } from '../../master/providers/ec2/user-data.js';
 import { ConfigError, loadSettings } from '../../src/config/settings.js';
 import { OmegaError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
@@ -131,8 +123,7 @@ t.test('launch from an AMI: counts the cluster, then RunInstances with everythin
 
   t.same(await provider.launch(), { hostId: ID_A, address: '10.0.1.5' });
   t.equal(provider.name, 'ec2');
-  t.equal(provider.minHosts, 1);
-  t.equal(provider.idleSeconds, 600);
+  t.same(provider.scaleIn, { minHosts: 1, idleSeconds: 600 });
 
   const describes = ec2.commandCalls(DescribeInstancesCommand);
   t.equal(describes.length, 1);
@@ -341,6 +332,27 @@ t.test('terminate refuses what Omega did not launch, without a TerminateInstance
   t.equal(ec2.commandCalls(DescribeInstancesCommand).length, 1, 'only the instance id was looked up');
 });
 
+t.test('a lost host: terminated once lost for OMEGA_EC2_LOST_SECONDS, not before, and never one Omega did not launch', async (t) => {
+  t.equal(config().lostSeconds, 600, 'ten minutes unless told');
+  const { provider, logs } = setup(t, { OMEGA_EC2_LOST_SECONDS: '300' });
+  ec2.on(DescribeInstancesCommand, { InstanceIds: [ID_A] }).resolves({ Reservations: [{ Instances: [instance(ID_A, OURS, { State: { Name: 'running' } })] }] });
+  ec2.on(DescribeInstancesCommand, { InstanceIds: [ID_C] }).resolves({ Reservations: [{ Instances: [instance(ID_C, { Name: 'database' })] }] });
+  ec2.on(TerminateInstancesCommand).resolves({ TerminatingInstances: [{ InstanceId: ID_A }] });
+  t.equal(await provider.hostLost(ID_A, 299_999), 'none', 'lost for less than the time: nothing yet');
+  t.equal(ec2.calls().length, 0, 'and nothing asked of AWS');
+  t.equal(await provider.hostLost(ID_A, 300_000), 'terminated');
+  t.same(ec2.commandCalls(TerminateInstancesCommand).map((c) => c.args[0].input), [{ InstanceIds: [ID_A] }], 'TerminateInstances for it');
+  t.equal(await provider.hostLost(ID_C, 3_600_000), 'reported', 'an instance without the cluster\'s tags is only reported');
+  t.equal(await provider.hostLost('10.0.0.7', 3_600_000), 'reported', 'so is a host that is no instance');
+  t.equal(ec2.commandCalls(TerminateInstancesCommand).length, 1, 'no TerminateInstances for either');
+  t.match(logs.text(), /"hostId":"i-0aaaaaaaaaaaaaaa1".*OMEGA_EC2_LOST_SECONDS=300: terminating it/);
+
+  const { provider: never } = setup(t, { OMEGA_EC2_LOST_SECONDS: '0' });
+  ec2.on(TerminateInstancesCommand).resolves({});
+  t.equal(await never.hostLost(ID_A, 30 * 86_400_000), 'reported', 'OMEGA_EC2_LOST_SECONDS=0: never terminated');
+  t.equal(ec2.calls().length, 0);
+});
+
 t.test('owns: true only for an instance with both of this cluster\'s tags; answers cached briefly', async (t) => {
   let now = 5_000_000;
   const { provider } = setup(t, {}, { now: () => now });
@@ -421,6 +433,7 @@ t.test('config: each problem names its variable', async (t) => {
     OMEGA_EC2_SECURITY_GROUP_IDS: 'default',
     OMEGA_EC2_MAX_HOSTS: '0',
     OMEGA_EC2_IDLE_SECONDS: 'soon',
+    OMEGA_EC2_LOST_SECONDS: '-1',
     OMEGA_EC2_TAGS: 'omega:cluster=other',
     OMEGA_EC2_HOST_CAPACITY: '-1',
     OMEGA_EC2_OMEGA_SOURCE: 'http://git.example.com/omega.git',

@@ -2,7 +2,9 @@ import { once } from 'node:events';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { safeUrl } from '../../src/log.js';
 import { createRedis, type RedisClient } from '../../src/redis/connection.js';
+import { isLoopbackHost, parseRedisUrl } from '../../src/redis/url.js';
 import type { ChildSpec } from './supervisor.js';
 
 /** `fn` on a connection to `url` once it is ready within `timeoutMs`; null when no Redis answers there (or fn fails). */
@@ -83,16 +85,16 @@ export function redisConfPath(stateDir: string): string {
  * machine, TLS, Sentinel, Cluster) must already answer.
  */
 export function ownRedis(url: string, stateDir: string): ChildSpec | { error: string } {
-  const u = new URL(url);
-  const host = u.hostname || '127.0.0.1';
-  if (u.protocol !== 'redis:' || !/^(127\.|localhost$|\[::1\]$)/.test(host)) {
-    return { error: `no Redis answers at ${u.protocol}//${host}:${u.port || 6379}; omega up starts its own only for a redis:// URL on this machine` };
+  const u = parseRedisUrl(url);
+  const { host, port } = u.hosts[0]!;
+  if (u.scheme !== 'redis:' || !isLoopbackHost(host)) {
+    return { error: `no Redis answers at ${safeUrl(url)}; omega up starts its own only for a redis:// URL on this machine` };
   }
   // A config file rather than flags: a password on the command line would show in `ps`.
   const conf = redisConfPath(stateDir);
   const lines = [
-    `port ${u.port || '6379'}`,
-    `bind ${host.replace(/^\[|\]$/g, '')}`,
+    `port ${port}`,
+    `bind ${host}`,
     `dir ${JSON.stringify(stateDir)}`,
     'dbfilename redis.rdb',
     'save 60 1',
@@ -101,7 +103,7 @@ export function ownRedis(url: string, stateDir: string): ChildSpec | { error: st
     'loglevel warning',
     'daemonize no',
   ];
-  if (u.password) lines.push(`requirepass ${JSON.stringify(decodeURIComponent(u.password))}`);
+  if (u.password) lines.push(`requirepass ${JSON.stringify(u.password)}`);
   writeFileSync(conf, lines.join('\n') + '\n', { mode: 0o600 });
   chmodSync(conf, 0o600);
   const args = [conf];

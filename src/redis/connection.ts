@@ -1,4 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { parseRedisUrl } from './url.js';
 
 /** A single Redis, a Sentinel-managed primary, or a Cluster: callers use the common command set. */
 export type RedisClient = Redis | Cluster;
@@ -17,57 +18,32 @@ export interface RedisConnectOptions {
 const backoff = (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1000);
 
 /**
- * Build an ioredis client from one URL:
- *   redis://[:password@]host:port[/db]         a single server (rediss:// for TLS)
- *   redis+sentinel://[:password@]h1:p1,h2:p2/primaryName[?db=N]
- *   redis+cluster://[:password@]h1:p1,h2:p2
+ * Build an ioredis client from one URL (the forms: src/redis/url.ts).
  * Sentinel and Cluster are how Omega's state grows past one box; every key
  * Omega uses carries a hash tag so multi-key scripts stay in one slot.
  */
 export function createRedis(url: string, opts: RedisConnectOptions = {}): RedisClient {
-  // WHATWG URL rejects a comma list of hosts, so the authority of the
-  // multi-host schemes is split off by hand and a placeholder parsed instead.
-  const m = /^([a-z+]+:)\/\/(?:([^@/]*)@)?([^/?#]*)(.*)$/i.exec(url);
-  if (!m) throw new Error('invalid Redis URL');
-  const authority = m[3] ?? '';
-  const u = new URL(`${m[1]}//${m[2] ? `${m[2]}@` : ''}${authority.includes(',') ? 'multi' : authority}${m[4] ?? ''}`);
-  const password = u.password ? decodeURIComponent(u.password) : undefined;
-  const username = u.username ? decodeURIComponent(u.username) : undefined;
+  const u = parseRedisUrl(url);
   const common: RedisOptions = {
     connectionName: opts.connectionName,
-    password,
-    username,
+    password: u.password,
+    username: u.username,
     lazyConnect: false,
     // Reconnect forever with a capped backoff: Omega's servers keep serving
     // what they know while Redis is away, and resume when it is back.
     retryStrategy: backoff,
     ...(opts.failFast ? { enableOfflineQueue: false, maxRetriesPerRequest: 0 } : { maxRetriesPerRequest: null }),
   };
-  const hosts = () =>
-    authority.split(',').map((hp) => {
-      const i = hp.lastIndexOf(':');
-      return i > 0 ? { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) } : { host: hp, port: 6379 };
-    });
-  switch (u.protocol) {
+  switch (u.scheme) {
     case 'redis:':
-    case 'rediss:': {
-      const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+    case 'rediss:':
+      return new Redis({ ...common, ...u.hosts[0]!, db: u.db, ...(u.tls ? { tls: {} } : {}) });
+    case 'redis+sentinel:':
       return new Redis({
         ...common,
-        host: u.hostname || '127.0.0.1',
-        port: u.port ? Number(u.port) : 6379,
-        db,
-        ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
-      });
-    }
-    case 'redis+sentinel:': {
-      const name = u.pathname.slice(1);
-      if (!name) throw new Error('a redis+sentinel URL must name the primary: redis+sentinel://h:26379/mymaster');
-      return new Redis({
-        ...common,
-        sentinels: hosts(),
-        name,
-        db: Number(u.searchParams.get('db') ?? 0),
+        sentinels: u.hosts,
+        name: u.sentinelName,
+        db: u.db,
         // Every reconnect asks the sentinels for the primary again, and the
         // ready check (role: 'master') refuses a server that is a replica now.
         // A demoted primary that is still up loses its clients to the
@@ -85,17 +61,14 @@ export function createRedis(url: string, opts: RedisConnectOptions = {}): RedisC
         // the primary the sentinels name now) and send it again.
         reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
       });
-    }
     case 'redis+cluster:': {
       const clusterOpts: ClusterOptions = {
-        redisOptions: { password, username, connectionName: opts.connectionName },
+        redisOptions: { password: u.password, username: u.username, connectionName: opts.connectionName },
         enableOfflineQueue: !opts.failFast,
         clusterRetryStrategy: backoff,
       };
-      return new Cluster(hosts(), clusterOpts);
+      return new Cluster(u.hosts, clusterOpts);
     }
-    default:
-      throw new Error(`unsupported Redis URL scheme ${u.protocol}`);
   }
 }
 

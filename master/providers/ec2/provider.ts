@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { _InstanceType, EC2Client, Filter, Instance, RunInstancesCommandInput, Tag } from '@aws-sdk/client-ec2';
-import { ConfigError } from '../../../src/config/settings.js';
+import { ConfigError, safeUrl } from '../../../src/config/settings.js';
 import { OmegaError } from '../../../src/errors.js';
 import type { Logger } from '../../../src/log.js';
+import { isLoopbackHost, parseRedisUrl } from '../../../src/redis/url.js';
 import type { LaunchedHost, LostHostAction, Provider } from '../provider.js';
 import { awsErrorName, awsFailure } from './errors.js';
 import type { Ec2Config } from './settings.js';
@@ -21,16 +22,11 @@ const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 
 type Sdk = typeof import('@aws-sdk/client-ec2');
 
-/** A URL without its user:password@, for log lines. */
-function withoutCredentials(url: string): string {
-  return url.replace(/\/\/[^/@]*@/, '//***@');
-}
-
 /** Loopback hosts in a Redis URL (also sentinel/cluster lists): a remote host cannot reach them. */
 function loopbackHosts(redisUrl: string): string[] {
-  const m = /^[a-z+]+:\/\/(?:[^@/]*@)?([^/?#]+)/i.exec(redisUrl);
-  if (!m) return [];
-  return m[1]!.split(',').map((hp) => hp.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')).filter((h) => h === 'localhost' || h === '::1' || h.startsWith('127.'));
+  return parseRedisUrl(redisUrl)
+    .hosts.map((h) => h.host)
+    .filter(isLoopbackHost);
 }
 
 /** Errors after which the same launch may work in another subnet (another availability zone). */
@@ -105,7 +101,7 @@ export class Ec2Provider implements Provider {
         minHosts: config.minHosts,
         lostSeconds: config.lostSeconds,
         cluster: this.prefix,
-        source: config.omegaSource ? `${config.omegaSource.kind} ${withoutCredentials(config.omegaSource.url)}` : 'custom user data',
+        source: config.omegaSource ? `${config.omegaSource.kind} ${safeUrl(config.omegaSource.url)}` : 'custom user data',
       },
       'ec2 provider ready',
     );

@@ -1,5 +1,5 @@
 import type { Logger } from '../src/log.js';
-import type { RedisClient } from '../src/redis/connection.js';
+import { whenReady, type RedisClient } from '../src/redis/connection.js';
 
 export interface HostEvent {
   host: string;
@@ -46,6 +46,8 @@ export class HostEvents {
 
   private async loop(handle: (e: HostEvent) => Promise<unknown>): Promise<void> {
     let failures = 0;
+    // A fail-fast client refuses commands until it is connected.
+    await whenReady(this.reader!, 5000);
     let nextClaim = 0;
     while (!this.stopped) {
       try {

@@ -182,7 +182,7 @@ export class Up {
    */
   private async finishEarlierRun(): Promise<void> {
     const { deleted, failed, hosts } = await deleteSandboxes(this.master!, this.log);
-    const alive = new Set((await listHosts(this.master!)).filter((h) => h.health !== 'lost').map((h) => h.id));
+    const alive = new Set((await listHosts(this.master!)).filter((h) => h.health === 'alive' || h.health === 'draining').map((h) => h.id));
     const gone = hosts.filter((h) => !alive.has(h));
     for (const h of hosts) this.hosts.add(h);
     const removed = gone.length ? await removeLeftovers(gone, this.dockerSocket, this.log) : { containers: 0, volumes: 0 };
@@ -193,7 +193,7 @@ export class Up {
   /** A host alive in this Redis that this `up` does not run (a manager left running by another): said, never used quietly. */
   private async warnOfStrangers(): Promise<void> {
     for (const h of await listHosts(this.master!)) {
-      if (h.health !== 'lost' && h.id !== this.managerHostId) {
+      if ((h.health === 'alive' || h.health === 'draining') && h.id !== this.managerHostId) {
         this.log.warn({ hostId: h.id, managerUrl: h.managerUrl }, `host ${h.id} is alive in this Redis but this omega up did not start it; the master will give it sandboxes too`);
       }
     }

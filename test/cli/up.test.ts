@@ -191,7 +191,8 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.same(labelled(NEXT), [], 'the containers on the host no manager runs now are removed');
     t.notMatch(out, /did not start it/, 'no host it did not start is alive');
     const hosts = (await (await fetch(`${next.masterUrl}/v1/hosts`, { headers: { authorization: `Bearer ${next.apiToken}` } })).json()) as { hosts: { id: string; health: string; load: number }[] };
-    t.same(hosts.hosts.map((h) => [h.id, h.health, h.load]), [[ADDRESS, 'alive', 0]], 'only its own first host, empty');
+    t.same(hosts.hosts.filter((h) => h.health !== 'stopped').map((h) => [h.id, h.health, h.load]), [[ADDRESS, 'alive', 0]], 'only its own first host, empty');
+    t.same(hosts.hosts.filter((h) => h.health === 'stopped').map((h) => [h.id, h.load]), [[NEXT, 0]], 'the killed run\'s provider host stopped with its master, empty (forgotten later)');
     t.equal((await create(next)).host, ADDRESS, 'a create goes to it');
 
     t.equal(await next.stop(), 0, 'Ctrl-C exits cleanly');

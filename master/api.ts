@@ -20,6 +20,8 @@ export interface MasterApiOptions {
   templates: readonly string[];
   /** The built web client served at `/` (see web.ts). */
   webDir: string;
+  /** Lost hosts their provider dealt with, by what it did (restarted, terminated, reported). */
+  lostHosts?: () => Record<string, number>;
   log: Logger;
 }
 
@@ -62,6 +64,18 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       this.set({ status: 'draining' }, hosts.filter((h) => h.draining).length);
       this.set({ status: 'capacity' }, hosts.filter((h) => h.alive).reduce((n, h) => n + h.capacity, 0));
       this.set({ status: 'load' }, hosts.filter((h) => h.alive).reduce((n, h) => n + h.load, 0));
+    },
+  });
+
+  new Counter({
+    name: 'omega_master_lost_hosts_total',
+    help: 'Lost hosts handed to their provider, by what it did (restarted, terminated, reported)',
+    labelNames: ['action'] as const,
+    registers: [registry],
+    // The scaler keeps the counts; a counter has no set(), so each scrape starts it over from them.
+    collect() {
+      this.reset();
+      for (const [action, n] of Object.entries(o.lostHosts?.() ?? {})) this.inc({ action }, n);
     },
   });
 

@@ -26,7 +26,13 @@ export class Reaper {
   constructor(
     private readonly store: Store,
     private readonly sandboxes: Sandboxes,
-    private readonly opts: { reapIntervalMs: number; idleCheckIntervalMs: number; hostForgetSeconds: number },
+    private readonly opts: {
+      reapIntervalMs: number;
+      idleCheckIntervalMs: number;
+      hostForgetSeconds: number;
+      /** A host its provider still holds (an instance it will terminate): not forgotten here, its provider forgets it. */
+      heldByProvider?: (hostId: string) => boolean | Promise<boolean>;
+    },
     private readonly log: Logger,
   ) {
     const task = (ms: number, name: string, pass: () => Promise<unknown>) =>
@@ -103,6 +109,8 @@ export class Reaper {
             .catch((err: unknown) => this.log.warn({ sandboxId: id, err: describe(err) }, 'removing a lost sandbox\'s names failed; the reconciler retries'));
         }
       } else if (h.lostAtMs !== null && silentForMs > this.opts.hostForgetSeconds * 1000) {
+        // Forgotten too early, an instance its provider is to terminate would be forgotten by a master restarted meanwhile, and bill on.
+        if (await this.opts.heldByProvider?.(h.hostId)) continue;
         if (await this.store.forgetHost(h.hostId)) this.log.info({ hostId: h.hostId }, 'silent host forgotten');
       }
     }

@@ -89,7 +89,12 @@ export class MasterServer implements Component {
     this.reaper = new Reaper(
       this.store,
       this.sandboxes,
-      { reapIntervalMs: config.reapIntervalMs, idleCheckIntervalMs: config.idleCheckIntervalMs, hostForgetSeconds: config.hostForgetSeconds },
+      {
+        reapIntervalMs: config.reapIntervalMs,
+        idleCheckIntervalMs: config.idleCheckIntervalMs,
+        hostForgetSeconds: config.hostForgetSeconds,
+        heldByProvider: (hostId) => this.provider?.owns(hostId) ?? false,
+      },
       log.child({ component: 'reaper' }),
     );
     this.reconciler = new MasterReconciler(
@@ -109,6 +114,7 @@ export class MasterServer implements Component {
       status: async () => ({ redis: this.redis.status === 'ready', dns: await this.dns.healthy() }),
       templates: config.templates,
       webDir: config.webDir || defaultWebDir(),
+      lostHosts: () => this.scaler.lostHosts,
       log: log.child({ component: 'api' }),
     });
   }

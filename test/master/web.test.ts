@@ -22,6 +22,7 @@ function build(webDir: string) {
     status: async () => ({ redis: true, dns: true }),
     templates: ['node', 'python'],
     webDir,
+    lostHosts: () => ({ restarted: 2, terminated: 0, reported: 1 }),
     log: createLogger('master', { level: 'silent' }),
   });
   t.teardown(() => app.close());
@@ -80,7 +81,9 @@ t.test('/ serves the page, the assets come with their types, revalidated with an
 
   // The rest of the API is not shadowed by the assets' wildcard route.
   t.equal((await app.inject({ method: 'GET', url: '/healthz' })).json().status, 'ok');
-  t.match((await app.inject({ method: 'GET', url: '/metrics' })).body, /omega_master_runs_total/);
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+  t.match(metrics, /omega_master_runs_total/);
+  t.match(metrics, /omega_master_lost_hosts_total\{action="restarted"\} 2/, 'lost hosts by what their provider did');
   t.equal((await app.inject({ method: 'GET', url: '/v1/hosts' })).statusCode, 401, '/v1 still needs the token');
 });
 

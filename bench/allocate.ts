@@ -16,21 +16,15 @@
  * Between measured calls the pool refills (not measured). Targets: create
  * p50 under 100 ms. Needs the Docker engine and `make images`.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
-import { loadConfig as loadDnsConfig } from '../dns/config.js';
-import { DnsServer } from '../dns/server.js';
-import { loadConfig as loadManagerConfig } from '../manager/config.js';
-import { ManagerServer } from '../manager/server.js';
-import { loadConfig as loadMasterConfig } from '../master/config.js';
-import { MasterServer } from '../master/server.js';
 import { Store } from '../master/store.js';
-import { createLogger } from '../src/log.js';
 import { createRedis } from '../src/redis/connection.js';
 import { hostKeys } from '../src/redis/keys.js';
 import { TestRedis } from '../test/helpers/redis.js';
+import { startStack, type BenchStack } from './stack.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 /** The manager's warm pool: as large as the largest burst. */
@@ -41,8 +35,6 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 const fmt = (xs: number[]) => `p50=${pct(xs, 50).toFixed(1)}ms p99=${pct(xs, 99).toFixed(1)}ms (n=${xs.length})`;
-const token = () => randomBytes(18).toString('base64url');
-const silent = (name: string) => createLogger(name, { level: process.env.BENCH_LOG_LEVEL ?? 'silent' });
 
 async function luaRate(redisUrl: string): Promise<{ lua: number; zincrby: number; luaUsec: number; zincrbyUsec: number }> {
   const prefix = 'benchlua';
@@ -120,57 +112,15 @@ async function commandsOfOneCreate(redisUrl: string, create: () => Promise<{ id:
 
 async function main(): Promise<void> {
   const redis = await TestRedis.create();
-  const prefix = `bench${randomBytes(3).toString('hex')}`;
-  const dnsToken = token();
-  const managerToken = token();
-  const apiToken = token();
-  const stops: Array<() => Promise<void>> = [];
+  let stack: BenchStack | null = null;
   try {
     const rates = await luaRate(redis.url);
     console.log(`allocation script, 100 hosts, 200 callers: ${Math.round(rates.lua).toLocaleString()} allocations/s (plain ZINCRBY: ${Math.round(rates.zincrby).toLocaleString()}/s, ratio ${(rates.lua / rates.zincrby).toFixed(2)})`);
     console.log(`  Redis time per call: allocation ${rates.luaUsec.toFixed(2)} us, ZINCRBY ${rates.zincrbyUsec.toFixed(2)} us`);
     if (process.env.BENCH_ONLY === 'lua') return;
 
-    const dns = new DnsServer(
-      loadDnsConfig({ env: { OMEGA_REDIS_URL: redis.url, OMEGA_REDIS_PREFIX: prefix, OMEGA_DNS_LISTEN: '127.0.0.1:0', OMEGA_DNS_API_LISTEN: '127.0.0.1:0', OMEGA_DNS_TOKEN: dnsToken } }),
-      silent('dns'),
-    );
-    await dns.start();
-    stops.push(() => dns.stop());
-    const manager = new ManagerServer(
-      loadManagerConfig({
-        env: {
-          OMEGA_REDIS_URL: redis.url,
-          OMEGA_REDIS_PREFIX: prefix,
-          OMEGA_HOST_IP: '127.0.0.1',
-          OMEGA_HOST_ID: 'bench-host',
-          OMEGA_MANAGER_LISTEN: '127.0.0.1:0',
-          OMEGA_MANAGER_TOKEN: managerToken,
-          OMEGA_CAPACITY: '120',
-          OMEGA_POOL_SIZE: `python=${BURST_POOL},node=0`,
-          OMEGA_READY_TIMEOUT_MS: '120000',
-        },
-      }),
-      silent('manager'),
-    );
-    await manager.start();
-    stops.push(() => manager.stop());
-    const master = new MasterServer(
-      loadMasterConfig({
-        env: {
-          OMEGA_REDIS_URL: redis.url,
-          OMEGA_REDIS_PREFIX: prefix,
-          OMEGA_MASTER_LISTEN: '127.0.0.1:0',
-          OMEGA_API_TOKEN: apiToken,
-          OMEGA_DNS_API_URL: dns.addresses.apiUrl,
-          OMEGA_DNS_TOKEN: dnsToken,
-          OMEGA_MANAGER_TOKEN: managerToken,
-        },
-      }),
-      silent('master'),
-    );
-    await master.start();
-    stops.push(() => master.stop());
+    stack = await startStack(redis.url, { manager: { OMEGA_CAPACITY: '120', OMEGA_POOL_SIZE: `python=${BURST_POOL},node=0`, OMEGA_READY_TIMEOUT_MS: '120000' } });
+    const { manager, master, apiToken, prefix } = stack;
 
     const poolReady = async (n = 2) => {
       while (manager.pool.stats().python!.ready < n) await new Promise((r) => setTimeout(r, 20));
@@ -242,7 +192,7 @@ async function main(): Promise<void> {
     console.log(`create p50 ${pct(create, 50).toFixed(1)} ms (target < 100 ms) ${pct(create, 50) < 100 ? 'ok' : 'MISSED'}`);
     console.log(JSON.stringify({ luaPerSecond: Math.round(rates.lua), zincrbyPerSecond: Math.round(rates.zincrby), create: { p50: pct(create, 50), p99: pct(create, 99) }, bursts, run: { p50: pct(run, 50), p99: pct(run, 99) }, sources }));
   } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await stack?.stop();
     await redis.destroy();
   }
 }

@@ -21,16 +21,10 @@
  * BENCH_SCENARIOS=wait0,wait1,wait0-lag,wait1-lag picks some; BENCH_BEFORE_MS
  * (creates before the kill), BENCH_CONCURRENCY. Needs Docker and `make images`.
  */
-import { randomBytes } from 'node:crypto';
-import { loadConfig as loadDnsConfig } from '../dns/config.js';
-import { DnsServer } from '../dns/server.js';
-import { loadConfig as loadManagerConfig } from '../manager/config.js';
-import { ManagerServer } from '../manager/server.js';
-import { loadConfig as loadMasterConfig, masterSettings } from '../master/config.js';
-import { MasterServer } from '../master/server.js';
-import { createLogger } from '../src/log.js';
+import { masterSettings } from '../master/config.js';
 import { buildQuery, Packet, udpExchange } from '../test/helpers/dns.js';
 import { removeHostContainers } from '../test/helpers/docker.js';
+import { startStack, type BenchStack } from './stack.js';
 import { TestSentinel } from '../test/helpers/redis-ha.js';
 
 const BEFORE_MS = Number(process.env.BENCH_BEFORE_MS ?? 3000);
@@ -38,8 +32,6 @@ const LAG_MS = Number(process.env.BENCH_LAG_MS ?? 300);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 2);
 const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'wait0,wait1,wait0-lag,wait1-lag').split(',');
 const HOST_ID = 'bench-failover';
-const token = () => randomBytes(18).toString('base64url');
-const silent = (name: string) => createLogger(name, { level: process.env.BENCH_LOG_LEVEL ?? 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Result {
@@ -58,53 +50,13 @@ interface Result {
 
 async function scenario(name: string, waitReplicas: number, lag: boolean): Promise<Result> {
   const sentinel = await TestSentinel.create({ replicas: 2 });
-  const prefix = `bench${randomBytes(3).toString('hex')}`;
-  const dnsToken = token();
-  const managerToken = token();
-  const apiToken = token();
-  const stops: Array<() => Promise<void>> = [];
+  let stack: BenchStack | null = null;
   try {
-    const redisUrl = sentinel.url;
-    const dns = new DnsServer(
-      loadDnsConfig({ env: { OMEGA_REDIS_URL: redisUrl, OMEGA_REDIS_PREFIX: prefix, OMEGA_DNS_LISTEN: '127.0.0.1:0', OMEGA_DNS_API_LISTEN: '127.0.0.1:0', OMEGA_DNS_TOKEN: dnsToken } }),
-      silent('dns'),
-    );
-    await dns.start();
-    stops.push(() => dns.stop());
-    const manager = new ManagerServer(
-      loadManagerConfig({
-        env: {
-          OMEGA_REDIS_URL: redisUrl,
-          OMEGA_REDIS_PREFIX: prefix,
-          OMEGA_HOST_IP: '127.0.0.1',
-          OMEGA_HOST_ID: HOST_ID,
-          OMEGA_MANAGER_LISTEN: '127.0.0.1:0',
-          OMEGA_MANAGER_TOKEN: managerToken,
-          OMEGA_CAPACITY: '500',
-          OMEGA_POOL_SIZE: 'python=4,node=0',
-        },
-      }),
-      silent('manager'),
-    );
-    await manager.start();
-    stops.push(() => manager.stop());
-    const master = new MasterServer(
-      loadMasterConfig({
-        env: {
-          OMEGA_REDIS_URL: redisUrl,
-          OMEGA_REDIS_PREFIX: prefix,
-          OMEGA_MASTER_LISTEN: '127.0.0.1:0',
-          OMEGA_API_TOKEN: apiToken,
-          OMEGA_DNS_API_URL: dns.addresses.apiUrl,
-          OMEGA_DNS_TOKEN: dnsToken,
-          OMEGA_MANAGER_TOKEN: managerToken,
-          OMEGA_REDIS_WAIT_REPLICAS: String(waitReplicas),
-        },
-      }),
-      silent('master'),
-    );
-    await master.start();
-    stops.push(() => master.stop());
+    stack = await startStack(sentinel.url, {
+      manager: { OMEGA_HOST_ID: HOST_ID, OMEGA_CAPACITY: '500', OMEGA_POOL_SIZE: 'python=4,node=0' },
+      master: { OMEGA_REDIS_WAIT_REPLICAS: String(waitReplicas) },
+    });
+    const { dns, manager, master, apiToken, dnsToken } = stack;
 
     const api = async (method: string, path: string, body?: unknown) => {
       const res = await fetch(`${master.apiUrl}${path}`, {
@@ -203,7 +155,7 @@ async function scenario(name: string, waitReplicas: number, lag: boolean): Promi
       refusedDuring,
     };
   } finally {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await stack?.stop();
     await sentinel.destroy();
     removeHostContainers(HOST_ID);
   }

@@ -65,6 +65,13 @@ export const managerSettings = {
       return out;
     },
   } satisfies Setting<Record<string, string>>,
+  poolRefillParallel: {
+    env: 'OMEGA_POOL_REFILL_PARALLEL',
+    flag: 'pool-refill-parallel',
+    description: 'Warm containers started at once when the pool refills (each start takes most of a core for a few hundred ms; more at once only slows the creates in flight)',
+    default: 2,
+    parse: int(1, 64),
+  } satisfies Setting<number>,
   poolSize: {
     env: 'OMEGA_POOL_SIZE',
     flag: 'pool-size',

@@ -18,6 +18,8 @@ export class WarmPool {
   private readonly filling = new Map<string, number>();
   private stopped = false;
   private failures = new Map<string, number>();
+  /** A template whose last start failed is not started again before this (ms). */
+  private readonly retryAt = new Map<string, number>();
   private readonly starting = new Set<Promise<void>>();
 
   constructor(
@@ -25,6 +27,8 @@ export class WarmPool {
     private readonly startOne: (template: string) => Promise<WarmContainer>,
     private readonly discard: (c: WarmContainer) => Promise<void>,
     private readonly log: Logger,
+    /** Starts in flight at most, over every template (the host's cores are shared with the creates being served). */
+    private readonly parallel = Infinity,
   ) {}
 
   take(template: string): WarmContainer | undefined {
@@ -47,17 +51,35 @@ export class WarmPool {
     return out;
   }
 
-  /** Start what is missing, in the background. Safe to call any time. */
+  /**
+   * Start what is missing, in the background, at most `parallel` at a
+   * time (each start that ends calls this again). Templates take turns, so
+   * one large pool does not starve another. Safe to call any time.
+   */
   fill(): void {
     if (this.stopped) return;
-    for (const [t, target] of Object.entries(this.sizes)) {
-      const have = (this.ready.get(t)?.length ?? 0) + (this.filling.get(t) ?? 0);
-      for (let i = have; i < target; i++) {
-        const p = this.startFor(t).finally(() => this.starting.delete(p));
+    const entries = Object.entries(this.sizes);
+    for (let more = true; more && this.starting.size < this.parallel; ) {
+      more = false;
+      for (let i = 0; i < entries.length; i++) {
+        if (this.starting.size >= this.parallel) break;
+        const [t, target] = entries[(this.turn + i) % entries.length]!;
+        const have = (this.ready.get(t)?.length ?? 0) + (this.filling.get(t) ?? 0);
+        if (have >= target || Date.now() < (this.retryAt.get(t) ?? 0)) continue;
+        const p = this.startFor(t).finally(() => {
+          this.starting.delete(p);
+          this.fill();
+        });
         this.starting.add(p);
+        this.turn = (this.turn + i + 1) % entries.length;
+        more = true;
+        break;
       }
     }
   }
+
+  /** The template the next refill looks at first (round robin). */
+  private turn = 0;
 
   /** Resolves once every template's pool is full (for start-up and tests); bounded by the caller. */
   async whenFull(): Promise<void> {
@@ -86,6 +108,7 @@ export class WarmPool {
       this.failures.set(template, n);
       this.log.error({ err, template, attempt: n }, 'could not start a warm container');
       const delay = Math.min(500 * 2 ** n, 60_000);
+      this.retryAt.set(template, Date.now() + delay);
       setTimeout(() => this.fill(), delay).unref();
     } finally {
       this.filling.set(template, (this.filling.get(template) ?? 1) - 1);

@@ -56,6 +56,7 @@ export class ManagerServer implements Component {
       (t) => this.sandboxes.startContainer(t, { pool: true }),
       (c) => this.sandboxes.discard(c),
       log.child({ component: 'pool' }),
+      config.poolRefillParallel,
     );
     this.sandboxes.pool = this.pool;
     this.reconciler = new Reconciler(

@@ -8,6 +8,9 @@ export interface WarmContainer {
   claimSecret: string;
 }
 
+/** How long after a take its refill starts (see take()). */
+const REFILL_DELAY_MS = 150;
+
 /**
  * Containers started and healthy ahead of demand, per template. A create
  * takes one (the token is handed over at claim time, so a warm container
@@ -31,11 +34,26 @@ export class WarmPool {
     private readonly parallel = Infinity,
   ) {}
 
+  /**
+   * A warm container for a create, or undefined. Its refill starts a moment
+   * later (REFILL_DELAY_MS after the first take since the last refill), not
+   * at once: a container start takes most of a core, and a burst's other
+   * creates, arriving within milliseconds, are served faster without it.
+   */
   take(template: string): WarmContainer | undefined {
     const c = this.ready.get(template)?.shift();
-    this.fill();
+    if (!c) this.fill(); // nothing warm: the refill is what the next create needs most
+    else if (!this.refillTimer) {
+      this.refillTimer = setTimeout(() => {
+        this.refillTimer = null;
+        this.fill();
+      }, REFILL_DELAY_MS);
+      this.refillTimer.unref();
+    }
     return c;
   }
+
+  private refillTimer: NodeJS.Timeout | null = null;
 
   owns(containerId: string): boolean {
     for (const list of this.ready.values()) if (list.some((c) => c.containerId === containerId)) return true;
@@ -118,6 +136,7 @@ export class WarmPool {
   /** Stop refilling and remove every warm container, those still starting too (each removes itself once up). */
   async drain(): Promise<void> {
     this.stopped = true;
+    if (this.refillTimer) clearTimeout(this.refillTimer);
     await Promise.allSettled([...this.starting]);
     const all = [...this.ready.values()].flat();
     this.ready.clear();

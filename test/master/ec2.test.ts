@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import {
   DescribeInstancesCommand,
   EC2Client,
@@ -18,7 +17,7 @@ import { ec2Settings, loadEc2Config, type Ec2Config } from '../../master/provide
 import { envLine, renderTemplate, renderUserData, USER_DATA_MAX_BYTES, type Ec2Cluster } from '../../master/providers/ec2/user-data.js';
 import { ConfigError, loadSettings } from '../../src/config/settings.js';
 import { OmegaError } from '../../src/errors.js';
-import { createLogger } from '../../src/log.js';
+import { capturedLogger } from '../helpers/log.js';
 
 // Secrets that must reach the user data and nothing else (no log line).
 const TOKEN = 'mgr-token-\'quote"dq$dollar`tick\\back-0123456789';
@@ -58,17 +57,6 @@ function config(env: Record<string, string | undefined> = {}): Ec2Config {
   return loadEc2Config(loadSettings(ec2Settings, { env: merged }));
 }
 
-/** A pino logger at trace level whose lines are kept, to check what was (not) logged. */
-function capturedLogger() {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { log: createLogger('master', { level: 'trace', destination }), text: () => lines.join('') };
-}
 
 /** The problems a ConfigError lists, one per line ('' when fn does not throw one). */
 function problemsOf(fn: () => unknown): string {

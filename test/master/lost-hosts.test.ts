@@ -1,6 +1,5 @@
 // What the master does about hosts the reaper marked lost (Scaler.handleLostHosts),
 // on a real Redis, with the ec2 provider's AWS calls mocked and with no provider.
-import { Writable } from 'node:stream';
 import { DescribeInstancesCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import t, { type Test } from 'tap';
@@ -9,10 +8,11 @@ import { ec2Settings, loadEc2Config } from '../../master/providers/ec2/settings.
 import { Scaler } from '../../master/scaler.js';
 import { Store } from '../../master/store.js';
 import { loadSettings } from '../../src/config/settings.js';
-import { createLogger, type Logger } from '../../src/log.js';
+import type { Logger } from '../../src/log.js';
 import { createRedis } from '../../src/redis/connection.js';
 import { hostKeys } from '../../src/redis/keys.js';
 import { TestRedis } from '../helpers/redis.js';
+import { capturedLogger } from '../helpers/log.js';
 
 const PREFIX = 'lost-hosts-test';
 const [ID_A, ID_B, ID_C, ID_D] = ['i-0aaaaaaaaaaaaaaa1', 'i-0bbbbbbbbbbbbbbb2', 'i-0ccccccccccccccc3', 'i-0ddddddddddddddd4'];
@@ -27,16 +27,6 @@ const rc = createRedis(redis.url);
 t.teardown(() => rc.disconnect());
 const keys = hostKeys(PREFIX);
 
-function capturedLogger() {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { log: createLogger('master', { level: 'info', destination }), lines: (msg: string) => lines.filter((l) => l.includes(`"msg":"${msg}`)) };
-}
 
 /** A host as its manager registers it, and as the reaper leaves it once the heartbeat lapsed (lostAtMs set, no alive key). */
 async function host(id: string, state: { lostAtMs: number } | 'alive') {
@@ -78,7 +68,7 @@ t.test('ec2: a lost instance of the cluster is terminated after OMEGA_EC2_LOST_S
     return { Reservations: [{ Instances: [{ InstanceId: id, Tags: id === ID_C ? [{ Key: 'Name', Value: 'database' }] : OURS }] }] };
   });
   ec2.on(TerminateInstancesCommand).resolves({});
-  const logs = capturedLogger();
+  const logs = capturedLogger('info');
   const provider = ec2Provider(t, logs.log);
   const store = new Store(rc, PREFIX, 60, 'test-master');
   let now = 10_000_000_000;
@@ -115,7 +105,7 @@ t.test('ec2: a host the reaper forgot before its time was up is still terminated
     return { Reservations: [{ Instances: [{ InstanceId: id, Tags: id === ID_C ? [] : OURS }] }] };
   });
   ec2.on(TerminateInstancesCommand).resolves({});
-  const { log } = capturedLogger();
+  const { log } = capturedLogger('info');
   const provider = ec2Provider(t, log);
   const store = new Store(rc, PREFIX, 60, 'test-master');
   let now = 10_000_000_000;
@@ -132,7 +122,7 @@ t.test('ec2: a host the reaper forgot before its time was up is still terminated
 });
 
 t.test('no provider (OMEGA_PROVIDER=none): a lost host is reported once and counted; one alive again is dropped', async (t) => {
-  const logs = capturedLogger();
+  const logs = capturedLogger('info');
   const store = new Store(rc, PREFIX, 60, 'test-master');
   const scaler = new Scaler(store, null, { waitMs: 1000 }, logs.log);
   await host('static-1', { lostAtMs: Date.now() - 5000 });
@@ -157,7 +147,7 @@ t.test('no provider (OMEGA_PROVIDER=none): a lost host is reported once and coun
 });
 
 t.test('a failing provider: the pass goes on, the failure is said once, and it is tried again', async (t) => {
-  const logs = capturedLogger();
+  const logs = capturedLogger('info');
   const store = new Store(rc, PREFIX, 60, 'test-master');
   let fail = true;
   const provider = {

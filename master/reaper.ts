@@ -6,6 +6,9 @@ import { describe } from './sandboxes.js';
 import type { Store } from './store.js';
 import { joinHostPort } from '../src/config/settings.js';
 
+/** A host that does not say its heartbeat TTL (an older manager): the managers' default. */
+const DEFAULT_HEARTBEAT_TTL_MS = 10_000;
+
 /**
  * Ends what must end, on timers:
  *  - sandboxes past their expiry (one master wins each, by removing it from
@@ -32,6 +35,12 @@ export class Reaper {
       hostForgetSeconds: number;
       /** A host its provider still holds (an instance it will terminate): not forgotten here, its provider forgets it. */
       heldByProvider?: (hostId: string) => boolean | Promise<boolean>;
+      /**
+       * Since when this master's Redis connection is up (ms). While Redis was
+       * away no manager could beat either: a heartbeat is judged lapsed only
+       * once the connection has been up for that host's heartbeat TTL.
+       */
+      redisUpSinceMs?: () => number;
     },
     private readonly log: Logger,
   ) {
@@ -99,6 +108,8 @@ export class Reaper {
         continue;
       }
       const silentForMs = now - (h.lostAtMs ?? h.stoppedAtMs ?? now);
+      const upForMs = now - (this.opts.redisUpSinceMs?.() ?? 0);
+      if (h.lostAtMs === null && upForMs < (h.heartbeatTtlMs ?? DEFAULT_HEARTBEAT_TTL_MS)) continue; // after an outage: let it beat first
       if (h.lostAtMs === null && (h.stoppedAtMs === null || silentForMs > this.opts.hostForgetSeconds * 1000)) {
         const ids = await this.store.markHostLost(h.hostId);
         this.lostMarked += ids.length;

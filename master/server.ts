@@ -52,6 +52,8 @@ export class MasterServer implements Component {
   /** This master's id: the owner of the creates and deletes it runs, alive while its liveness key is. */
   readonly masterId = randomBytes(8).toString('hex');
   private url = '';
+  /** Since when the Redis connection is up (Infinity while it is down). */
+  private redisUpSinceMs = Infinity;
 
   constructor(
     private readonly config: MasterConfig,
@@ -62,6 +64,8 @@ export class MasterServer implements Component {
     // once instead of waiting in a queue; the timers retry on their next pass.
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-master', failFast: true });
     watchRedis(this.redis, log, 'omega-master');
+    this.redis.on('ready', () => (this.redisUpSinceMs = Date.now()));
+    this.redis.on('close', () => (this.redisUpSinceMs = Infinity));
     // An id stays out of use for twice its records' TTL after deletion (negative answers are cached less).
     this.store = new Store(this.redis, config.redisPrefix, Math.max(60, 2 * config.dnsTtl), this.masterId, {
       count: config.redisWaitReplicas,
@@ -94,6 +98,7 @@ export class MasterServer implements Component {
         idleCheckIntervalMs: config.idleCheckIntervalMs,
         hostForgetSeconds: config.hostForgetSeconds,
         heldByProvider: (hostId) => this.provider?.owns(hostId) ?? false,
+        redisUpSinceMs: () => this.redisUpSinceMs,
       },
       log.child({ component: 'reaper' }),
     );

@@ -48,6 +48,8 @@ export interface HostView {
   startedAt: string | null;
   /** Its manager stopped on purpose (deregistered); its sandboxes keep running. */
   stoppedAtMs: number | null;
+  /** How long its heartbeat key lives (its manager's setting). */
+  heartbeatTtlMs: number | null;
 }
 
 function parse(id: string, h: Record<string, string>): SandboxRecord | null {
@@ -292,6 +294,7 @@ export class Store {
         lostAtMs: st.lostAtMs ? Number(st.lostAtMs) : null,
         startedAt: h.startedAt ?? null,
         stoppedAtMs: h.stoppedAtMs ? Number(h.stoppedAtMs) : null,
+        heartbeatTtlMs: h.heartbeatTtlMs ? Number(h.heartbeatTtlMs) : null,
       };
     });
   }

@@ -37,7 +37,7 @@ export function hostKeys(prefix: string) {
   return {
     /** set (manager): ids of every host that has registered, written by each host's heartbeat */
     hosts: `${p}:hosts`,
-    /** hash (manager): address, managerUrl, capacity, startedAt, stoppedAtMs (a graceful stop) */
+    /** hash (manager): address, managerUrl, capacity, startedAt, heartbeatTtlMs, stoppedAtMs (a graceful stop) */
     host: (hostId: string) => `${p}:host:${hostId}`,
     /** string with an expiry (manager): present while the host's manager heart-beats */
     alive: (hostId: string) => `${p}:alive:${hostId}`,

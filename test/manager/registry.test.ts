@@ -24,7 +24,13 @@ t.test('a host registers and heart-beats with an expiry, writing only its own ke
     createLogger('t', { level: 'silent' }),
   );
   await reg.register();
-  t.same(await client.hgetall(keys.host('h1')), { address: '127.0.0.9', managerUrl: 'http://127.0.0.9:7070', capacity: '3', startedAt: (await client.hget(keys.host('h1'), 'startedAt'))! });
+  t.same(await client.hgetall(keys.host('h1')), {
+    address: '127.0.0.9',
+    managerUrl: 'http://127.0.0.9:7070',
+    capacity: '3',
+    heartbeatTtlMs: '400',
+    startedAt: (await client.hget(keys.host('h1'), 'startedAt'))!,
+  });
   t.same(await client.smembers(keys.hosts), ['h1'], 'in the index of hosts');
   t.equal(await client.zscore(keys.load, 'h1'), null, 'the load set is the master\'s: it admits the host');
   const ttl = await client.pttl(keys.alive('h1'));

@@ -5,7 +5,9 @@
   set (admitHosts), counted from what the master placed on it.
 
   KEYS[1] alive  string with an expiry
-  KEYS[2] host   hash: address, managerUrl, capacity, startedAt
+  KEYS[2] host   hash: address, managerUrl, capacity, startedAt, heartbeatTtlMs
+                 (the master waits that long after its own Redis connection
+                 comes back before it judges a heartbeat lapsed)
   KEYS[3] hosts  set: every registered host id
   ARGV[1] ttl in ms
   ARGV[2] host id
@@ -17,7 +19,7 @@
   Returns 1.
 ]]
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-redis.call('HSET', KEYS[2], 'address', ARGV[3], 'managerUrl', ARGV[4], 'capacity', ARGV[5])
+redis.call('HSET', KEYS[2], 'address', ARGV[3], 'managerUrl', ARGV[4], 'capacity', ARGV[5], 'heartbeatTtlMs', ARGV[1])
 redis.call('HSETNX', KEYS[2], 'startedAt', ARGV[6])
 redis.call('HDEL', KEYS[2], 'stoppedAtMs')
 redis.call('SADD', KEYS[3], ARGV[2])

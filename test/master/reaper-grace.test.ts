@@ -1,0 +1,34 @@
+// After this master's Redis connection comes back, a host's lapsed heartbeat
+// is not taken for a dead host until the connection has been up for that
+// host's heartbeat TTL: while Redis was away no manager could beat either.
+import t from 'tap';
+import { Reaper } from '../../master/reaper.js';
+import type { Sandboxes } from '../../master/sandboxes.js';
+import { Store } from '../../master/store.js';
+import { createLogger } from '../../src/log.js';
+import { createRedis } from '../../src/redis/connection.js';
+import { hostKeys } from '../../src/redis/keys.js';
+import { TestRedis } from '../helpers/redis.js';
+
+const redis = await TestRedis.create();
+t.teardown(() => redis.destroy());
+
+t.test('a lapsed heartbeat right after an outage waits one TTL; then the host is lost', async (t) => {
+  const rc = createRedis(redis.url);
+  t.teardown(() => rc.disconnect());
+  const store = new Store(rc, 'grace', 60, 'm1');
+  const k = hostKeys('grace');
+  // A host that registered with a 2 s TTL, whose heartbeat is gone (its manager could not beat while Redis was away).
+  await rc.heartbeat(k.alive('h'), k.host('h'), k.hosts, 2000, 'h', '10.0.0.1', 'http://10.0.0.1:7070', 5, new Date().toISOString());
+  await rc.del(k.alive('h'));
+  let upSince = Date.now();
+  const reaper = new Reaper(store, {} as Sandboxes, { reapIntervalMs: 1000, idleCheckIntervalMs: 1000, hostForgetSeconds: 600, redisUpSinceMs: () => upSince }, createLogger('t', { level: 'silent' }));
+  await reaper.checkHosts();
+  t.equal((await store.hosts())[0]?.lostAtMs, null, 'not lost while the connection has been up for less than the host\'s TTL');
+  upSince = Infinity;
+  await reaper.checkHosts();
+  t.equal((await store.hosts())[0]?.lostAtMs, null, 'nor while it is down');
+  upSince = Date.now() - 2001;
+  await reaper.checkHosts();
+  t.not((await store.hosts())[0]?.lostAtMs, null, 'lost once the connection has been up for a TTL');
+});

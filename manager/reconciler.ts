@@ -64,9 +64,10 @@ export class Reconciler {
   private async pass(): Promise<ReconcileReport> {
     const report: ReconcileReport = { removed: [], exited: [], kept: [], volumes: [], rows: [] };
     const [containers, rows] = await Promise.all([this.runtime.list(), this.registry.entries(true)]);
+    const rowOf = new Map([...rows].map(([id, e]) => [e.containerId, id]));
     const bySandbox = new Map<string, typeof containers>();
     for (const c of containers) {
-      const id = c.labels[LABELS.sandbox] ?? [...rows].find(([, e]) => e.containerId === c.id)?.[0];
+      const id = c.labels[LABELS.sandbox] ?? rowOf.get(c.id);
       if (!id) continue;
       bySandbox.set(id, [...(bySandbox.get(id) ?? []), c]);
     }
@@ -107,9 +108,9 @@ export class Reconciler {
     // Pool containers the pool does not know (a previous run's), past the grace period. The checks go
     // pool, then in flight, then the table as it is now: a claim moves a container from one to the next.
     for (const c of containers) {
-      if (c.labels[LABELS.sandbox] || [...rows.values()].some((e) => e.containerId === c.id)) continue;
+      if (c.labels[LABELS.sandbox] || rowOf.has(c.id)) continue;
       if (this.pool.owns(c.id) || this.sandboxes.isInflight(c.id) || now - c.createdMs < this.opts.graceMs) continue;
-      if ([...(await this.registry.entries()).values()].some((e) => e.containerId === c.id)) continue;
+      if (await this.registry.sandboxOf(c.id)) continue;
       this.log.info({ container: c.name }, 'removing a container no sandbox or pool slot owns');
       await this.runtime.remove(c.id);
       const volume = c.labels[LABELS.volume];

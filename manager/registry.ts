@@ -146,6 +146,13 @@ export class HostRegistry {
     await this.report(id, null);
   }
 
+  /** The sandbox whose row names this container, in the table as it is now. */
+  async sandboxOf(containerId: string): Promise<string | undefined> {
+    if (!this.table) await this.entries();
+    for (const [id, e] of this.table!) if (e.containerId === containerId) return id;
+    return undefined;
+  }
+
   /** The whole table (a copy): sandbox id -> entry. `fresh` reads it from Redis again. */
   async entries(fresh = false): Promise<Map<string, ContainerEntry>> {
     while (!this.table || fresh) {

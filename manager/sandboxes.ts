@@ -233,11 +233,8 @@ export class Sandboxes {
 
   /** A container of this host stopped (the engine's event): report it if it served a sandbox. */
   async exitedContainer(containerId: string, sandboxId: string | null, why: string): Promise<boolean> {
-    let id = sandboxId;
-    if (!id) {
-      // A claimed pool container carries no sandbox label: find its row.
-      for (const [sid, e] of await this.registry.entries()) if (e.containerId === containerId) id = sid;
-    }
+    // A claimed pool container carries no sandbox label: its row names it.
+    const id = sandboxId ?? (await this.registry.sandboxOf(containerId));
     return id ? this.exited(id, containerId, why) : false;
   }
 

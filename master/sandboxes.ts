@@ -207,7 +207,7 @@ export class Sandboxes {
   /** A lost sandbox's names, removed at once (its record says lost; the names would point at nothing). */
   async removeNames(id: string): Promise<void> {
     await this.dns.removeNames(this.names(id));
-    await this.store.update(id, ['lost'], { dns: '0' });
+    await this.store.update(id, 'lost', { dns: '0' });
   }
 
   /** Set the sandbox to live `seconds` more from now. */

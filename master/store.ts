@@ -182,7 +182,7 @@ export class Store {
 
   /** A delete this master began and could not finish: owned by no one, so the reconciler takes it over at once. */
   async disown(id: string): Promise<void> {
-    await this.update(id, ['deleting'], { owner: '' });
+    await this.update(id, 'deleting', { owner: '' });
   }
 
   /** A running sandbox on `hostId` whose container is gone becomes lost; false if it was not running there. */
@@ -196,12 +196,9 @@ export class Store {
     return (await this.redis.transitionSandbox(this.keys.sandbox(id), from.join(','), to, ...flat)) === 1;
   }
 
-  /** Set fields of a sandbox that is in one of `states`, its state and since-when unchanged; false if it is not. */
-  async update(id: string, states: SandboxState[], fields: Record<string, string>): Promise<boolean> {
-    for (const state of states) {
-      if ((await this.redis.transitionSandbox(this.keys.sandbox(id), state, state, ...Object.entries(fields).flat())) === 1) return true;
-    }
-    return false;
+  /** Set fields of a sandbox that is in `state`, its state and since-when unchanged; false if it is not. */
+  async update(id: string, state: SandboxState, fields: Record<string, string>): Promise<boolean> {
+    return (await this.redis.transitionSandbox(this.keys.sandbox(id), state, state, ...Object.entries(fields).flat())) === 1;
   }
 
   async get(id: string): Promise<SandboxRecord | null> {
@@ -330,10 +327,6 @@ export class Store {
 
   async undrain(hostId: string): Promise<void> {
     await this.redis.undrainHost(this.keys.hostStatus(hostId), this.keys.sandboxesOn(hostId), this.keys.load, hostId);
-  }
-
-  sandboxesOn(hostId: string): Promise<string[]> {
-    return this.redis.smembers(this.keys.sandboxesOn(hostId));
   }
 
   /** This master is alive for `ttlMs` more; creates and deletes it owns are left to it meanwhile. */

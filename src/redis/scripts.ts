@@ -16,7 +16,6 @@ function load(file: string): { name: string; numberOfKeys: number; lua: string }
 
 const SCRIPTS = [
   'applyDnsChanges-4.lua',
-  'syncHostLoad-2.lua',
   'heartbeat-3.lua',
   'admitHosts-2.lua',
   'allocateSandbox-2.lua',
@@ -64,7 +63,6 @@ declare module 'ioredis' {
       keepEntries: number,
       nowSeconds: number,
     ): Result<[number] | [ScriptFailure, number], Context>;
-    syncHostLoad(sandboxesOn: string, load: string, hostId: string): Result<number, Context>;
     heartbeat(alive: string, host: string, hosts: string, ttlMs: number, hostId: string, address: string, managerUrl: string, capacity: number, startedAt: string): Result<number, Context>;
     admitHosts(hosts: string, load: string, prefix: string): Result<string[], Context>;
     allocateSandbox(

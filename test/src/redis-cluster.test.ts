@@ -84,7 +84,6 @@ t.test('createRedis(redis+cluster://) runs every script, MULTI and pipelines, th
   t.equal(await store.setExpiry('sa', Date.now() - 1), true, 'extendSandbox');
   t.match(await store.beginDelete('sa'), { state: 'deleting' }, 'beginDelete');
   t.equal(await store.release('sa'), true, 'releaseSandbox');
-  t.equal(await c.syncHostLoad(k.sandboxesOn('h1'), k.load, 'h1'), 1, 'syncHostLoad');
   await c.reportContainer(k.containers('h1'), k.hostEvents, 'sb', JSON.stringify({ state: 'exited' }), 'h1', 'exited', 'test', 100);
   t.equal(await c.xlen(k.hostEvents), 1, 'reportContainer');
   t.same((await store.hosts()).map((h) => [h.hostId, h.load, h.alive]).sort(), [

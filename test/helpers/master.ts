@@ -10,6 +10,18 @@ import type { RedisUnderTest } from './redis.js';
 
 export const API_TOKEN = 'master-test-token-0123456789';
 
+/**
+ * Settings for the managers a `local` provider starts, which read them from
+ * this process's environment: quick heartbeats (a lapsed host is seen in
+ * 1.5 s), small sandboxes, no grace for orphans.
+ */
+export function quickLocalManagers(): void {
+  process.env.OMEGA_HEARTBEAT_INTERVAL_MS = '300';
+  process.env.OMEGA_HEARTBEAT_TTL_MS = '1500';
+  process.env.OMEGA_SANDBOX_MEMORY_MB = '256';
+  process.env.OMEGA_ORPHAN_GRACE_MS = '0';
+}
+
 /** A master on a free port, with the DNS server's API and prefix, stopped at teardown. */
 export async function startMaster(t: Test, redis: RedisUnderTest, dns: StartedDns, env: Record<string, string> = {}) {
   const config = loadConfig({

@@ -22,8 +22,8 @@ interface Proc {
 
 function start(name: string, port: number, cmd: string, args: string[]): Proc {
   const child = spawn(cmd, args, { stdio: 'ignore' });
-  // A missing binary (redis-sentinel not installed) must fail the test, not crash it.
-  child.on('error', () => {});
+  // A binary that cannot start must fail the test (its wait times out), not crash it: said here with its cause.
+  child.on('error', (err) => console.error(`${name} (${cmd}) could not start: ${err.message}`));
   return { name, port, child };
 }
 
@@ -38,6 +38,7 @@ function kill(p: Proc, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
 /** One short-lived connection: answers `fn`, or throws when the server does not answer. */
 async function ask<T>(port: number, fn: (c: Redis) => Promise<T>): Promise<T> {
   const c = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  // A failure reaches the caller as connect()'s or fn's rejection; the event would only repeat it (and crash unheard).
   c.on('error', () => {});
   try {
     await c.connect();

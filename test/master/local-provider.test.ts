@@ -12,7 +12,7 @@ import { hostKeys } from '../../src/redis/keys.js';
 import { RESTART_POLICY, RestartBackoff } from '../../src/restarts.js';
 import { TOKEN as DNS_TOKEN, startDns } from '../helpers/dns.js';
 import { requireDocker } from '../helpers/docker.js';
-import { API_TOKEN, startMaster } from '../helpers/master.js';
+import { API_TOKEN, quickLocalManagers, startMaster } from '../helpers/master.js';
 import { MANAGER_TOKEN } from '../helpers/manager.js';
 import { apiCaller } from '../helpers/http.js';
 import { freePort, waitFor } from '../helpers/ports.js';
@@ -57,11 +57,7 @@ function alive(pid: number): boolean {
 }
 
 if (requireDocker(t, ['omega/sandbox-python:latest'])) {
-  // The managers the local provider starts read these from the environment.
-  process.env.OMEGA_HEARTBEAT_INTERVAL_MS = '300';
-  process.env.OMEGA_HEARTBEAT_TTL_MS = '1500';
-  process.env.OMEGA_SANDBOX_MEMORY_MB = '256';
-  process.env.OMEGA_ORPHAN_GRACE_MS = '0';
+  quickLocalManagers();
 
   const redis = await TestRedis.create();
   t.teardown(() => redis.destroy());

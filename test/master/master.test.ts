@@ -9,17 +9,13 @@ import { SANDBOX_ID_FORMAT } from '../../src/ids.js';
 import { hostKeys } from '../../src/redis/keys.js';
 import { dig, startDns } from '../helpers/dns.js';
 import { dockerExists, requireDocker } from '../helpers/docker.js';
-import { startMaster } from '../helpers/master.js';
+import { quickLocalManagers, startMaster } from '../helpers/master.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
 import { connectWorker, type TestClient } from '../helpers/worker-client.js';
 
 if (requireDocker(t, ['omega/sandbox-python:latest', 'omega/sandbox-node:latest'])) {
-  // The managers the local provider starts read these from the environment.
-  process.env.OMEGA_HEARTBEAT_INTERVAL_MS = '300';
-  process.env.OMEGA_HEARTBEAT_TTL_MS = '1500';
-  process.env.OMEGA_SANDBOX_MEMORY_MB = '256';
-  process.env.OMEGA_ORPHAN_GRACE_MS = '0';
+  quickLocalManagers();
 
   const redis = await TestRedis.create();
   t.teardown(() => redis.destroy());

@@ -34,6 +34,7 @@ t.test('waitReplicas, and which errors mean "Redis is unavailable"', async (t) =
 
   // n = 0 sends nothing: it resolves even on a client that cannot send.
   const nowhere = createRedis(`redis://127.0.0.1:${await freePort()}`, { failFast: true });
+  // Nothing listens there: its refused connects are the point, not a failure to report.
   nowhere.on('error', () => {});
   t.teardown(() => closeRedis(nowhere));
   t.equal(await waitReplicas(nowhere, 0, 1000), 0, 'n = 0: a no-op');
@@ -86,6 +87,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     await waitFor('a warm container', () => (m.server.pool.stats().python?.ready ?? 0) >= 1, 30_000, 50);
     // Clients of every kind the programs make, to see that each comes back (none ends for good).
     const clients = Array.from({ length: 20 }, (_, i) => createRedis(sentinel.url, { failFast: i % 2 === 0 }));
+    // Their errors during the failover are expected; what is checked is that each answers afterwards.
     for (const c of clients) c.on('error', () => {});
     t.teardown(() => Promise.all(clients.map((c) => closeRedis(c))));
     await Promise.all(clients.map((c) => whenReady(c, 5000)));

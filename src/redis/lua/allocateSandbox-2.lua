@@ -41,10 +41,11 @@ end
 local excluded = {}
 for h in string.gmatch(ARGV[4], '[^,]+') do excluded[h] = true end
 
-local BATCH = 8
-local start = 0
+-- The least-loaded host alone first (it usually has room, and a range of
+-- one costs less than half a range of eight), then eight at a time.
+local start, size = 0, 1
 while true do
-  local batch = redis.call('ZRANGE', KEYS[1], start, start + BATCH - 1, 'WITHSCORES')
+  local batch = redis.call('ZRANGE', KEYS[1], start, start + size - 1, 'WITHSCORES')
   if #batch == 0 then return -1 end
   for i = 1, #batch, 2 do
     local h = batch[i]
@@ -64,5 +65,6 @@ while true do
       end
     end
   end
-  start = start + BATCH
+  start = start + size
+  size = 8
 end

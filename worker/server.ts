@@ -102,14 +102,16 @@ export class Worker {
   /**
    * A pool worker's claim is the one request on a create's critical path
    * that its process has never served: its first run costs the interpreter
-   * a few ms (measured: ~9 ms cold, ~4.5 ms after this, bench/allocate.ts).
-   * So the worker sends itself one claim with no fields, which is refused
-   * (400) after going through the same reading, parsing and answering.
+   * a few ms (on the 2-core development VM, a warm client's claim of an
+   * idle pool worker took 9-10 ms cold and ~5 ms after this). So the worker
+   * sends itself one claim with no fields, which is refused (400) after
+   * going through the same reading, parsing and answering. Its own
+   * connection (no agent) closes with the answer; nothing stays open.
    */
   private warmClaimPath(claimSecret: string): void {
     const { host, port } = this.address;
     const body = '{}';
-    const req = httpRequest({ host: host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port, path: '/_omega/claim', method: 'POST', headers: { authorization: `Bearer ${claimSecret}`, 'content-type': 'application/json', 'content-length': body.length } }, (res) => res.resume());
+    const req = httpRequest({ host: host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port, path: '/_omega/claim', method: 'POST', agent: false, headers: { authorization: `Bearer ${claimSecret}`, 'content-type': 'application/json', 'content-length': body.length } }, (res) => res.resume());
     req.on('error', (err) => this.log.debug({ err }, 'warming the claim path failed'));
     req.end(body);
   }

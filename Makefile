@@ -1,7 +1,7 @@
 # Omega: `make run` runs it locally, `make test` runs every test.
 SHELL := /bin/bash
 RUN_APT := redis-server dnsutils
-TEST_APT := $(RUN_APT) redis-sentinel chromium
+TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
 .PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos clean

@@ -51,7 +51,7 @@ export function buildDnsApi(o: DnsApiOptions): FastifyInstance {
   const origin = o.zone.origin;
   const name = (raw: string): string => {
     const rel = normalizeName(raw, origin);
-    if (o.reserved.has(rel)) throw new OmegaError('RESERVED_NAME', `${fqdn(rel, origin)} is a name server of the zone; its glue comes from configuration`);
+    if (o.reserved.has(rel)) throw new OmegaError('RESERVED_NAME', `${fqdn(rel, origin)} is a name server or the API name of the zone; its addresses come from configuration`);
     return rel;
   };
   const auth = bearerAuth(o.token);

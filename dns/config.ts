@@ -51,6 +51,25 @@ export const dnsSettings = {
     defaultText: 'ns1=127.0.0.1',
     parse: nameservers,
   } satisfies Setting<NsSpec[]>,
+  apiName: {
+    env: 'OMEGA_API_NAME',
+    flag: 'api-name',
+    description: "The master's public name (relative names are in the zone); answered with OMEGA_API_ADDRESSES",
+    default: 'api',
+    parse: (raw: string) => raw.trim().toLowerCase(),
+  } satisfies Setting<string>,
+  apiAddresses: {
+    env: 'OMEGA_API_ADDRESSES',
+    flag: 'api-addresses',
+    description: "The master's public addresses, comma-separated: the API name answers them (none: the name is not served)",
+    default: [] as string[],
+    defaultText: '(none)',
+    parse: (raw: string) => {
+      const list = raw.split(',').map((a) => a.trim()).filter(Boolean);
+      for (const a of list) if (!isIP(a)) throw new Error(`${a} is not an IP address`);
+      return list;
+    },
+  } satisfies Setting<string[]>,
   soaRname: {
     env: 'OMEGA_DNS_SOA_RNAME',
     flag: 'soa-rname',
@@ -112,10 +131,12 @@ export const dnsSettings = {
 
 export type DnsSettings = SettingsValues<typeof dnsSettings>;
 
-export interface DnsConfig extends Omit<DnsSettings, 'nameservers' | 'soaRname'> {
+export interface DnsConfig extends Omit<DnsSettings, 'nameservers' | 'soaRname' | 'apiName'> {
   /** Absolute names, lower case. */
   nameservers: Array<{ name: string; addresses: string[] }>;
   soaRname: string;
+  /** Absolute, lower case. */
+  apiName: string;
 }
 
 /** Resolve and cross-check the DNS server's settings; throws ConfigError listing every problem. */
@@ -140,9 +161,15 @@ export function loadConfig(opts: LoadOptions): DnsConfig {
   } catch (err) {
     problems.push(`OMEGA_DNS_SOA_RNAME / --soa-rname: ${(err as Error).message}`);
   }
+  let apiName = '';
+  try {
+    apiName = abs(s.apiName);
+  } catch (err) {
+    problems.push(`OMEGA_API_NAME / --api-name: ${(err as Error).message}`);
+  }
   if (!s.token && !s.dev) {
     problems.push('OMEGA_DNS_TOKEN / --token: required to serve the record API (or run with --dev / OMEGA_DEV=1 on a development machine)');
   }
   if (problems.length) throw new ConfigError(problems);
-  return Object.freeze({ ...s, nameservers, soaRname });
+  return Object.freeze({ ...s, nameservers, soaRname, apiName });
 }

@@ -33,6 +33,8 @@ export interface NameServer {
 export interface ResponderOptions {
   zone: Zone;
   nameservers: NameServer[];
+  /** Names answered from configuration rather than the zone (the master's public name); none of them is an NS. */
+  fixed?: NameServer[];
   /** RNAME of the SOA as a name (hostmaster.sandbox.test). */
   soaRname: string;
   /** TTL of records written without one, and of the SOA record. */
@@ -47,9 +49,18 @@ export interface ResponderOptions {
 }
 
 const NS_TTL = 3600;
+/** Fixed names are configuration; a short TTL lets a moved master be found soon after a restart with new settings. */
+const FIXED_TTL = 300;
+/**
+ * The preview rule: `<port>-<label>` (port 1-65535, no leading zero) answers
+ * what `<label>` at the same level does, when it has no records of its own.
+ * One label per preview keeps every preview under the zone's one wildcard
+ * certificate; no record is stored per port.
+ */
+const PORT_ALIAS = /^([1-9][0-9]{0,4})-(.+)$/;
 
 /** A response and the cache it belongs in. */
-type Answer = ResponseSpec & { kind: 'exact' | 'synth' | 'negative' | 'uncacheable' };
+type Answer = ResponseSpec & { kind: 'exact' | 'synth' | 'derived' | 'negative' | 'uncacheable' };
 const TYPE_NAMES: Record<number, RecordType> = { [TYPE.A]: 'A', [TYPE.AAAA]: 'AAAA', [TYPE.TXT]: 'TXT' };
 
 /**
@@ -65,10 +76,12 @@ export class Responder {
    * Three caches, by what can make an answer stale:
    *  - exact: answers from a name's own records (and REFUSED): stale only when that name changes;
    *  - synth: wildcard-synthesised answers: stale when any name appears or vanishes or a wildcard changes;
+   *  - derived: answers by the preview rule (`3000-abc` from `abc`): stale when another name changes, so on every change;
    *  - negative: NXDOMAIN, NODATA and apex answers: they carry the SOA serial, stale on every change.
    */
   private readonly exact: AnswerCache;
   private readonly synth: AnswerCache;
+  private readonly derived: AnswerCache;
   private readonly negative: AnswerCache;
   private readonly origin: string;
   private readonly originLabels: string[];
@@ -99,11 +112,19 @@ export class Responder {
       if (v6.length) recs.AAAA = { ttl: NS_TTL, values: v6 };
       this.glue.set(ns.name, recs);
     }
+    for (const f of opts.fixed ?? []) {
+      if (!f.addresses.length || (f.name !== this.origin && !f.name.endsWith(`.${this.origin}`))) continue;
+      const v4 = f.addresses.filter((a) => !a.includes(':'));
+      const v6 = f.addresses.filter((a) => a.includes(':'));
+      this.glue.set(f.name, { ...(v4.length ? { A: { ttl: FIXED_TTL, values: v4 } } : {}), ...(v6.length ? { AAAA: { ttl: FIXED_TTL, values: v6 } } : {}) });
+    }
     this.exact = new AnswerCache(opts.cacheEntries);
     this.synth = new AnswerCache(opts.cacheEntries);
+    this.derived = new AnswerCache(opts.cacheEntries);
     this.negative = new AnswerCache(opts.cacheEntries);
     opts.zone.on('change', (c: ZoneChange) => {
       this.negative.clear();
+      this.derived.clear();
       if (c.all) this.exact.clear();
       else for (const name of c.names) this.exact.deleteName(wireKeyOf(name));
       if (c.shapeChanged) this.synth.clear();
@@ -111,7 +132,7 @@ export class Responder {
   }
 
   get cacheSize(): number {
-    return this.exact.size + this.synth.size + this.negative.size;
+    return this.exact.size + this.synth.size + this.derived.size + this.negative.size;
   }
 
   /** `maxSize` is the transport's limit: 65535 over TCP, undefined for UDP (computed from the query). */
@@ -141,7 +162,7 @@ export class Responder {
       out = this.encode(buf, q, { rcode: RCODE.REFUSED, aa: false, answers: [], authority: [], additional: [] }, edns);
     } else {
       const slot = (q.qtype << 2) | (q.edns ? (q.dnssecOk ? 2 : 1) : 0);
-      const cached = this.exact.get(slot, q.wireKey) ?? this.synth.get(slot, q.wireKey) ?? this.negative.get(slot, q.wireKey);
+      const cached = this.exact.get(slot, q.wireKey) ?? this.synth.get(slot, q.wireKey) ?? this.derived.get(slot, q.wireKey) ?? this.negative.get(slot, q.wireKey);
       if (cached) {
         out = patchCached(cached, buf, q);
       } else {
@@ -195,13 +216,32 @@ export class Responder {
     }
 
     const glue = this.glue.get(name);
-    const found = glue ? { node: glue, wildcard: false } : zone.resolve(name);
+    let found: { node: NameRecords | null; wildcard: boolean; derived?: boolean } | null = glue ? { node: glue, wildcard: false } : zone.resolve(name);
+    if (!found || found.wildcard) {
+      // The preview rule comes before a wildcard: `3000-abc` is abc's, whatever `*` says.
+      const base = this.portAliasOf(labels[0]!);
+      const node = base === null ? undefined : zone.get(`${base}.${labels.slice(1).join('.')}`);
+      if (node) found = { node, wildcard: false, derived: true };
+    }
     if (!found) return this.negativeAnswer(RCODE.NXDOMAIN);
-    // Wildcard answers take the query's name as owner (RFC 4592 §3.3.1); so do
-    // exact ones: both are written as a pointer to the question.
+    // Wildcard and preview answers take the query's name as owner (RFC 4592
+    // §3.3.1); so do exact ones: all are written as a pointer to the question.
     const answers = this.records(null, found.node ?? undefined, qtype);
+    // A preview name has the base name's addresses only: a TXT such as an ACME challenge is the base's own.
+    if (found.derived) {
+      const addresses = answers.filter((a) => a.data.type === TYPE.A || a.data.type === TYPE.AAAA);
+      if (!addresses.length) return this.noData();
+      return { kind: 'derived', rcode: RCODE.NOERROR, aa: true, answers: addresses, authority: [], additional: [] };
+    }
     if (!answers.length) return this.noData();
     return { kind: found.wildcard ? 'synth' : 'exact', rcode: RCODE.NOERROR, aa: true, answers, authority: [], additional: [] };
+  }
+
+  /** The label a preview label stands for (`3000-abc` -> `abc`), or null. */
+  private portAliasOf(label: string): string | null {
+    const m = PORT_ALIAS.exec(label);
+    if (!m || Number(m[1]) > 65535) return null;
+    return m[2]!;
   }
 
   private records(owner: string | null, node: NameRecords | undefined, qtype: number): ResourceRecord[] {

@@ -56,6 +56,7 @@ export class DnsServer implements Component {
     this.responder = new Responder({
       zone: this.zone,
       nameservers: config.nameservers,
+      fixed: [{ name: config.apiName, addresses: config.apiAddresses }],
       soaRname: config.soaRname,
       defaultTtl: config.ttl,
       negativeTtl: config.negativeTtl,
@@ -78,8 +79,11 @@ export class DnsServer implements Component {
       zoneSerial: () => this.zone.serial,
       redisErrors: () => this.store.errors + this.feed.errors,
     });
+    const inZone = (name: string) => name.endsWith(`.${config.zone}`);
     const reserved = new Set(
-      config.nameservers.filter((ns) => ns.name.endsWith(`.${config.zone}`)).map((ns) => ns.name.slice(0, -(config.zone.length + 1))),
+      [...config.nameservers.map((ns) => ns.name), ...(config.apiAddresses.length ? [config.apiName] : [])]
+        .filter(inZone)
+        .map((name) => name.slice(0, -(config.zone.length + 1))),
     );
     this.api = buildDnsApi({
       zone: this.zone,

@@ -8,7 +8,8 @@ import { TestRedis } from '../helpers/redis.js';
 // One Redis and one server for the file; each test writes its own names.
 const redis = await TestRedis.create();
 t.teardown(() => redis.destroy());
-const dns: StartedDns = await startDns(t, redis);
+// The master's public name is answered from configuration.
+const dns: StartedDns = await startDns(t, redis, { OMEGA_API_ADDRESSES: '127.0.0.9,::1' });
 const { port } = dns;
 
 async function put(name: string, type: string, values: string[], ttl?: number) {
@@ -98,6 +99,42 @@ t.test('wildcards follow RFC 4592', async (t) => {
   t.equal((await dig(port, ['x.mid.ent.sandbox.test', 'A'])).status, 'NXDOMAIN');
   t.equal((await dig(port, ['x.ent.sandbox.test', 'A', '+short'])).raw.trim(), '10.6.6.6');
   t.equal((await dig(port, ['mid.ent.sandbox.test', 'A'])).status, 'NOERROR');
+});
+
+t.test('<port>-<id> answers what <id> does: ports 1-65535, no records stored per port', async (t) => {
+  await put('pv1', 'A', ['10.6.6.6']);
+  await put('pv1', 'AAAA', ['2001:db8::6']);
+  await put('pv1', 'TXT', ['only-the-base-has-this']);
+  const a = await dig(port, ['3000-pv1.sandbox.test', 'A']);
+  t.equal(a.status, 'NOERROR');
+  t.ok(a.flags.includes('aa'));
+  t.match(a.answer[0], /^3000-pv1\.sandbox\.test\.\s+\d+\s+IN\s+A\s+10\.6\.6\.6$/, 'owned by the question');
+  t.equal((await dig(port, ['1-pv1.sandbox.test', 'AAAA', '+short'])).raw.trim(), '2001:db8::6');
+  t.equal((await dig(port, ['65535-pv1.sandbox.test', 'A', '+short'])).raw.trim(), '10.6.6.6');
+  // A challenge or other TXT is the base name's own: the preview name has only addresses.
+  const txt = await dig(port, ['3000-pv1.sandbox.test', 'TXT']);
+  t.equal(txt.status, 'NOERROR');
+  t.same(txt.answer, []);
+  for (const bad of ['0-pv1', '65536-pv1', '03000-pv1', '3000-nosuch', 'x3000-pv1', '3000-3000-pv1']) {
+    t.equal((await dig(port, [`${bad}.sandbox.test`, 'A'])).status, 'NXDOMAIN', bad);
+  }
+  // A name with records of its own is answered from them, not by the rule.
+  await put('8080-pv1', 'A', ['10.7.7.7']);
+  t.equal((await dig(port, ['8080-pv1.sandbox.test', 'A', '+short'])).raw.trim(), '10.7.7.7');
+  // The rule follows the base: moved and deleted, the cached preview answer goes with it.
+  await put('pv1', 'A', ['10.6.6.7']);
+  t.equal((await dig(port, ['3000-pv1.sandbox.test', 'A', '+short'])).raw.trim(), '10.6.6.7');
+  const del = await dns.call('DELETE', '/v1/records/pv1');
+  await waitFor('delete applied', () => dns.server.zone.serial >= del.body.serial, 2000, 2);
+  t.equal((await dig(port, ['3000-pv1.sandbox.test', 'A'])).status, 'NXDOMAIN');
+});
+
+t.test("the API name answers the master's configured addresses and cannot be written", async (t) => {
+  t.equal((await dig(port, ['api.sandbox.test', 'A', '+short'])).raw.trim(), '127.0.0.9');
+  t.equal((await dig(port, ['API.sandbox.test', 'AAAA', '+short'])).raw.trim(), '::1');
+  const res = await dns.call('PUT', '/v1/records/api', { type: 'A', values: ['10.0.0.1'] });
+  t.equal(res.status, 400);
+  t.equal(res.body.code, 'RESERVED_NAME');
 });
 
 t.test('a missing name is NXDOMAIN with the SOA, its TTL the RFC 2308 negative TTL', async (t) => {

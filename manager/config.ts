@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { commonSettings, devSetting, perTemplate, templateList, tokenSetting } from '../src/config/common.js';
+import { commonSettings, devSetting, perTemplate, templateList, tlsModeSetting, tlsReloadSetting, tokenSetting } from '../src/config/common.js';
 import { ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 export const managerSettings = {
@@ -30,6 +30,23 @@ export const managerSettings = {
     description: 'Address of the manager API (defaults to OMEGA_HOST_IP:7070)',
     default: undefined as { host: string; port: number } | undefined,
     parse: hostPort(),
+  },
+  tls: { ...tlsModeSetting, description: 'off: each sandbox is reached on its own published port (ws://); otherwise through this host\'s TLS ingress, with the certificate the master keeps in Redis' },
+  tlsReloadIntervalMs: tlsReloadSetting,
+  ingressListen: {
+    env: 'OMEGA_INGRESS_LISTEN',
+    flag: 'ingress-listen',
+    description: 'Where the TLS ingress listens when OMEGA_TLS is not off (defaults to OMEGA_HOST_IP:443)',
+    default: undefined as { host: string; port: number } | undefined,
+    parse: hostPort(),
+  },
+  ingressMaxConnections: { env: 'OMEGA_INGRESS_MAX_CONNECTIONS', flag: 'ingress-max-connections', description: 'Most connections the ingress holds open at once', default: 20_000, parse: int(1, 1_000_000) },
+  ingressHandshakeTimeoutMs: {
+    env: 'OMEGA_INGRESS_HANDSHAKE_TIMEOUT_MS',
+    flag: 'ingress-handshake-timeout-ms',
+    description: 'How long a client may take to finish its TLS handshake (slow or silent clients are dropped)',
+    default: 10_000,
+    parse: int(100, 120_000),
   },
   token: tokenSetting('OMEGA_MANAGER_TOKEN', 'the manager API'),
   dev: devSetting('the API'),
@@ -104,9 +121,16 @@ export const managerSettings = {
 
 export type ManagerSettings = SettingsValues<typeof managerSettings>;
 
-export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen' | 'poolSize'> {
+export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen' | 'poolSize' | 'ingressListen'> {
   hostId: string;
   listen: { host: string; port: number };
+  /** null when TLS is off. */
+  ingressListen: { host: string; port: number } | null;
+  /**
+   * Where sandbox ports are published: the host's address without the
+   * ingress; only the loopback with it (the ingress is the way in).
+   */
+  publishIp: string;
   poolSize: Record<string, number>;
 }
 
@@ -121,6 +145,8 @@ export function loadConfig(opts: LoadOptions): ManagerConfig {
     ...s,
     hostId: s.hostId ?? s.hostIp,
     listen: s.listen ?? { host: s.hostIp, port: 7070 },
+    ingressListen: s.tls === 'off' ? null : (s.ingressListen ?? { host: s.hostIp, port: 443 }),
+    publishIp: s.tls === 'off' ? s.hostIp : '127.0.0.1',
     poolSize,
   });
 }

@@ -17,6 +17,8 @@ export class Sandboxes {
   /** Creates in progress by sandbox id: a repeated create joins the first. */
   private readonly inflight = new Map<string, Promise<SandboxInfo>>();
   pool!: WarmPool;
+  /** The TLS ingress port of this host once it listens (null: TLS off): every answer names it. */
+  ingressPort: number | null = null;
 
   constructor(
     private readonly config: ManagerConfig,
@@ -118,6 +120,7 @@ export class Sandboxes {
       template: e.template,
       containerId: e.containerId,
       hostPort: e.hostPort,
+      ingressPort: this.ingressPort,
       host: this.config.hostIp,
       volume: e.volume,
       createdAt: new Date(e.createdAtMs).toISOString(),
@@ -152,6 +155,8 @@ export class Sandboxes {
       env: {
         OMEGA_WORKER_CLAIM_SECRET: claimSecret,
         OMEGA_ZONE: c.zone,
+        // Reached only through the TLS ingress: preview cookies are Secure.
+        ...(c.tls !== 'off' ? { OMEGA_WORKER_HTTPS: '1' } : {}),
         ...('sandbox' in owner ? { OMEGA_WORKER_SANDBOX_ID: owner.sandbox } : {}),
       },
       memoryMb: limits?.memoryMb ?? c.memoryMb,

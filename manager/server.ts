@@ -4,7 +4,10 @@ import type { Logger } from '../src/log.js';
 import { safeUrl } from '../src/log.js';
 import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
 import { watchRedis } from '../src/redis/errors.js';
-import { hostKeys } from '../src/redis/keys.js';
+import { hostKeys, tlsKeys } from '../src/redis/keys.js';
+import { describe } from '../src/tls/bundle.js';
+import { CertFollower, CertStore } from '../src/tls/store.js';
+import { Ingress } from './ingress.js';
 import { buildManagerApi } from './api.js';
 import type { ManagerConfig } from './config.js';
 import { joinHostPort } from '../src/config/settings.js';
@@ -30,6 +33,9 @@ export class ManagerServer implements Component {
   readonly pool: WarmPool;
   readonly reconciler: Reconciler;
   readonly api: FastifyInstance;
+  /** The host's TLS ingress and what feeds it the certificate (null when TLS is off). */
+  readonly ingress: Ingress | null = null;
+  private readonly certs: CertFollower | null = null;
   private dockerUp = false;
   private stopping = false;
   private dockerTimer: NodeJS.Timeout | null = null;
@@ -42,7 +48,7 @@ export class ManagerServer implements Component {
   ) {
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-manager' });
     watchRedis(this.redis, log, 'omega-manager');
-    this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.hostIp);
+    this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.publishIp);
     this.registry = new HostRegistry(
       this.redis,
       hostKeys(config.redisPrefix),
@@ -50,7 +56,7 @@ export class ManagerServer implements Component {
       { intervalMs: config.heartbeatIntervalMs, ttlMs: config.heartbeatTtlMs },
       log.child({ component: 'registry' }),
     );
-    this.sandboxes = new Sandboxes(config, this.runtime, new WorkerClient(config.hostIp), this.registry, log.child({ component: 'sandboxes' }));
+    this.sandboxes = new Sandboxes(config, this.runtime, new WorkerClient(config.publishIp), this.registry, log.child({ component: 'sandboxes' }));
     this.pool = new WarmPool(
       config.poolSize,
       (t) => this.sandboxes.startContainer(t, { pool: true }),
@@ -67,6 +73,32 @@ export class ManagerServer implements Component {
       { intervalMs: config.reconcileIntervalMs, graceMs: config.orphanGraceMs },
       log.child({ component: 'reconciler' }),
     );
+    if (config.ingressListen) {
+      const ingress = new Ingress(
+        {
+          listen: config.ingressListen,
+          zone: config.zone,
+          handshakeTimeoutMs: config.ingressHandshakeTimeoutMs,
+          maxConnections: config.ingressMaxConnections,
+          route: async (id) => {
+            const e = await this.registry.get(id);
+            return e && e.state === 'running' ? { host: config.publishIp, port: e.hostPort } : null;
+          },
+        },
+        log.child({ component: 'ingress' }),
+      );
+      this.ingress = ingress;
+      this.certs = new CertFollower(
+        new CertStore(this.redis, tlsKeys(config.redisPrefix)),
+        config.tlsReloadIntervalMs,
+        (b) => {
+          ingress.setCertificate(b);
+          log.info(describe(b), 'ingress serves certificate');
+        },
+        (err, recovered) =>
+          recovered ? log.info('certificate reads are back') : log.warn({ err }, 'reading the certificate from Redis failed; the one in use stays'),
+      );
+    }
     this.api = buildManagerApi({
       sandboxes: this.sandboxes,
       pool: this.pool,
@@ -87,6 +119,13 @@ export class ManagerServer implements Component {
     this.url = `http://${joinHostPort(this.config.listen.host, port)}`;
     this.registry.setManagerUrl(this.url);
     this.log.info({ api: this.url, hostId: this.config.hostId, hostIp: this.config.hostIp, redis: safeUrl(this.config.redisUrl) }, 'manager listening');
+    if (this.ingress && this.certs) {
+      await this.certs.start();
+      if (!this.certs.fingerprint) this.log.warn('no certificate in Redis yet (the master stores it): the ingress refuses TLS until one is there');
+      await this.ingress.start();
+      this.sandboxes.ingressPort = this.ingress.port;
+      this.log.info({ ingress: `${this.config.ingressListen!.host}:${this.ingress.port}` }, 'ingress listening');
+    }
     await this.connectDocker();
   }
 
@@ -135,6 +174,8 @@ export class ManagerServer implements Component {
     this.unwatch?.();
     await this.registry.deregister().catch((err: unknown) => this.log.warn({ err }, 'deregister failed'));
     await this.api.close();
+    await this.certs?.stop();
+    await this.ingress?.stop();
     await this.reconciler.stop();
     await this.pool.drain();
     await closeRedis(this.redis);

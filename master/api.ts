@@ -22,12 +22,16 @@ export interface MasterApiOptions {
   webDir: string;
   /** Lost hosts their provider dealt with, by what it did (restarted, terminated, reported). */
   lostHosts?: () => Record<string, number>;
+  /** Serve https (the certificate is set on the server once there is one). */
+  https?: boolean;
+  /** The certificate keeper's state, for /metrics (TLS on). */
+  certificate?: () => { notAfterMs: number | null; failures: number; issued: number; failed: number };
   log: Logger;
 }
 
 /** The public API. Built here, listened on in server.ts, so tests can inject without a socket. */
 export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
-  const app = createHttpApp(o.log);
+  const app = createHttpApp(o.log, { https: o.https });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   registry.registerMetric(redisConnectionErrors);
@@ -78,6 +82,40 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       for (const [action, n] of Object.entries(o.lostHosts?.() ?? {})) this.inc({ action }, n);
     },
   });
+
+  if (o.certificate) {
+    const cert = o.certificate;
+    new Gauge({
+      name: 'omega_tls_certificate_expiry_seconds',
+      help: 'Seconds until the certificate in use expires (absent while there is none)',
+      registers: [registry],
+      collect() {
+        const c = cert();
+        this.reset();
+        if (c.notAfterMs !== null) this.set((c.notAfterMs - Date.now()) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'omega_tls_certificate_failures',
+      help: 'Failed attempts in a row to obtain or renew the certificate (0 once one succeeds)',
+      registers: [registry],
+      collect() {
+        this.set(cert().failures);
+      },
+    });
+    new Counter({
+      name: 'omega_tls_certificate_attempts_total',
+      help: 'Attempts by this master to obtain or renew the certificate, by result',
+      labelNames: ['result'] as const,
+      registers: [registry],
+      collect() {
+        const c = cert();
+        this.reset();
+        this.inc({ result: 'issued' }, c.issued);
+        this.inc({ result: 'failed' }, c.failed);
+      },
+    });
+  }
 
   app.get('/healthz', async (_req, reply) => {
     const s = await o.status();

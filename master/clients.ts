@@ -1,6 +1,7 @@
 import { Agent, request } from 'undici';
 import { OmegaError, type ErrorCode } from '../src/errors.js';
 import type { SandboxInfo } from '../src/protocol/manager.js';
+import type { Change } from '../src/protocol/dns.js';
 
 /** The answer of another Omega API that said no: its status and coded body. */
 export class UpstreamError extends Error {
@@ -87,14 +88,7 @@ export class ManagerClient {
   }
 }
 
-export interface DnsChange {
-  action: 'UPSERT' | 'DELETE';
-  name: string;
-  type?: 'A' | 'AAAA';
-  values?: string[];
-  ttl?: number;
-  ifExists?: boolean;
-}
+
 
 export class DnsClient {
   private readonly http: JsonClient;
@@ -106,7 +100,7 @@ export class DnsClient {
     this.http = new JsonClient(agent, token, 'DNS_UNAVAILABLE');
   }
 
-  async change(changes: DnsChange[]): Promise<void> {
+  async change(changes: Change[]): Promise<void> {
     await this.http.call('POST', `${this.apiUrl}/v1/changes`, { changes });
   }
 

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { commonSettings, devSetting, perTemplateText, templateList, tokenSetting } from '../src/config/common.js';
 import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2/settings.js';
+import { tlsProblems, tlsSettings } from './tls-settings.js';
 import { ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 const url = (raw: string): string => {
@@ -49,6 +50,7 @@ export const masterSettings = {
     default: '1',
     parse: perTemplateText,
   } satisfies Setting<string>,
+  localIngressPort: { env: 'OMEGA_LOCAL_INGRESS_PORT', flag: 'local-ingress-port', description: 'local provider: port of each host\'s TLS ingress on its address (OMEGA_TLS not off)', default: 443, parse: int(0, 65_535) },
   localManagerPort: { env: 'OMEGA_LOCAL_MANAGER_PORT', flag: 'local-manager-port', description: 'local provider: port of each manager API on its address', default: 7070, parse: int(1, 65_535) },
   reapIntervalMs: { env: 'OMEGA_REAP_INTERVAL_MS', flag: 'reap-interval-ms', description: 'How often expired sandboxes and lapsed hosts are looked for', default: 1000, parse: int(50, 60_000) },
   idleCheckIntervalMs: { env: 'OMEGA_IDLE_CHECK_INTERVAL_MS', flag: 'idle-check-interval-ms', description: 'How often sandboxes with idleSeconds are asked for their activity', default: 5000, parse: int(100, 600_000) },
@@ -66,6 +68,7 @@ export const masterSettings = {
   runMaxOutputBytes: { env: 'OMEGA_RUN_MAX_OUTPUT_BYTES', flag: 'run-max-output-bytes', description: 'POST /v1/run: most stdout+stderr kept (the rest is cut, truncated: true)', default: 1 << 20, parse: int(1024, 64 << 20) },
   runDefaultTimeoutMs: { env: 'OMEGA_RUN_DEFAULT_TIMEOUT_MS', flag: 'run-default-timeout-ms', description: 'POST /v1/run: time limit when the request gives none', default: 10_000, parse: int(100, 600_000) },
   ...ec2Settings,
+  ...tlsSettings,
   runMaxTimeoutMs: { env: 'OMEGA_RUN_MAX_TIMEOUT_MS', flag: 'run-max-timeout-ms', description: 'POST /v1/run: the longest time limit a request may ask for', default: 60_000, parse: int(100, 3_600_000) },
   webDir: {
     env: 'OMEGA_WEB_DIR',
@@ -92,6 +95,7 @@ export function loadConfig(opts: LoadOptions): MasterConfig {
   if (!s.managerToken && !s.dev) problems.push('OMEGA_MANAGER_TOKEN / --manager-token: required to call the managers (or run with --dev)');
   if (s.defaultTimeoutSeconds > s.maxTimeoutSeconds) problems.push('OMEGA_DEFAULT_TIMEOUT_SECONDS: must not exceed OMEGA_MAX_TIMEOUT_SECONDS');
   if (s.runDefaultTimeoutMs > s.runMaxTimeoutMs) problems.push('OMEGA_RUN_DEFAULT_TIMEOUT_MS: must not exceed OMEGA_RUN_MAX_TIMEOUT_MS');
+  problems.push(...tlsProblems(s));
   let ec2: Ec2Config | null = null;
   if (s.provider === 'ec2') {
     try {

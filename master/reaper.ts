@@ -1,10 +1,9 @@
-import { request } from 'undici';
 import { Periodic } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import type { Sandboxes } from './sandboxes.js';
 import { describe } from './sandboxes.js';
 import type { Store } from './store.js';
-import { joinHostPort } from '../src/config/settings.js';
+import type { WorkerAddress, WorkerRoutes } from './worker-route.js';
 
 /** A host that does not say its heartbeat TTL (an older manager): the managers' default. */
 const DEFAULT_HEARTBEAT_TTL_MS = 10_000;
@@ -41,6 +40,8 @@ export class Reaper {
        * once the connection has been up for that host's heartbeat TTL.
        */
       redisUpSinceMs?: () => number;
+      /** How workers are reached (their idle time). */
+      routes: WorkerRoutes;
     },
     private readonly log: Logger,
   ) {
@@ -82,7 +83,7 @@ export class Reaper {
     await Promise.all(
       recs.map(async (r) => {
         if (!r || r.state !== 'running' || !r.idleSeconds || !r.hostPort) return;
-        const idleMs = await workerIdleMs(r.address, r.hostPort);
+        const idleMs = await workerIdleMs(this.opts.routes, r);
         if (idleMs === null || idleMs < r.idleSeconds * 1000) return;
         if (!(await this.store.claimExpired(r.id))) return;
         try {
@@ -129,9 +130,9 @@ export class Reaper {
 }
 
 /** The worker's idle time in ms, or null if it does not answer. */
-async function workerIdleMs(address: string, port: number): Promise<number | null> {
+async function workerIdleMs(routes: WorkerRoutes, w: WorkerAddress): Promise<number | null> {
   try {
-    const res = await request(`http://${joinHostPort(address, port)}/healthz`, { headersTimeout: 2000, bodyTimeout: 2000 });
+    const res = await routes.get(w, '/healthz', 2000);
     if (res.statusCode !== 200) {
       await res.body.dump();
       return null;

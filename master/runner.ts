@@ -1,10 +1,10 @@
-import { joinHostPort } from '../src/config/settings.js';
 import { OmegaError, type ErrorCode } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { connectWorker, WorkerCallError, WorkerConnectionError, type WorkerConnection } from '../src/protocol/worker-client.js';
 import type { Language, OutputStream, Params, WorkerErrorCode } from '../src/protocol/worker.js';
 import type { MasterConfig } from './config.js';
 import { describe, type Sandboxes } from './sandboxes.js';
+import { workerAddressOf, type WorkerAddress, type WorkerRoutes } from './worker-route.js';
 
 export interface RunRequest {
   language: string;
@@ -48,6 +48,7 @@ export class Runner {
   constructor(
     private readonly config: MasterConfig,
     private readonly sandboxes: Sandboxes,
+    private readonly routes: WorkerRoutes,
     private readonly log: Logger,
   ) {}
 
@@ -59,7 +60,7 @@ export class Runner {
     const timeoutMs = Math.min(req.timeoutMs ?? this.config.runDefaultTimeoutMs, this.config.runMaxTimeoutMs);
     const sb = await this.sandboxes.create({ template: lang.template, internal: true, timeoutSeconds: Math.ceil(timeoutMs / 1000) + 60 });
     try {
-      return await this.execute(sb.address, sb.port!, sb.token, { language: lang.language, code: req.code, stdin: req.stdin ?? '', timeoutMs }, onOutput);
+      return await this.execute(workerAddressOf(sb), sb.token, { language: lang.language, code: req.code, stdin: req.stdin ?? '', timeoutMs }, onOutput);
     } finally {
       // Discarded in the background: the answer need not wait for the container's removal.
       this.sandboxes.delete(sb.id, 'run finished').catch((err: unknown) => this.log.warn({ sandboxId: sb.id, err: describe(err) }, 'discarding a run sandbox failed; it expires'));
@@ -67,15 +68,15 @@ export class Runner {
   }
 
   private async execute(
-    address: string,
-    port: number,
+    worker: WorkerAddress,
     token: string,
     params: Params<'proc.run'> & { timeoutMs: number },
     onOutput?: (stream: 'stdout' | 'stderr', data: string) => void,
   ): Promise<RunResult> {
     let conn: WorkerConnection;
     try {
-      conn = await connectWorker(`ws://${joinHostPort(address, port)}/`, { token, timeoutMs: CONNECT_TIMEOUT_MS });
+      const { url, socket } = this.routes.ws(worker);
+      conn = await connectWorker(url, { token, timeoutMs: CONNECT_TIMEOUT_MS, socket });
     } catch (err) {
       throw apiError(err);
     }

@@ -65,8 +65,7 @@ export class Sandboxes {
       state: r.state,
       template: r.template,
       hostname,
-      port: r.hostPort,
-      url: r.hostPort ? `ws://${hostname}:${r.hostPort}` : null,
+      ...endpoints(hostname, r, this.config.zone),
       host: r.host,
       address: r.address,
       createdAt: new Date(r.createdAtMs).toISOString(),
@@ -120,7 +119,7 @@ export class Sandboxes {
         throw new OmegaError('DNS_UNAVAILABLE', describe(err), { cause: err });
       }
       const info = started.value;
-      const { record: rec, replicated } = await this.store.finishCreate(id, { expiresAtMs: Date.now() + timeoutSeconds * 1000, hostPort: info.hostPort, containerId: info.containerId });
+      const { record: rec, replicated } = await this.store.finishCreate(id, { expiresAtMs: Date.now() + timeoutSeconds * 1000, hostPort: info.hostPort, ingressPort: info.ingressPort, containerId: info.containerId });
       if (rec && !replicated) {
         // Not answered unless it would survive a failover: undone, and the client may retry.
         await this.undo(id, slot, log, 'Redis replicas did not acknowledge it in time');
@@ -251,6 +250,16 @@ function decodeCursor(c: string): { ms: number; id: string } {
   const m = /^(\d+):([a-z0-9-]+)$/.exec(Buffer.from(c, 'base64url').toString());
   if (!m) throw new OmegaError('VALIDATION_FAILED', 'cursor is not one this API gave out');
   return { ms: Number(m[1]), id: m[2]! };
+}
+
+/** Where a sandbox is reached: through its host's TLS ingress by name when it has one, else its worker's own port. */
+function endpoints(hostname: string, r: SandboxRecord, zone: string): Pick<SandboxView, 'port' | 'url' | 'previewUrl'> {
+  if (r.ingressPort) {
+    const port = r.ingressPort === 443 ? '' : `:${r.ingressPort}`;
+    return { port: r.ingressPort, url: `wss://${hostname}${port}/`, previewUrl: `https://{port}-${r.id}.${zone}${port}/` };
+  }
+  if (r.hostPort) return { port: r.hostPort, url: `ws://${hostname}:${r.hostPort}`, previewUrl: `http://{port}.${hostname}:${r.hostPort}/` };
+  return { port: null, url: null, previewUrl: null };
 }
 
 export function describe(err: unknown): string {

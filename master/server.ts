@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { Server as HttpsServer } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import { Agent } from 'undici';
 import { once, Periodic, type Component } from '../src/lifecycle.js';
@@ -21,12 +24,21 @@ import { Scaler } from './scaler.js';
 import { Store } from './store.js';
 import { defaultWebDir } from './web.js';
 import { joinHostPort } from '../src/config/settings.js';
+import { describe } from '../src/tls/bundle.js';
+import { checkLocalCa } from '../src/tls/local-ca.js';
+import { CertStore } from '../src/tls/store.js';
+import { tlsKeys } from '../src/redis/keys.js';
+import { AcmeIssuer } from './acme.js';
+import { certificateNames, Certificates, FileIssuer, LocalIssuer, type Issuer } from './certificates.js';
+import { WorkerRoutes } from './worker-route.js';
 
 /** This master's liveness key is refreshed this often, and lapses after LIVENESS_TTL_MS without it. */
 const LIVENESS_INTERVAL_MS = 2000;
 const LIVENESS_TTL_MS = 6000;
 /** How long start() waits for Redis before its first reconcile (which is retried on the timer anyway). */
 const REDIS_START_WAIT_MS = 5000;
+/** How long start() waits for a first certificate (an ACME order goes on behind if it takes longer). */
+const CERTIFICATE_START_WAIT_MS = 30_000;
 
 /**
  * `omega master`: the public API, and the timers that keep the system
@@ -43,9 +55,13 @@ export class MasterServer implements Component {
   readonly scaler: Scaler;
   readonly sandboxes: Sandboxes;
   readonly runner: Runner;
+  /** How the master reaches workers (through the ingresses with TLS on). */
+  readonly routes: WorkerRoutes;
   readonly reaper: Reaper;
   readonly reconciler: MasterReconciler;
   readonly api: FastifyInstance;
+  /** The certificate keeper (OMEGA_TLS other than off). */
+  readonly certificates: Certificates | null;
   private readonly scaleIn: Periodic<string[]>;
   private readonly liveness: Periodic<void>;
   private readonly lostHosts: Periodic<unknown>;
@@ -89,7 +105,8 @@ export class MasterServer implements Component {
     );
     // As often as the reaper looks for lapsed hosts: a dead local manager is restarted within a pass of being marked lost.
     this.lostHosts = new Periodic(config.reapIntervalMs, () => this.scaler.handleLostHosts(), (err) => this.log.warn({ err }, 'lost-host pass failed'));
-    this.runner = new Runner(config, this.sandboxes, log.child({ component: 'run' }));
+    this.routes = new WorkerRoutes(config.zone, config.tls === 'off' ? null : this.ingressTrust());
+    this.runner = new Runner(config, this.sandboxes, this.routes, log.child({ component: 'run' }));
     this.reaper = new Reaper(
       this.store,
       this.sandboxes,
@@ -99,6 +116,7 @@ export class MasterServer implements Component {
         hostForgetSeconds: config.hostForgetSeconds,
         heldByProvider: (hostId) => this.provider?.owns(hostId) ?? false,
         redisUpSinceMs: () => this.redisUpSinceMs,
+        routes: this.routes,
       },
       log.child({ component: 'reaper' }),
     );
@@ -111,6 +129,7 @@ export class MasterServer implements Component {
       { intervalMs: config.reconcileIntervalMs, createTimeoutMs: config.createTimeoutMs, lostRetentionSeconds: config.lostRetentionSeconds },
       log.child({ component: 'reconciler' }),
     );
+    this.certificates = config.tls === 'off' ? null : this.makeCertificates();
     this.api = buildMasterApi({
       sandboxes: this.sandboxes,
       runner: this.runner,
@@ -120,8 +139,64 @@ export class MasterServer implements Component {
       templates: config.templates,
       webDir: config.webDir || defaultWebDir(),
       lostHosts: () => this.scaler.lostHosts,
+      https: this.certificates !== null,
+      certificate: this.certificates
+        ? () => {
+            const c = this.certificates!;
+            return { notAfterMs: c.certificate?.notAfterMs ?? null, failures: c.failures, ...c.counts };
+          }
+        : undefined,
       log: log.child({ component: 'api' }),
     });
+  }
+
+  /** CAs the master trusts beside the system's when it reaches an ingress: the local CA, and any the settings name. */
+  private ingressTrust(): string[] {
+    const c = this.config;
+    const pems: string[] = [];
+    if (c.tls === 'local') pems.push(readFileSync(c.tlsCaCertFile, 'utf8'));
+    if (c.tlsTrustFile) pems.push(readFileSync(c.tlsTrustFile, 'utf8'));
+    return pems;
+  }
+
+  private makeCertificates(): Certificates {
+    const c = this.config;
+    let issuer: Issuer;
+    const extra = [...c.tlsNames];
+    if (c.tls === 'local') {
+      const ca = { certPem: readFileSync(c.tlsCaCertFile, 'utf8'), keyPem: readFileSync(c.tlsCaKeyFile, 'utf8') };
+      checkLocalCa(ca);
+      // A client on this machine reaches the master by its address, without DNS.
+      if (isIP(c.listen.host) && !extra.includes(c.listen.host)) extra.push(c.listen.host);
+      issuer = new LocalIssuer(ca, c.tlsLocalDays);
+    } else if (c.tls === 'files') {
+      issuer = new FileIssuer(c.tlsCertFile, c.tlsKeyFile);
+    } else {
+      issuer = new AcmeIssuer(
+        {
+          directoryUrl: c.acmeDirectoryUrl,
+          email: c.acmeEmail,
+          ...(c.acmeEabKid ? { eab: { kid: c.acmeEabKid, hmacKey: c.acmeEabHmacKey } } : {}),
+          ...(c.acmeCaFile ? { caPem: readFileSync(c.acmeCaFile, 'utf8') } : {}),
+          dnsServers: c.acmeDnsServers,
+          propagationTimeoutMs: c.acmePropagationTimeoutMs,
+        },
+        this.dns,
+        new CertStore(this.redis, tlsKeys(c.redisPrefix)).acmeAccount,
+        this.log.child({ component: 'acme' }),
+      );
+    }
+    return new Certificates(
+      new CertStore(this.redis, tlsKeys(c.redisPrefix)),
+      issuer,
+      { names: certificateNames(c.zone, c.apiName, extra), intervalMs: c.tlsReloadIntervalMs, renewNow: c.tlsRenewNow },
+      (b) => {
+        // New handshakes get the new certificate; open connections keep theirs.
+        (this.api.server as unknown as HttpsServer).setSecureContext({ cert: b.certPem, key: b.keyPem });
+        this.log.info(describe(b), 'serving certificate');
+      },
+      this.log.child({ component: 'certificates' }),
+    );
   }
 
   private makeProvider(): Provider | null {
@@ -139,6 +214,8 @@ export class MasterServer implements Component {
           managerToken: c.managerToken,
           zone: c.zone,
           logLevel: c.logLevel,
+          tls: c.tls,
+          ingressPort: c.localIngressPort,
           scaleIn: { minHosts: c.minHosts, idleSeconds: c.hostIdleSeconds },
           registerWaitMs: c.scaleOutWaitMs,
           takenAddresses: async () => (await this.store.hosts()).map((h) => h.address),
@@ -150,7 +227,7 @@ export class MasterServer implements Component {
       // Its module is light; the AWS SDK (about a second to load) is imported by this constructor.
       return new Ec2Provider(c.ec2!, {
         log: this.log,
-        cluster: { redisUrl: c.redisUrl, redisPrefix: c.redisPrefix, managerToken: c.managerToken ?? '', zone: c.zone },
+        cluster: { redisUrl: c.redisUrl, redisPrefix: c.redisPrefix, managerToken: c.managerToken ?? '', zone: c.zone, tls: c.tls },
       });
     }
     return null;
@@ -162,9 +239,17 @@ export class MasterServer implements Component {
 
   async start(): Promise<void> {
     if (!this.config.token) this.log.warn('public API runs WITHOUT a token (dev run); never expose it');
+    if (this.certificates) {
+      // Redis first: the certificate is kept there. An ACME order that fails
+      // (or takes long) does not hold the API back: it listens, and answers
+      // TLS once a certificate is there.
+      await whenReady(this.redis, REDIS_START_WAIT_MS);
+      await this.certificates.start(CERTIFICATE_START_WAIT_MS);
+      if (!this.certificates.certificate) this.log.error('no certificate yet: TLS handshakes fail until one is obtained (retrying)');
+    }
     await this.api.listen({ host: this.config.listen.host, port: this.config.listen.port });
     const port = (this.api.server.address() as { port: number }).port;
-    this.url = `http://${joinHostPort(this.config.listen.host, port)}`;
+    this.url = `${this.certificates ? 'https' : 'http'}://${joinHostPort(this.config.listen.host, port)}`;
     this.log.info({ api: this.url, masterId: this.masterId, zone: this.config.zone, provider: this.config.provider, redis: safeUrl(this.config.redisUrl) }, 'master listening');
     // Commands fail at once until the connection is up, so give it a moment before the first pass.
     await whenReady(this.redis, REDIS_START_WAIT_MS);
@@ -180,6 +265,7 @@ export class MasterServer implements Component {
   /** Stop taking requests, let timers finish their pass, stop the provider's hosts, close connections. */
   readonly stop = once(async () => {
     await this.api.close();
+    await this.certificates?.stop();
     await this.scaleIn.stop();
     await this.lostHosts.stop();
     await this.reaper.stop();
@@ -190,6 +276,7 @@ export class MasterServer implements Component {
     await this.store.leave().catch((err: unknown) => this.log.warn({ err }, 'removing this master\'s liveness key failed; it lapses by itself'));
     await this.provider?.stop();
     await this.agent.close();
+    await this.routes.close();
     await closeRedis(this.redis);
   });
 }

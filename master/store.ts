@@ -22,6 +22,8 @@ export interface SandboxRecord {
   metadata: Record<string, string>;
   /** From the manager once started. */
   hostPort: number | null;
+  /** The host's TLS ingress port, when TLS is on: the sandbox is reached through it, by name. */
+  ingressPort: number | null;
   containerId: string | null;
   /** Whether its DNS records may exist (written, not yet removed). */
   dns: boolean;
@@ -67,6 +69,7 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     idleSeconds: num(h.idleSeconds),
     metadata: h.metadata ? (JSON.parse(h.metadata) as Record<string, string>) : {},
     hostPort: num(h.hostPort),
+    ingressPort: num(h.ingressPort),
     containerId: h.containerId ?? null,
     dns: h.dns === '1',
     internal: h.internal === '1',
@@ -149,10 +152,10 @@ export class Store {
    * rides in the same pipeline, so an answered create is on the replicas
    * without another round trip.
    */
-  async finishCreate(id: string, c: { expiresAtMs: number; hostPort: number; containerId: string }): Promise<{ record: SandboxRecord | null; replicated: boolean }> {
+  async finishCreate(id: string, c: { expiresAtMs: number; hostPort: number; ingressPort: number | null; containerId: string }): Promise<{ record: SandboxRecord | null; replicated: boolean }> {
     const k = this.keys;
     const pipe = this.redis.pipeline();
-    pipe.finishCreate(k.sandbox(id), k.expiry, id, this.masterId, Date.now(), c.expiresAtMs, c.hostPort, c.containerId);
+    pipe.finishCreate(k.sandbox(id), k.expiry, id, this.masterId, Date.now(), c.expiresAtMs, c.hostPort, c.containerId, c.ingressPort ?? '');
     const { count, timeoutMs } = this.waitReplicas;
     if (count > 0) pipe.call('WAIT', count, timeoutMs);
     const res = (await pipe.exec()) ?? [];
@@ -360,6 +363,6 @@ export class Store {
 
   async releaseScaleOutLock(owner: string): Promise<void> {
     // Only our own lock: compare and delete in one step.
-    await this.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, this.keys.scaleOut, owner);
+    await this.redis.releaseLock(this.keys.scaleOut, owner);
   }
 }

@@ -25,6 +25,7 @@ export const ERRORS = {
   WORKER_UNAVAILABLE: { status: 502, message: 'The sandbox\'s worker could not be reached' },
   WORKER_FAILED: { status: 502, message: 'The sandbox\'s worker failed the request' },
   DNS_UNAVAILABLE: { status: 502, message: 'The DNS server did not accept the record change' },
+  CERTIFICATE_FAILED: { status: 502, message: 'The TLS certificate could not be obtained or renewed' },
   REDIS_UNAVAILABLE: { status: 503, message: 'The state store (Redis) cannot be reached; try again shortly' },
   INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

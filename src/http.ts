@@ -11,8 +11,14 @@ import { isRedisUnavailable } from './redis/connection.js';
  * (503 REDIS_UNAVAILABLE) and anything else (500 INTERNAL, logged once here,
  * its details never sent to the client).
  */
-export function createHttpApp(log: Logger): FastifyInstance {
+/**
+ * `https`: serve TLS; the certificate is set later with the server's
+ * setSecureContext (it comes from Redis, and is swapped on renewal without
+ * dropping a connection).
+ */
+export function createHttpApp(log: Logger, opts: { https?: boolean } = {}): FastifyInstance {
   const app = Fastify({
+    ...(opts.https ? { https: {} } : {}),
     loggerInstance: log as FastifyBaseLogger,
     // Per-request lines at debug (below), not fastify's two info lines per request.
     logController: new LogController({ disableRequestLogging: true }),

@@ -1,4 +1,4 @@
-import { ConfigError, hostPort, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+import { bool, ConfigError, hostPort, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 import { SANDBOX_ID_PATTERN } from '../src/protocol/worker.js';
 
 /**
@@ -60,7 +60,15 @@ export const workerSettings = {
     default: undefined as string | undefined,
     parse: sandboxIdOf,
   } satisfies Setting<string | undefined>,
-  zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'Zone of preview hosts <port>.<id>.<zone>', default: 'sandbox.test', parse: zoneName } satisfies Setting<string>,
+  zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'Zone of preview hosts <port>-<id>.<zone> (and <port>.<id>.<zone> over plain http)', default: 'sandbox.test', parse: zoneName } satisfies Setting<string>,
+  https: {
+    env: 'OMEGA_WORKER_HTTPS',
+    flag: 'https',
+    description: "Reached only through the host's TLS ingress: previews are told https and their cookies are Secure",
+    default: false,
+    boolean: true,
+    parse: bool(),
+  } satisfies Setting<boolean>,
   logLevel: {
     env: 'OMEGA_LOG_LEVEL',
     flag: 'log-level',

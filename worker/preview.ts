@@ -7,8 +7,10 @@ import type { WorkerLogger } from './log.js';
 import { refuse, sendError } from './respond.js';
 
 /**
- * Preview URLs: a request whose Host is `<port>.<id>.<zone>` is passed to
- * whatever listens on that port inside the sandbox. Private unless made
+ * Preview URLs: a request whose Host is `<port>-<id>.<zone>` (one label,
+ * under the zone's wildcard certificate; the TLS path) or `<port>.<id>.<zone>`
+ * (the plain-http path) is passed to whatever listens on that port inside
+ * the sandbox. Private unless made
  * public with preview.setPublic: the sandbox token as a bearer, or once as
  * `?omega_token=` which trades it for an HttpOnly cookie bound to that host.
  *
@@ -25,8 +27,8 @@ export interface PreviewTarget {
 
 // RFC 7230 §6.1: connection-specific headers are not forwarded by a proxy.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
-/** `<port>.<id>` before the zone. */
-const PREVIEW_HOST = new RegExp(`^(\\d{1,5})\\.(${DNS_LABEL})$`);
+/** `<port>-<id>` or `<port>.<id>` before the zone. */
+const PREVIEW_HOST = new RegExp(`^([1-9]\\d{0,4})[-.](${DNS_LABEL})$`);
 
 export class Preview {
   readonly publicPorts = new Set<number>();
@@ -35,6 +37,8 @@ export class Preview {
     private readonly zone: string,
     private readonly creds: Credentials,
     private readonly log: WorkerLogger,
+    /** Reached only over TLS (through the ingress): say https upstream, and set Secure cookies. */
+    private readonly https = false,
   ) {}
 
   /** The preview a Host header names, or null when it is not a preview host. */
@@ -58,7 +62,7 @@ export class Preview {
       if (!this.creds.check(offered)) return sendError(res, 401, 'UNAUTHORIZED', 'the omega_token is not this sandbox\'s token');
       // Trade the token in the URL for a cookie, and drop it from the address bar (and from history and Referer).
       url.searchParams.delete(PREVIEW_TOKEN_PARAM);
-      const secure = req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
+      const secure = this.https || req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
       res.writeHead(302, {
         location: url.pathname + url.search,
         'set-cookie': `${PREVIEW_COOKIE}=${this.creds.previewCookie(target.host)}; Path=/; HttpOnly; SameSite=Lax${secure}`,
@@ -155,7 +159,7 @@ export class Preview {
     }
     out.host = `localhost:${target.port}`;
     out['x-forwarded-host'] = req.headers.host;
-    out['x-forwarded-proto'] = req.headers['x-forwarded-proto'] ?? 'http';
+    out['x-forwarded-proto'] = this.https ? 'https' : (req.headers['x-forwarded-proto'] ?? 'http');
     out['x-forwarded-for'] = [req.headers['x-forwarded-for'], req.socket.remoteAddress].filter(Boolean).join(', ');
     return out;
   }

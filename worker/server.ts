@@ -72,7 +72,7 @@ export class Worker {
     const jobOpts = { scrollbackBytes: config.scrollbackBytes, keepExited: config.keepExited, checkLimit, resolveDir: (rel: string) => files.directory(rel) };
     this.terminals = new Terminals({ ...jobOpts, log: log.child({ component: 'terminals' }) });
     this.processes = new Processes({ ...jobOpts, log: log.child({ component: 'processes' }) });
-    const preview = new Preview(config.zone, this.creds, log.child({ component: 'preview' }));
+    const preview = new Preview(config.zone, this.creds, log.child({ component: 'preview' }), config.https);
     this.clone = new Clone(ws.root, config.cloneTimeoutMs, (s) => this.clients.broadcast('git.clone', s), log.child({ component: 'clone' }));
     const dispatcher = new Dispatcher(methods({ files, terminals: this.terminals, processes: this.processes, preview, clients: this.clients }), log);
 

@@ -17,6 +17,9 @@ export interface LocalProviderOptions {
   managerToken: string | undefined;
   zone: string;
   logLevel: string;
+  /** OMEGA_TLS of the managers: off, or their ingress on `<address>:<ingressPort>`. */
+  tls: string;
+  ingressPort: number;
   /** Scale-in (OMEGA_MIN_HOSTS, OMEGA_HOST_IDLE_SECONDS). */
   scaleIn: { minHosts: number; idleSeconds: number };
   /** How long a manager just (re)started has to register before a lost host is blamed on it (OMEGA_SCALE_OUT_WAIT_MS). */
@@ -26,7 +29,7 @@ export interface LocalProviderOptions {
 }
 
 /** Settings a manager shares with whoever starts it, handed on as they are. */
-const PASSED_ON = /^OMEGA_(SANDBOX_|HEARTBEAT_|DOCKER_SOCKET$|IMAGE_PREFIX$|TEMPLATES$|TEMPLATE_REPOS$|ORPHAN_GRACE_MS$|READY_TIMEOUT_MS$)/;
+const PASSED_ON = /^OMEGA_(SANDBOX_|HEARTBEAT_|INGRESS_(MAX_CONNECTIONS|HANDSHAKE_TIMEOUT_MS)$|TLS_RELOAD_INTERVAL_MS$|DOCKER_SOCKET$|IMAGE_PREFIX$|TEMPLATES$|TEMPLATE_REPOS$|ORPHAN_GRACE_MS$|READY_TIMEOUT_MS$)/;
 
 /** Time a manager has to stop on SIGTERM (it drains its warm pool) before SIGKILL. */
 const STOP_GRACE_MS = 35_000;
@@ -107,6 +110,8 @@ export class LocalProvider implements Provider {
       OMEGA_POOL_SIZE: o.poolSize,
       OMEGA_ZONE: o.zone,
       OMEGA_LOG_LEVEL: o.logLevel,
+      OMEGA_TLS: o.tls,
+      ...(o.tls !== 'off' ? { OMEGA_INGRESS_LISTEN: `${address}:${o.ingressPort}` } : {}),
       ...(o.managerToken ? { OMEGA_MANAGER_TOKEN: o.managerToken } : { OMEGA_DEV: '1' }),
     });
     this.gaveUp.delete(address);

@@ -37,6 +37,30 @@ export const commonSettings = {
 
 export { str };
 
+/** `OMEGA_TLS`: where certificates come from. The master orders or issues them; a manager runs its ingress unless off. */
+export const TLS_MODES = ['off', 'local', 'files', 'acme'] as const;
+export type TlsMode = (typeof TLS_MODES)[number];
+export const tlsModeSetting = {
+  env: 'OMEGA_TLS',
+  flag: 'tls',
+  description: 'https/wss: off (plain http/ws to each sandbox\'s port), local (a CA of this machine\'s), files (certificate and key files) or acme (DNS-01 through Omega\'s own DNS)',
+  default: 'off' as TlsMode,
+  parse: oneOf(...TLS_MODES),
+} satisfies Setting<TlsMode>;
+
+/** How often a TLS endpoint looks for a renewed certificate in Redis. */
+export const tlsReloadSetting = {
+  env: 'OMEGA_TLS_RELOAD_INTERVAL_MS',
+  flag: 'tls-reload-interval-ms',
+  description: 'How often the certificate in Redis is checked for a renewal (the master also checks its files and renewal dates this often)',
+  default: 10_000,
+  parse: (raw: string) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 100 || n > 3_600_000) throw new Error('must be a whole number from 100 to 3600000');
+    return n;
+  },
+} satisfies Setting<number>;
+
 /** Where `omega up` keeps its tokens and the master's address, and where the client commands read them. */
 export const stateDirSetting = {
   env: 'OMEGA_STATE_DIR',

@@ -23,8 +23,10 @@ export interface SandboxInfo {
   id: string;
   template: string;
   containerId: string;
-  /** The worker's port, published on the host's address. */
+  /** The worker's port, published on the host's address (on 127.0.0.1 only while the ingress runs). */
   hostPort: number;
+  /** The host's TLS ingress port (it routes `<id>.<zone>` to this worker), or null when TLS is off. */
+  ingressPort: number | null;
   host: string;
   volume: string;
   createdAt: string;

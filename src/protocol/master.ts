@@ -18,8 +18,15 @@ export interface SandboxView {
   state: SandboxState;
   template: string;
   hostname: string;
+  /** The port `url` names: the host's TLS ingress (443 unless set otherwise), or the worker's own port with TLS off. */
   port: number | null;
+  /** The agent: `wss://<id>.<zone>/` (a port only when not 443), or `ws://<id>.<zone>:<port>` with TLS off. */
   url: string | null;
+  /**
+   * How to form a preview's URL: `{port}` stands for the port inside the
+   * sandbox (`https://{port}-<id>.<zone>/`; `http://{port}.<id>.<zone>:<port>/` with TLS off).
+   */
+  previewUrl: string | null;
   host: string;
   address: string;
   createdAt: string;

@@ -72,8 +72,8 @@ export interface ConnectOptions {
   via?: 'header' | 'protocol' | 'query';
   /** Time limit of the upgrade and the hello. */
   timeoutMs?: number;
-  /** More options for ws (a DNS lookup of one's own, say). */
-  socket?: ClientOptions & Pick<ClientRequestArgs, 'lookup'>;
+  /** More options for ws (a DNS lookup of one's own, a CA; the TLS server name when the URL names an address). */
+  socket?: ClientOptions & Pick<ClientRequestArgs, 'lookup'> & { servername?: string };
 }
 
 const DEFAULT_CONNECT_MS = 10_000;

@@ -77,6 +77,24 @@ export function hostKeys(prefix: string) {
 export type HostKeys = ReturnType<typeof hostKeys>;
 
 /**
+ * The certificate every TLS endpoint serves (the master's API, each host's
+ * ingress). Written by the master that holds the lock, read by all.
+ */
+export function tlsKeys(prefix: string) {
+  const p = `${prefix}:{tls}`;
+  return {
+    /** hash (master): bundle (JSON: chain, private key, dates, names), fingerprint, storedAtMs */
+    certificate: `${p}:certificate`,
+    /** string with an expiry (master): the token of the master ordering or renewing the certificate */
+    lock: `${p}:lock`,
+    /** string (master): the ACME account's private key (PEM), made once; CAs limit how many accounts are made */
+    acmeAccount: `${p}:acme-account`,
+  } as const;
+}
+
+export type TlsKeys = ReturnType<typeof tlsKeys>;
+
+/**
  * The common start of every hostKeys() name, for scripts that reach keys by
  * host or sandbox id. They build the names the same way as hostKeys() (a
  * test checks it); all share the `{hosts}` slot, so this is Cluster-safe.

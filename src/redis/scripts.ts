@@ -30,6 +30,8 @@ const SCRIPTS = [
   'drainHost-3.lua',
   'undrainHost-3.lua',
   'reportContainer-2.lua',
+  'storeCertificate-2.lua',
+  'releaseLock-1.lua',
 ].map(load);
 
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
@@ -42,6 +44,9 @@ export enum AllocateFailure {
   NoRoom = -1,
   IdInUse = -2,
 }
+
+/** Negative result of storeCertificate: the caller's certificate lock lapsed. */
+export const STORE_NOT_LOCK_HOLDER = -1;
 
 /** Negative result of releaseSandbox: the sandbox is not `deleting` (a delete must begin first). */
 export const RELEASE_NOT_DELETING = -1;
@@ -75,7 +80,7 @@ declare module 'ioredis' {
       owner: string,
       ...fields: string[]
     ): Result<[hostId: string, address: string, managerUrl: string] | AllocateFailure, Context>;
-    finishCreate(sandbox: string, expiry: string, id: string, owner: string, nowMs: number, expiresAtMs: number, hostPort: number, containerId: string): Result<string[] | 0, Context>;
+    finishCreate(sandbox: string, expiry: string, id: string, owner: string, nowMs: number, expiresAtMs: number, hostPort: number, containerId: string, ingressPort: number | ''): Result<string[] | 0, Context>;
     beginDelete(sandbox: string, expiry: string, id: string, owner: string, nowMs: number): Result<string[] | 0, Context>;
     releaseSandbox(load: string, sandboxes: string, expiry: string, prefix: string, id: string, tombSeconds: number): Result<number, Context>;
     markSandboxLost(load: string, expiry: string, prefix: string, id: string, hostId: string, nowMs: number, why: string): Result<number, Context>;
@@ -95,5 +100,7 @@ declare module 'ioredis' {
       why: string,
       keepEvents: number,
     ): Result<number, Context>;
+    storeCertificate(lock: string, certificate: string, token: string, bundleJson: string, fingerprint: string, nowMs: number): Result<number, Context>;
+    releaseLock(lock: string, token: string): Result<number, Context>;
   }
 }

@@ -53,6 +53,7 @@ t.test('a sandbox\'s fields: the token only when asked for', async (t) => {
     hostname: 'abcdefghijklmnop.sandbox.test',
     port: 32768,
     url: 'ws://abcdefghijklmnop.sandbox.test:32768',
+    previewUrl: 'http://{port}.abcdefghijklmnop.sandbox.test:32768/',
     host: 'h1',
     address: '10.0.0.1',
     createdAt: '2029-12-31T23:59:00.000Z',

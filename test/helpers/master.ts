@@ -23,7 +23,7 @@ export function quickLocalManagers(): void {
 }
 
 /** A master on a free port, with the DNS server's API and prefix, stopped at teardown. */
-export async function startMaster(t: Test, redis: RedisUnderTest, dns: StartedDns, env: Record<string, string> = {}) {
+export async function startMaster(t: Test, redis: RedisUnderTest, dns: StartedDns, env: Record<string, string> = {}, opts: { ca?: string } = {}) {
   const config = loadConfig({
     env: {
       OMEGA_REDIS_URL: redis.url,
@@ -40,6 +40,6 @@ export async function startMaster(t: Test, redis: RedisUnderTest, dns: StartedDn
   const server = new MasterServer(config, createLogger('master', { level: config.logLevel }));
   t.teardown(() => server.stop());
   await server.start();
-  const call = apiCaller(server.apiUrl, API_TOKEN);
+  const call = apiCaller(server.apiUrl, API_TOKEN, opts);
   return { server, config, call };
 }

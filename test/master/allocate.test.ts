@@ -95,7 +95,7 @@ t.test('a lapsed host: its sandboxes become lost and leave its count; it is skip
   await addHosts(c, 'lost', [{ id: 'x', capacity: 5 }]);
   await store.allocate('l1', fields);
   await store.allocate('l2', fields);
-  await store.finishCreate('l1', { expiresAtMs: Date.now() + 1000, hostPort: 4000, containerId: 'c1' });
+  await store.finishCreate('l1', { expiresAtMs: Date.now() + 1000, hostPort: 4000, ingressPort: null, containerId: 'c1' });
   t.not(await c.zscore(k.expiry, 'l1'), null, 'a running sandbox expires');
   t.same(await store.markHostLost('x'), [], 'nothing happens while it is alive');
   await c.del(k.alive('x'));
@@ -137,16 +137,16 @@ t.test('a create finishes only while its own master still has it creating, in on
   await addHosts(c, 'finish', [{ id: 'h', capacity: 5 }]);
   await mine.allocate('f1', fields);
   t.match(await mine.get('f1'), { state: 'creating', owner: 'm1', dns: true });
-  t.equal((await other.finishCreate('f1', { expiresAtMs: Date.now() + 5000, hostPort: 4001, containerId: 'c' })).record, null, 'another master cannot finish it');
-  const done = await mine.finishCreate('f1', { expiresAtMs: Date.now() + 5000, hostPort: 4001, containerId: 'c' });
-  t.match(done, { replicated: true, record: { id: 'f1', state: 'running', hostPort: 4001, containerId: 'c', owner: null } });
+  t.equal((await other.finishCreate('f1', { expiresAtMs: Date.now() + 5000, hostPort: 4001, ingressPort: null, containerId: 'c' })).record, null, 'another master cannot finish it');
+  const done = await mine.finishCreate('f1', { expiresAtMs: Date.now() + 5000, hostPort: 4001, ingressPort: null, containerId: 'c' });
+  t.match(done, { replicated: true, record: { id: 'f1', state: 'running', hostPort: 4001, ingressPort: null, containerId: 'c', owner: null } });
   t.not(await c.zscore(k.expiry, 'f1'), null, 'its expiry is indexed in the same step');
-  t.equal((await mine.finishCreate('f1', { expiresAtMs: 1, hostPort: 1, containerId: 'x' })).record, null, 'not twice');
+  t.equal((await mine.finishCreate('f1', { expiresAtMs: 1, hostPort: 1, ingressPort: null, containerId: 'x' })).record, null, 'not twice');
 
   // A create taken over (the reconciler began deleting it) does not come back to life.
   await mine.allocate('f2', fields);
   t.match(await other.beginDelete('f2'), { state: 'deleting', deletedFrom: 'creating', owner: 'm2' });
-  t.equal((await mine.finishCreate('f2', { expiresAtMs: Date.now() + 5000, hostPort: 4002, containerId: 'c2' })).record, null);
+  t.equal((await mine.finishCreate('f2', { expiresAtMs: Date.now() + 5000, hostPort: 4002, ingressPort: null, containerId: 'c2' })).record, null);
   await t.rejects(mine.release('f1'), /not being deleted/, 'release refuses a sandbox whose delete has not begun');
   t.equal(await other.release('f2'), true);
   t.equal(await other.release('f2'), false, 'releasing again finds nothing');
@@ -161,7 +161,7 @@ t.test('a running sandbox whose container is gone becomes lost, once, and only o
   await addHosts(c, 'mlost', [{ id: 'h', capacity: 5 }]);
   await store.allocate('g1', fields);
   t.equal(await store.markLost('g1', 'h', 'container exited'), false, 'a creating sandbox is not lost by a report');
-  await store.finishCreate('g1', { expiresAtMs: Date.now() + 5000, hostPort: 4001, containerId: 'c' });
+  await store.finishCreate('g1', { expiresAtMs: Date.now() + 5000, hostPort: 4001, ingressPort: null, containerId: 'c' });
   t.equal(await store.markLost('g1', 'elsewhere', 'container exited'), false, 'a report from another host changes nothing');
   t.equal(await store.markLost('g1', 'h', 'container exited (code 137)'), true);
   t.equal(await store.markLost('g1', 'h', 'again'), false, 'not twice');

@@ -27,6 +27,7 @@ const cluster: Ec2Cluster = {
   redisPrefix: 'omega-ec2-test',
   managerToken: TOKEN,
   zone: 'sandbox.example.com',
+  tls: 'acme',
 };
 const ID_A = 'i-0aaaaaaaaaaaaaaa1';
 const ID_B = 'i-0bbbbbbbbbbbbbbb2';
@@ -162,6 +163,7 @@ t.test('launch from an AMI: counts the cluster, then RunInstances with everythin
   t.match(script, 'OMEGA_REDIS_PREFIX="omega-ec2-test"');
   t.match(script, 'OMEGA_CAPACITY="12"');
   t.match(script, 'OMEGA_ZONE="sandbox.example.com"');
+  t.match(script, 'OMEGA_TLS="acme"', 'the hosts run their ingress as the master serves TLS');
   t.match(script, "OMEGA_SOURCE='https://git.example.com/omega.git'");
   t.match(script, "OMEGA_REF='v1.2.3'");
   t.notMatch(script, /@@[A-Z0-9_]+@@/, 'every placeholder filled');
@@ -480,6 +482,7 @@ t.test('the user data: valid bash, every placeholder filled, the values intact t
     OMEGA_REDIS_PREFIX: 'omega-ec2-test',
     OMEGA_MANAGER_TOKEN: TOKEN,
     OMEGA_ZONE: 'sandbox.example.com',
+    OMEGA_TLS: 'acme',
     OMEGA_CAPACITY: '12',
     OMEGA_POOL_SIZE: 'node=2,python=1',
   });

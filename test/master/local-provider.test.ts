@@ -79,6 +79,8 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
         managerToken: MANAGER_TOKEN,
         zone: 'sandbox.test',
         logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
+        tls: 'off',
+        ingressPort: 443,
         scaleIn: { minHosts: 0, idleSeconds: 0 },
         registerWaitMs: extra.registerWaitMs ?? 60_000,
         takenAddresses: async () => [],

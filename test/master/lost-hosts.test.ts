@@ -47,7 +47,7 @@ function ec2Provider(t: Test, log: Logger): Ec2Provider {
   const provider = new Ec2Provider(config, {
     log,
     client: new EC2Client({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' } }),
-    cluster: { redisUrl: 'redis://10.0.0.2:6379', redisPrefix: PREFIX, managerToken: 'm'.repeat(20), zone: 'sandbox.test' },
+    cluster: { redisUrl: 'redis://10.0.0.2:6379', redisPrefix: PREFIX, managerToken: 'm'.repeat(20), zone: 'sandbox.test', tls: 'off' },
   });
   t.teardown(() => provider.stop());
   return provider;

@@ -10,6 +10,7 @@ import type { Store } from '../../master/store.js';
 import { createLogger } from '../../src/log.js';
 import { freePort } from '../helpers/ports.js';
 import { connect, startWorker, TOKEN } from '../worker/harness.js';
+import { WorkerRoutes } from '../../master/worker-route.js';
 
 const log = createLogger('master', { level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const config = loadConfig({ env: { OMEGA_DEV: '1' } });
@@ -26,7 +27,7 @@ function apiFor(port: number, token = TOKEN) {
   } as unknown as Sandboxes;
   const app = buildMasterApi({
     sandboxes,
-    runner: new Runner(config, sandboxes, log),
+    runner: new Runner(config, sandboxes, new WorkerRoutes(config.zone, null), log),
     store: {} as Store,
     token: undefined,
     status: async () => ({ redis: true, dns: true }),

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { Store } from '../../master/store.js';
 import { closeRedis, createRedis, waitReplicas } from '../../src/redis/connection.js';
-import { dnsKeys, hostKeyPrefix, hostKeys } from '../../src/redis/keys.js';
+import { dnsKeys, hostKeyPrefix, hostKeys, tlsKeys } from '../../src/redis/keys.js';
 import { AllocateFailure } from '../../src/redis/scripts.js';
 import { TestCluster } from '../helpers/redis-ha.js';
 
@@ -19,6 +19,7 @@ const LUA_DIR = new URL('../../src/redis/lua/', import.meta.url);
 function keyNamed(prefix: string, name: string): string | undefined {
   const d = dnsKeys(prefix);
   const h = hostKeys(prefix);
+  const tls = tlsKeys(prefix);
   const byName: Record<string, string> = {
     zone: d.zone,
     names: d.names,
@@ -38,6 +39,9 @@ function keyNamed(prefix: string, name: string): string | undefined {
     sandboxesOn: h.sandboxesOn('h1'),
     sandbox: h.sandbox('s1'),
     tomb: h.tomb('s1'),
+    // releaseLock takes any lock (the scale-out lock is another); both scripts here are the certificate's.
+    lock: tls.lock,
+    certificate: tls.certificate,
   };
   return byName[name];
 }
@@ -78,7 +82,7 @@ t.test('createRedis(redis+cluster://) runs every script, MULTI and pipelines, th
   const placed = await Promise.all(['a', 'b', 'c', 'd'].map((id) => store.allocate(`s${id}`, fields)));
   t.same(placed.map((p) => p?.hostId).sort(), ['h1', 'h1', 'h2', 'h2'], 'allocateSandbox spreads over the hosts');
   t.equal(await c.allocateSandbox(k.load, k.sandboxes, hostKeyPrefix(prefix), 'se', Date.now(), '', 'm1'), AllocateFailure.NoRoom, 'full');
-  t.match((await store.finishCreate('sa', { expiresAtMs: Date.now() - 1, hostPort: 4000, containerId: 'c' })).record, { state: 'running', hostPort: 4000 }, 'finishCreate');
+  t.match((await store.finishCreate('sa', { expiresAtMs: Date.now() - 1, hostPort: 4000, ingressPort: null, containerId: 'c' })).record, { state: 'running', hostPort: 4000 }, 'finishCreate');
   t.same(await store.expired(Date.now()), ['sa'], 'its expiry on the {hosts} slot');
   t.same((await store.getMany(['sa', 'sb'])).map((r) => r?.state), ['running', 'creating'], 'a pipeline on one slot');
   t.equal(await store.setExpiry('sa', Date.now() - 1), true, 'extendSandbox');

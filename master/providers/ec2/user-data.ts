@@ -25,6 +25,8 @@ export interface Ec2Cluster {
   managerToken: string;
   /** OMEGA_ZONE. */
   zone: string;
+  /** OMEGA_TLS: a host runs its ingress on 443 unless off. */
+  tls: string;
 }
 
 /** A single-quoted shell word: nothing inside is expanded. */
@@ -66,6 +68,7 @@ export function renderUserData(config: Ec2Config, cluster: Ec2Cluster): string {
     envLine('OMEGA_REDIS_PREFIX', cluster.redisPrefix),
     envLine('OMEGA_MANAGER_TOKEN', cluster.managerToken),
     envLine('OMEGA_ZONE', cluster.zone),
+    envLine('OMEGA_TLS', cluster.tls),
     envLine('OMEGA_CAPACITY', String(config.hostCapacity)),
     ...(config.poolSize ? [envLine('OMEGA_POOL_SIZE', config.poolSize)] : []),
   ];

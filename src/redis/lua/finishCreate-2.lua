@@ -14,6 +14,7 @@
   ARGV[4] expires at (ms)
   ARGV[5] host port of the sandbox's worker
   ARGV[6] container id
+  ARGV[7] port of the host's TLS ingress, '' when TLS is off
 
   Returns the record as a flat field, value list, or 0 if it was not this
   master's `creating` sandbox.
@@ -21,7 +22,7 @@
 local rec = redis.call('HMGET', KEYS[1], 'state', 'owner')
 if rec[1] ~= 'creating' or rec[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'stateSinceMs', ARGV[3], 'expiresAtMs', ARGV[4],
-  'hostPort', ARGV[5], 'containerId', ARGV[6])
+  'hostPort', ARGV[5], 'containerId', ARGV[6], 'ingressPort', ARGV[7])
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return redis.call('HGETALL', KEYS[1])

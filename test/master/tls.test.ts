@@ -1,0 +1,213 @@
+// https and wss end to end with OMEGA_TLS=local: a CA of the test's own, the
+// master over https, a host's ingress routing by name to the sandbox's worker,
+// names resolved at Omega's DNS server, every client trusting only that CA.
+import { execFileSync } from 'node:child_process';
+import { Resolver } from 'node:dns';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import t from 'tap';
+import { Agent, request } from 'undici';
+import { workerAddressOf } from '../../master/worker-route.js';
+import { createLocalCa } from '../../src/tls/local-ca.js';
+import { startDns } from '../helpers/dns.js';
+import { requireDocker } from '../helpers/docker.js';
+import { quickLocalManagers, startMaster } from '../helpers/master.js';
+import { freePort, sleep, waitFor } from '../helpers/ports.js';
+import { TestRedis } from '../helpers/redis.js';
+import { connectWorker, type TestClient } from '../helpers/worker-client.js';
+
+const HOST = '127.0.0.70';
+
+if (requireDocker(t, ['omega/sandbox-node:latest'])) {
+  quickLocalManagers();
+  process.env.OMEGA_INGRESS_HANDSHAKE_TIMEOUT_MS = '700';
+  process.env.OMEGA_TLS_RELOAD_INTERVAL_MS = '200';
+
+  const dir = mkdtempSync(join(tmpdir(), 'omega-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await createLocalCa('Omega test CA');
+  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+  writeFileSync(join(dir, 'ca-key.pem'), ca.keyPem, { mode: 0o600 });
+
+  const redis = await TestRedis.create();
+  t.teardown(() => redis.destroy());
+  const dns = await startDns(t, redis);
+  const ingressPort = await freePort();
+  const { server, call } = await startMaster(
+    t,
+    redis,
+    dns,
+    {
+      OMEGA_TLS: 'local',
+      OMEGA_TLS_CA_CERT_FILE: join(dir, 'ca.pem'),
+      OMEGA_TLS_CA_KEY_FILE: join(dir, 'ca-key.pem'),
+      OMEGA_PROVIDER: 'local',
+      OMEGA_LOCAL_FIRST_ADDRESS: HOST,
+      OMEGA_LOCAL_MAX_HOSTS: '1',
+      OMEGA_LOCAL_CAPACITY: '4',
+      OMEGA_LOCAL_POOL_SIZE: 'node=1,python=0',
+      OMEGA_LOCAL_MANAGER_PORT: String(await freePort()),
+      OMEGA_LOCAL_INGRESS_PORT: String(ingressPort),
+      OMEGA_TEMPLATES: 'node',
+      OMEGA_IDLE_CHECK_INTERVAL_MS: '300',
+      OMEGA_SCALE_OUT_WAIT_MS: '30000',
+    },
+    { ca: ca.certPem },
+  );
+  t.teardown(() => {
+    const ids = execFileSync('docker', ['ps', '-aq', '--filter', `label=omega.host=${HOST}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
+    const volumes = execFileSync('docker', ['volume', 'ls', '-q', '--filter', `label=omega.host=${HOST}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore' });
+  });
+
+  const resolver = new Resolver();
+  resolver.setServers([`127.0.0.1:${dns.port}`]);
+  /** Names through Omega's DNS server only, as a client pointed at it resolves them. */
+  const lookup = (hostname: string, opts: { all?: boolean }, cb: (...a: any[]) => void) =>
+    resolver.resolve4(hostname, (err, addrs) => {
+      if (err) return cb(err);
+      if (opts.all) return cb(null, addrs.map((address) => ({ address, family: 4 })));
+      cb(null, addrs[0], 4);
+    });
+  /** Only the test CA is trusted: no system roots, no exceptions. */
+  const trusting = new Agent({ connect: { ca: ca.certPem, lookup: lookup as any } });
+  t.teardown(() => trusting.close());
+  const open = (url: string, token: string | null): Promise<TestClient> => connectWorker(null, url, token, 'header', { ca: ca.certPem, lookup: lookup as any });
+
+  /** One raw request over TLS to the ingress: what it answered, and the certificate it showed. */
+  const probe = (servername: string | undefined, host = servername ?? HOST) =>
+    new Promise<{ text: string; fingerprint: string }>((resolve, reject) => {
+      const s = tls.connect({ host: HOST, port: ingressPort, ca: ca.certPem, ...(servername ? { servername } : { checkServerIdentity: () => undefined }) }, () => {
+        s.write(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      });
+      let text = '';
+      s.on('data', (d: Buffer) => (text += d));
+      s.on('end', () => resolve({ text, fingerprint: s.getPeerX509Certificate()?.fingerprint256 ?? '' }));
+      s.on('error', reject);
+    });
+
+  let sb: any;
+
+  t.test('the API over https, trusted through the CA alone; a client trusting only the system roots is refused', async (t) => {
+    const health = await call('GET', '/healthz');
+    t.equal(health.status, 200);
+    t.match(server.apiUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const plain = await request(`${server.apiUrl}/healthz`).then(
+      () => null,
+      (err: Error & { code?: string }) => err.code ?? err.message,
+    );
+    t.equal(plain, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'the default roots do not know the local CA');
+    const metrics = (await call('GET', '/metrics')).body as string;
+    t.match(metrics, /omega_tls_certificate_expiry_seconds \d+/, 'the certificate\'s life left is a metric');
+  });
+
+  t.test('create answers wss:// and https previews on the ingress; the agent is reached by name', async (t) => {
+    const res = await call('POST', '/v1/sandboxes', { template: 'node', idleSeconds: 3600 });
+    t.equal(res.status, 201, JSON.stringify(res.body));
+    sb = res.body;
+    t.equal(sb.url, `wss://${sb.id}.sandbox.test:${ingressPort}/`);
+    t.equal(sb.previewUrl, `https://{port}-${sb.id}.sandbox.test:${ingressPort}/`);
+    t.equal(sb.port, ingressPort);
+    const c = await open(sb.url, sb.token);
+    t.teardown(() => c.close());
+    const r = await c.runToEnd({ command: 'node', args: ['-e', 'console.log("hi over wss", 6 * 7)'] });
+    t.equal(r.stdout.trim(), 'hi over wss 42');
+    await t.rejects(open(sb.url, null), /401/, 'a WebSocket upgrade without the token is refused');
+
+    // The worker's port is published on the loopback only: the ingress is the way in.
+    const container = JSON.parse(execFileSync('docker', ['ps', '--filter', `label=omega.sandbox=${sb.id}`, '--format', '{{json .}}'], { encoding: 'utf8' }).split('\n')[0]!);
+    const ports = JSON.parse(execFileSync('docker', ['inspect', '--format', '{{json .NetworkSettings.Ports}}', container.ID], { encoding: 'utf8' }));
+    t.same(Object.values(ports).flat().map((b: any) => b.HostIp), ['127.0.0.1']);
+    // No key material reaches the sandbox: its environment and labels hold none.
+    const inspect = execFileSync('docker', ['inspect', container.ID], { encoding: 'utf8' });
+    t.notMatch(inspect, /PRIVATE KEY/);
+    const env = await c.runToEnd({ command: 'sh', args: ['-c', 'env; grep -rl "PRIVATE KEY" / --exclude-dir=proc --exclude-dir=sys 2>/dev/null | head -3'] });
+    t.notMatch(env.stdout, /PRIVATE KEY|OMEGA_TLS_CA|ca-key/);
+  });
+
+  t.test('a preview over https: token once in the query, then a Secure cookie for that host', async (t) => {
+    const c = await open(sb.url, sb.token);
+    t.teardown(() => c.close());
+    await c.call('proc.run', {
+      command: 'node',
+      args: ['-e', 'require("http").createServer((q, r) => r.end("preview says " + q.headers["x-forwarded-proto"])).listen(3000)'],
+    });
+    const base = `https://3000-${sb.id}.sandbox.test:${ingressPort}`;
+    const first = await request(`${base}/?omega_token=${encodeURIComponent(sb.token)}`, { dispatcher: trusting });
+    await first.body.dump();
+    t.equal(first.statusCode, 302);
+    const cookie = String(first.headers['set-cookie']);
+    t.match(cookie, /; Secure/, 'the cookie is Secure');
+    t.match(cookie, /HttpOnly; SameSite=Lax/);
+    const body = await waitFor('the dev server answers', async () => {
+      const page = await request(`${base}/`, { dispatcher: trusting, headers: { cookie: cookie.split(';')[0]! } });
+      const text = await page.body.text();
+      return page.statusCode === 200 ? text : null;
+    }, 15_000, 200);
+    t.equal(body, 'preview says https', 'the dev server is told https');
+    const anonymous = await request(`${base}/`, { dispatcher: trusting });
+    await anonymous.body.dump();
+    t.equal(anonymous.statusCode, 401, 'private without the token');
+  });
+
+  t.test('what the ingress cannot route gets a clear refusal, and it serves everyone else meanwhile', async (t) => {
+    // A slow client that sends nothing holds no slot past the handshake timeout.
+    const slow = net.connect(ingressPort, HOST);
+    const slowClosed = new Promise<number>((r) => {
+      const at = Date.now();
+      slow.on('close', () => r(Date.now() - at));
+      slow.on('error', () => {});
+    });
+    const noSni = await probe(undefined);
+    t.match(noSni.text, /^HTTP\/1\.1 421 /, 'no SNI: 421');
+    t.match(noSni.text, /no server name \(SNI\)/);
+    t.match((await probe('nosuchsandboxxxx.sandbox.test')).text, /^HTTP\/1\.1 404 [^]*no sandbox nosuchsandboxxxx on this host/, 'an unknown name: 404');
+    await t.rejects(probe(`3000.${sb.id}.sandbox.test`), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' }, 'a name two labels deep is not under the wildcard: the client refuses it');
+    const plain = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(ingressPort, HOST, () => s.write(`GET / HTTP/1.1\r\nHost: ${sb.id}.sandbox.test\r\n\r\n`));
+      let text = '';
+      s.on('data', (d: Buffer) => (text += d));
+      s.on('end', () => resolve(text));
+      s.on('error', reject);
+    });
+    t.match(plain, /^HTTP\/1\.1 400 [^]*This port speaks TLS/, 'plain http on the TLS port: 400 in plain http');
+    const ok = await probe(`${sb.id}.sandbox.test`);
+    t.match(ok.text, /^HTTP\/1\.1 200 /, 'the sandbox is served all along');
+    t.ok((await slowClosed) < 5000, 'the silent client was dropped');
+  });
+
+  t.test('a renewed certificate is served to new connections; an open WebSocket keeps working', async (t) => {
+    const c = await open(sb.url, sb.token);
+    t.teardown(() => c.close());
+    const before = (await probe(`${sb.id}.sandbox.test`)).fingerprint;
+    await server.certificates!.renewSoon();
+    t.not(server.certificates!.certificate!.fingerprint, before, 'the master has a new certificate');
+    const after = await waitFor('the ingress serves the new one', async () => {
+      const fp = (await probe(`${sb.id}.sandbox.test`)).fingerprint;
+      return fp !== before ? fp : null;
+    }, 10_000, 100);
+    t.equal(after, server.certificates!.certificate!.fingerprint);
+    const r = await c.runToEnd({ command: 'node', args: ['-e', 'console.log("still here")'] });
+    t.equal(r.stdout.trim(), 'still here', 'the WebSocket opened before the renewal still carries calls');
+  });
+
+  t.test('POST /v1/run goes through the ingress, as does the idle check', async (t) => {
+    const r = await call('POST', '/v1/run', { language: 'javascript', code: 'console.log(2 ** 10)' });
+    t.equal(r.status, 200, JSON.stringify(r.body));
+    t.equal(r.body.stdout.trim(), '1024');
+    // What the reaper asks a worker with an idle limit, by the route it takes.
+    const health = await server.routes.get(workerAddressOf(sb), '/healthz', 2000);
+    t.equal(health.statusCode, 200);
+    t.type(((await health.body.json()) as { idleMs: number }).idleMs, 'number');
+  });
+
+  t.test('a deleted sandbox\'s name is refused by the ingress', async (t) => {
+    t.equal((await call('DELETE', `/v1/sandboxes/${sb.id}`)).status, 200);
+    await sleep(100);
+    t.match((await probe(`${sb.id}.sandbox.test`)).text, /^HTTP\/1\.1 404 /);
+  });
+}

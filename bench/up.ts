@@ -33,14 +33,14 @@ async function main(): Promise<void> {
     console.log(`omega up start to ready            ${startMs.toFixed(0)} ms`);
     const auth = { authorization: `Bearer ${up.apiToken}` };
     const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(up.masterUrl + path, { method, headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+      const res = await up.fetch(up.masterUrl + path, { method, headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
       return res.json() as Promise<any>;
     };
     /** Both clients start with the same warm pool. */
     const poolReady = async () => {
       for (let i = 0; i < 200; i++) {
-        const m = await (await fetch(`${up.masterUrl}/metrics`)).text();
+        const m = await (await up.fetch(`${up.masterUrl}/metrics`)).text();
         const load = Number(/omega_master_hosts\{status="load"\} (\d+)/.exec(m)?.[1] ?? 0);
         if (load === 0) break;
         await new Promise((r) => setTimeout(r, 50));

@@ -128,18 +128,35 @@ function route(): void {
   renderList();
 }
 
+/**
+ * `#token=<api token>` (the sign-in link `omega up` prints): kept as this
+ * browser's token and dropped from the address bar at once, so it stays out
+ * of history, bookmarks and screenshots. A fragment never reaches a server.
+ */
+function takeTokenFromFragment(): boolean {
+  const m = /^#token=([^&]+)$/.exec(location.hash);
+  if (!m) return false;
+  store.setApiToken(decodeURIComponent(m[1]!));
+  history.replaceState(null, '', location.pathname + location.search);
+  return true;
+}
+
 function init(): void {
+  takeTokenFromFragment();
   const input = byTestId<HTMLInputElement>('api-token');
   input.value = store.apiToken() ?? '';
-  byTestId('token-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    store.setApiToken(input.value.trim() || null);
+  const signedIn = () => {
     notice(null);
     void loadTemplates().then((ok) => {
       if (!ok) return;
       void pruneList();
       route();
     });
+  };
+  byTestId('token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    store.setApiToken(input.value.trim() || null);
+    signedIn();
   });
   byTestId('create').addEventListener('click', () => void create());
   // Another tab created or forgot a sandbox, or changed the token.
@@ -147,11 +164,21 @@ function init(): void {
     if (ev.key === 'omega.sandboxes') renderList();
     if (ev.key === 'omega.apiToken') input.value = store.apiToken() ?? '';
   });
-  window.addEventListener('hashchange', route);
-  renderList();
-  void loadTemplates().then((ok) => {
-    if (ok) void pruneList();
+  window.addEventListener('hashchange', () => {
+    if (!takeTokenFromFragment()) return route();
+    input.value = store.apiToken() ?? '';
+    signedIn();
   });
+  renderList();
+  if (store.apiToken()) {
+    void loadTemplates().then((ok) => {
+      if (ok) void pruneList();
+    });
+  } else {
+    // A first visit: nothing to ask the master yet (it would only answer 401).
+    byTestId<HTMLButtonElement>('create').disabled = true;
+    tokenState('missing');
+  }
   route();
 }
 

@@ -4,8 +4,9 @@ import { store } from './store.js';
 import type { WorkerSocket } from './worker.js';
 
 /**
- * Links to the sandbox's preview hosts, `<port>.<hostname>:<worker port>`
- * (docs/worker-protocol.md, Previews). Public ports come from preview.list and
+ * Links to the sandbox's preview hosts, formed from the master's
+ * `previewUrl` (`https://{port}-<id>.<zone>/`; `http://{port}.<id>.<zone>:<worker port>/`
+ * with TLS off; docs/worker-protocol.md, Previews). Public ports come from preview.list and
  * preview.changed; the user adds others. A private port's link carries the
  * sandbox token once as ?omega_token=, which the worker trades for a cookie
  * and drops from the address.
@@ -16,7 +17,7 @@ export class Previews {
 
   constructor(
     private readonly box: HTMLElement,
-    private readonly sandbox: { id: string; hostname: string; port: number; token: string },
+    private readonly sandbox: { id: string; previewUrl: string; token: string },
     private readonly socket: WorkerSocket,
   ) {
     this.off = socket.on('preview.changed', ({ port, public: isPublic }) => {
@@ -37,7 +38,7 @@ export class Previews {
   }
 
   url(port: number, withToken: boolean): string {
-    const base = `http://${port}.${this.sandbox.hostname}:${this.sandbox.port}/`;
+    const base = this.sandbox.previewUrl.replace('{port}', String(port));
     return withToken ? `${base}?${PREVIEW_TOKEN_PARAM}=${encodeURIComponent(this.sandbox.token)}` : base;
   }
 

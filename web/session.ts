@@ -106,12 +106,11 @@ export class Session {
       if (!(await this.watch.check()) || this.disposed) return;
       view = this.watch.view!;
     }
-    if (location.protocol === 'https:') {
-      notice('This page was loaded over https, but sandbox workers speak plain ws://, which the browser will block.', 'error', 'Open the page over http, or put the workers behind a TLS proxy.');
+    if (location.protocol === 'https:' && view.url?.startsWith('ws:')) {
+      notice('This page was loaded over https, but this Omega serves its sandboxes over plain ws://, which the browser will block.', 'error', 'Run it with OMEGA_TLS=local (the default of make run), or open the page over http.');
     }
     const socket = new WorkerSocket({
-      hostname: view.hostname,
-      port: view.port,
+      url: view.url!,
       token: saved.token,
       onState: (s) => this.connState(s),
       onDrop: () => this.watch.check(),
@@ -129,7 +128,7 @@ export class Session {
     // Connecting first: building the terminal and previews overlaps the handshake (nothing arrives before this returns).
     socket.start();
     this.term = new Term(byTestId('terminal'), this.id, socket);
-    this.previews = new Previews(byTestId('preview-links'), { id: this.id, hostname: view.hostname, port: view.port, token: saved.token }, socket);
+    this.previews = new Previews(byTestId('preview-links'), { id: this.id, previewUrl: view.previewUrl!, token: saved.token }, socket);
     this.watch.start();
   }
 

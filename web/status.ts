@@ -41,13 +41,14 @@ export class StatusLine {
     }
   }
 
-  /** The browser could not open ws://<hostname>:<port>: most likely its resolver does not know the zone. */
+  /** The browser could not open the agent's URL: most likely its resolver does not know the zone (or it does not trust the CA). */
   private unreachable(v: SandboxView): void {
     const zone = v.hostname.slice(v.hostname.indexOf('.') + 1);
     this.problem(
-      `This browser cannot reach ${v.hostname}:${v.port}.`,
+      `This browser cannot reach ${v.hostname} (${v.url ?? `port ${v.port}`}).`,
       `Most likely its resolver does not know the zone ${zone}: only Omega's DNS server answers for it. Delegate ${zone} to that server, or point this machine's resolver at it: see docs/dns-delegation.md.`,
-      `The master reported the address ${v.address} for this sandbox (worker port ${v.port}). The page does not fall back to the address: the worker and the preview links are reached by name.`,
+      ...(v.url?.startsWith('wss:') ? [`Over wss the browser must also trust the certificate of ${v.hostname}: with make run, import the local CA it names (.omega/ca.pem) as an authority.`] : []),
+      `The master reported the address ${v.address} for this sandbox (port ${v.port}). The page does not fall back to the address: the worker and the preview links are reached by name.`,
     );
   }
 

@@ -34,8 +34,8 @@ export type ConnState =
   | { state: 'stopped' };
 
 export interface WorkerSocketOptions {
-  hostname: string;
-  port: number;
+  /** The agent's URL as the master gives it: wss://<id>.<zone>/ (ws://<id>.<zone>:<port> with TLS off). */
+  url: string;
   token: string;
   onState(s: ConnState): void;
   /** A connection closed or failed; resolve false to stop for good. */
@@ -68,7 +68,7 @@ export class WorkerSocket {
   constructor(private readonly opts: WorkerSocketOptions) {}
 
   get url(): string {
-    return `ws://${this.opts.hostname}:${this.opts.port}/`;
+    return this.opts.url;
   }
 
   get connected(): boolean {
@@ -218,7 +218,7 @@ export class WorkerSocket {
    */
   private async probe(): Promise<boolean> {
     try {
-      await fetch(`http://${this.opts.hostname}:${this.opts.port}/healthz`, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(5000) });
+      await fetch(new URL('/healthz', this.opts.url.replace(/^ws/, 'http')).href, { mode: 'no-cors', cache: 'no-store', signal: AbortSignal.timeout(5000) });
       return true;
     } catch {
       return false;

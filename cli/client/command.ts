@@ -3,6 +3,8 @@ import { ConfigError, renderSettingsHelp } from '../../src/config/settings.js';
 import { clientSettings, loadClientConfig, type ClientConfig } from './config.js';
 import { MasterApiError, MasterClient, MasterUnreachableError } from './master-client.js';
 import { colorWanted } from './table.js';
+import { rootCertificates } from 'node:tls';
+import { Agent } from 'undici';
 
 /**
  * The frame every client command runs in: its flags and the client settings
@@ -113,7 +115,7 @@ export async function runCommand(prefix: string, cmd: Command, argv: string[], i
       if (typeof v === 'string') settingsArgv.push(`--${s.flag}`, v);
     }
     config = loadClientConfig({ env, argv: settingsArgv });
-    client = new MasterClient(config.masterUrl, config.token);
+    client = new MasterClient(config.masterUrl, config.token, config.caPem ? new Agent({ keepAliveTimeout: 5_000, connect: { ca: [...rootCertificates, config.caPem] } }) : undefined);
     return await cmd.run({ client, config, io, prefix, values, positionals });
   } catch (err) {
     if (err instanceof UsageError) {

@@ -39,6 +39,14 @@ export const clientSettings = {
       return raw.trim();
     },
   } satisfies Setting<string | undefined>,
+  caFile: {
+    env: 'OMEGA_CA_FILE',
+    flag: 'ca-file',
+    description: 'CA certificates (PEM) trusted for an https master beside the system\'s',
+    default: undefined,
+    defaultText: '<state dir>/ca.pem when it exists',
+    parse: (raw: string) => raw.trim(),
+  } satisfies Setting<string | undefined>,
   stateDir: stateDirSetting,
 };
 
@@ -51,6 +59,8 @@ export interface ClientConfig {
   tokenFrom: string | undefined;
   /** The state directory's token file, looked in when no setting gives a token. */
   tokenFile: string;
+  /** PEM of the CAs to trust beside the system's (`omega up`'s local CA), or null. */
+  caPem: string | null;
 }
 
 /** One line of a file of `omega up`'s; null when the file does not exist. */
@@ -103,8 +113,17 @@ export function loadClientConfig(opts: LoadOptions): ClientConfig {
     token = readStateFile(tokenFile, problems) ?? undefined;
     if (token) tokenFrom = tokenFile;
   }
+  let caPem: string | null = null;
+  const caFile = s.caFile ?? join(s.stateDir, 'ca.pem');
+  try {
+    caPem = readFileSync(caFile, 'utf8');
+  } catch (err) {
+    // The state directory's CA is looked for; one named by a setting must be there.
+    if (s.caFile || (err as NodeJS.ErrnoException).code !== 'ENOENT') problems.push(`${caFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze({
+    caPem,
     masterUrl: masterUrl!,
     masterUrlFrom,
     token,

@@ -30,6 +30,11 @@ export async function runUp(env: NodeJS.ProcessEnv, argv: string[]): Promise<voi
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Started with an IPC channel (a test, a bench): when the starter is gone, stop as on Ctrl-C, so nothing is left running.
+  if (process.channel) {
+    process.channel.unref();
+    process.once('disconnect', () => onSignal('SIGTERM'));
+  }
   up.failed.then(async (name) => {
     up.log.error(`${name} keeps failing; stopping everything`);
     await up.stop();

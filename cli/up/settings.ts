@@ -1,5 +1,5 @@
 import { commonSettings, stateDirSetting } from '../../src/config/common.js';
-import { hostPort, loopbackV4, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../../src/config/settings.js';
+import { hostPort, loopbackV4, int, loadSettings, oneOf, type LoadOptions, type Setting, type SettingsValues } from '../../src/config/settings.js';
 
 /**
  * `omega up`'s own settings. Everything else a child program reads (capacity,
@@ -20,6 +20,20 @@ export const upSettings = {
     parse: loopbackV4(),
   } satisfies Setting<string>,
   managerPort: { env: 'OMEGA_LOCAL_MANAGER_PORT', flag: 'manager-port', description: 'Port of each manager\'s API on its host address', default: 7070, parse: int(1, 65_535) },
+  tls: {
+    env: 'OMEGA_TLS',
+    flag: 'tls',
+    description: 'local: https and wss with a CA this machine makes once (<state dir>/ca.pem); off: plain http and ws',
+    default: 'local' as 'local' | 'off',
+    parse: oneOf('local', 'off'),
+  } satisfies Setting<'local' | 'off'>,
+  ingressPort: {
+    env: 'OMEGA_LOCAL_INGRESS_PORT',
+    flag: 'ingress-port',
+    description: 'Port of each host\'s TLS ingress on its address: 443 when it may be bound, else 8443 or a free one (and it says so)',
+    default: 443,
+    parse: int(1, 65_535),
+  },
   startTimeoutMs: { env: 'OMEGA_UP_START_TIMEOUT_MS', flag: 'start-timeout-ms', description: 'How long each program has to become ready', default: 60_000, parse: int(1000, 600_000) },
 };
 

@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { resolve } from 'node:path';
+import { rootCertificates } from 'node:tls';
+import { Agent, request } from 'undici';
 import { loadConfig as loadDnsConfig } from '../../dns/config.js';
 import { loadConfig as loadManagerConfig } from '../../manager/config.js';
 import { loadConfig as loadMasterConfig } from '../../master/config.js';
@@ -10,11 +14,36 @@ import { deleteSandboxes, hostIds, hosts as listHosts, removeLeftovers } from '.
 import { LogStream } from './logstream.js';
 import { ownRedis, redisAnswers, redisConfPath, redisServer, shutdownRedis } from './redis.js';
 import type { UpConfig } from './settings.js';
-import { claimStateDir, prepareState, releaseStateDir, writeMasterUrl, type Tokens } from './state.js';
+import { claimStateDir, prepareLocalCa, prepareState, releaseStateDir, writeMasterUrl, type Tokens } from './state.js';
 import { Supervised, type ChildSpec } from './supervisor.js';
 import { joinHostPort, type HostPort } from '../../src/config/settings.js';
 
 const hp = (a: HostPort) => joinHostPort(a.host, a.port);
+
+/**
+ * The port every host's ingress takes: the one asked for (443) when this
+ * process may bind it on the first host's address, else 8443, else one the
+ * kernel picks; with why, when it is not the one asked for. The managers the
+ * master starts later use the same port on their own addresses.
+ */
+async function ingressPort(address: string, wanted: number): Promise<{ port: number; why: string | null }> {
+  const tryBind = (port: number) =>
+    new Promise<number | string>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      srv.listen(port, address, () => {
+        const got = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(got));
+      });
+    });
+  const first = await tryBind(wanted);
+  if (typeof first === 'number') return { port: first, why: null };
+  for (const port of [8443, 0]) {
+    const r = await tryBind(port);
+    if (typeof r === 'number') return { port: r, why: `the ingress cannot take port ${wanted} on ${address} (${first}${first === 'EACCES' ? ': binding ports below 1024 needs root or CAP_NET_BIND_SERVICE' : ''}); it uses ${r}, so sandbox URLs carry :${r}` };
+  }
+  return { port: wanted, why: `no port could be bound on ${address} for the ingress (${first}); the managers will say why` };
+}
 
 /**
  * `omega up`: a whole Omega on one machine, as one supervised process tree
@@ -44,6 +73,11 @@ export class Up {
   /** Every host this run has had, for the last sweep of containers. */
   private readonly hosts = new Set<string>();
   private stopping: Promise<void> | null = null;
+  /** TLS on: the local CA's files, and the port every host's ingress listens on. */
+  private ca: { certFile: string; keyFile: string; made: boolean } | null = null;
+  private ingressPort = 0;
+  /** What reaches the master: trusting the local CA beside the system's roots. */
+  private agent: Agent | undefined;
   /** The state directory is this process's (claimStateDir): only then may stop() clean up. */
   private claimed = false;
   /** An earlier run's leftovers not yet cleaned up: the state directory keeps saying so (up.pid) until they are. */
@@ -62,7 +96,7 @@ export class Up {
     this.stateDir = resolve(config.stateDir);
     const m = config.masterListen;
     const host = m.host === '0.0.0.0' ? '127.0.0.1' : m.host === '::' ? '::1' : m.host;
-    this.masterUrl = `http://${hp({ host, port: m.port })}`;
+    this.masterUrl = `${config.tls === 'local' ? 'https' : 'http'}://${hp({ host, port: m.port })}`;
     this.managerHostId = config.firstAddress;
     this.hosts.add(config.firstAddress);
     this.failed = new Promise((r) => (this.fail = r));
@@ -74,7 +108,16 @@ export class Up {
     const t = this.tokens;
     const base: NodeJS.ProcessEnv = { ...this.env, OMEGA_REDIS_URL: redisUrl, OMEGA_REDIS_PREFIX: c.redisPrefix, OMEGA_ZONE: c.zone, OMEGA_LOG_LEVEL: c.logLevel };
     delete base.OMEGA_DEV; // every API here has a token
-    const dns = { ...base, OMEGA_DNS_LISTEN: hp(c.dnsListen), OMEGA_DNS_API_LISTEN: hp(c.dnsApiListen), OMEGA_DNS_TOKEN: t.dns };
+    const masterHost = new URL(this.masterUrl).hostname.replace(/^\[|\]$/g, '');
+    const tls = this.ca
+      ? {
+          master: { OMEGA_TLS: 'local', OMEGA_TLS_CA_CERT_FILE: this.ca.certFile, OMEGA_TLS_CA_KEY_FILE: this.ca.keyFile, OMEGA_LOCAL_INGRESS_PORT: String(this.ingressPort) },
+          manager: { OMEGA_TLS: 'local', OMEGA_INGRESS_LISTEN: `${c.firstAddress}:${this.ingressPort}` },
+          // api.<zone> answers where the master listens.
+          dns: net.isIP(masterHost) ? { OMEGA_API_ADDRESSES: masterHost } : {},
+        }
+      : { master: { OMEGA_TLS: 'off' }, manager: { OMEGA_TLS: 'off' }, dns: {} };
+    const dns = { ...base, OMEGA_DNS_LISTEN: hp(c.dnsListen), OMEGA_DNS_API_LISTEN: hp(c.dnsApiListen), OMEGA_DNS_TOKEN: t.dns, ...tls.dns };
     const dnsApi = c.dnsApiListen.host === '0.0.0.0' ? { ...c.dnsApiListen, host: '127.0.0.1' } : c.dnsApiListen;
     const master = {
       ...base,
@@ -86,6 +129,7 @@ export class Up {
       OMEGA_PROVIDER: 'local',
       OMEGA_LOCAL_FIRST_ADDRESS: c.firstAddress,
       OMEGA_LOCAL_MANAGER_PORT: String(c.managerPort),
+      ...tls.master,
     };
     const masterConfig = loadMasterConfig({ env: master });
     const manager = {
@@ -96,6 +140,7 @@ export class Up {
       OMEGA_MANAGER_TOKEN: t.manager,
       OMEGA_CAPACITY: String(masterConfig.localCapacity),
       OMEGA_POOL_SIZE: masterConfig.localPoolSize,
+      ...tls.manager,
     };
     loadDnsConfig({ env: dns });
     this.dockerSocket = loadManagerConfig({ env: manager }).dockerSocket;
@@ -135,7 +180,15 @@ export class Up {
     this.unfinished = earlierUp !== null;
     if (earlierUp !== null) this.log.warn({ pid: earlierUp }, `an earlier omega up (pid ${earlierUp}) with this state directory did not stop cleanly; what it left is cleaned up once everything runs`);
     writeMasterUrl(this.stateDir, this.masterUrl);
-    this.master = new MasterClient(this.masterUrl, this.tokens.api, undefined, 30_000);
+    if (this.config.tls === 'local') {
+      this.ca = await prepareLocalCa(this.stateDir);
+      if (this.ca.made) this.log.info(`made a local CA for this machine's Omega: ${this.ca.certFile} (its key beside it, mode 600)`);
+      const chosen = await ingressPort(this.config.firstAddress, this.config.ingressPort);
+      this.ingressPort = chosen.port;
+      if (chosen.why) this.log.warn(chosen.why);
+      this.agent = new Agent({ connect: { ca: [...rootCertificates, readFileSync(this.ca.certFile, 'utf8')] } });
+    }
+    this.master = new MasterClient(this.masterUrl, this.tokens.api, this.agent, 30_000);
     const c = this.config;
     const redisUrl = c.redisUrl;
     const env = this.environments(redisUrl);
@@ -168,11 +221,20 @@ export class Up {
     await this.ready(`the manager on ${c.firstAddress}`, async () => (await fetch(`http://${env.manager.OMEGA_MANAGER_LISTEN}/healthz`)).ok, manager);
     // The master stops its own managers, and may take its time deleting what it was creating.
     const master = this.supervise(this.program('master', env.master, 65_000));
-    await this.ready('omega master', async () => (await fetch(`${this.masterUrl}/healthz`)).ok, master);
+    await this.ready('omega master', async () => {
+      const res = await request(`${this.masterUrl}/healthz`, { dispatcher: this.agent });
+      await res.body.dump();
+      return res.statusCode === 200;
+    }, master);
     await this.ready('the first host', async () => (await hostIds(this.master!)).includes(this.managerHostId), manager);
     if (this.unfinished) await this.finishEarlierRun();
     await this.warnOfStrangers();
-    process.stdout.write(nextSteps({ masterUrl: this.masterUrl, stateDir: c.stateDir, dnsListen: c.dnsListen, zone: c.zone }, this.logs.colorize));
+    process.stdout.write(
+      nextSteps(
+        { masterUrl: this.masterUrl, stateDir: c.stateDir, dnsListen: c.dnsListen, zone: c.zone, apiToken: this.tokens.api, caFile: this.ca?.certFile ?? null, ingressPort: this.ca ? this.ingressPort : null },
+        this.logs.colorize,
+      ),
+    );
   }
 
   /**

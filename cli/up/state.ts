@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkLocalCa, createLocalCa } from '../../src/tls/local-ca.js';
 
 export const TOKEN_FILES = { api: 'api-token', dns: 'dns-token', manager: 'manager-token' } as const;
 export type Tokens = Record<keyof typeof TOKEN_FILES, string>;
@@ -30,6 +31,29 @@ export function prepareState(dir: string): Tokens {
     tokens[name] = token;
   }
   return tokens;
+}
+
+/** The local CA's files in the state directory: the certificate to trust (644), its key (600). */
+export const CA_FILES = { cert: 'ca.pem', key: 'ca-key.pem' } as const;
+
+/**
+ * The CA of this machine's Omega, made once (as mkcert does) and kept: the
+ * master issues the zone's certificate from it, and a user trusts it once.
+ * Returns its files and whether it was made now.
+ */
+export async function prepareLocalCa(dir: string): Promise<{ certFile: string; keyFile: string; made: boolean }> {
+  const certFile = join(dir, CA_FILES.cert);
+  const keyFile = join(dir, CA_FILES.key);
+  if (existsSync(certFile) && existsSync(keyFile)) {
+    checkLocalCa({ certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') });
+    chmodSync(keyFile, 0o600);
+    return { certFile, keyFile, made: false };
+  }
+  const ca = await createLocalCa(`Omega local CA (${process.env.USER ?? 'this machine'})`);
+  // The key first: a certificate without its key would be taken for a whole CA next run.
+  writeFileSync(keyFile, ca.keyPem, { mode: 0o600 });
+  writeFileSync(certFile, ca.certPem, { mode: 0o644 });
+  return { certFile, keyFile, made: true };
 }
 
 /** Where clients find the master when no URL is set (not a secret). */

@@ -52,6 +52,8 @@ export class CertStore {
   }
 }
 
+const FIRST_CERT_POLL_MS = 250;
+
 /**
  * Follows the stored certificate for a TLS endpoint: calls `apply` with the
  * first one and with each that replaces it. A cheap poll of the fingerprint
@@ -63,6 +65,7 @@ export class CertFollower {
   private current: string | null = null;
   private polling: Promise<void> | null = null;
   private failing = false;
+  private soon: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly store: CertStore,
@@ -103,11 +106,17 @@ export class CertFollower {
       if (!this.failing) this.onError(err, false);
       this.failing = true;
     }
+    // Until there is a first certificate (a host that starts before the master stored one), look often.
+    if (this.current === null && this.timer) {
+      this.soon = setTimeout(() => void this.poll(), Math.min(FIRST_CERT_POLL_MS, this.intervalMs));
+      this.soon.unref();
+    }
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.soon) clearTimeout(this.soon);
     await this.polling;
   }
 }

@@ -8,7 +8,7 @@ import { prepareState } from '../../cli/up/state.js';
 import { requireDocker } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
-import { startUp } from '../helpers/up.js';
+import { startUp, type StartedUp } from '../helpers/up.js';
 
 const ADDRESS = '127.0.0.100';
 /** The next address: the host the master's local provider adds when the first is full. */
@@ -33,8 +33,8 @@ function removeLabelled(host: string): void {
 }
 
 /** POST /v1/sandboxes on an up's master. */
-async function create(up: { masterUrl: string; apiToken: string }): Promise<{ id: string; host: string }> {
-  const res = await fetch(`${up.masterUrl}/v1/sandboxes`, {
+async function create(up: Pick<StartedUp, 'masterUrl' | 'apiToken' | 'fetch'>): Promise<{ id: string; host: string }> {
+  const res = await up.fetch(`${up.masterUrl}/v1/sandboxes`, {
     method: 'POST',
     headers: { authorization: `Bearer ${up.apiToken}`, 'content-type': 'application/json' },
     body: JSON.stringify({ template: 'python' }),
@@ -99,12 +99,16 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.match(out, /starting redis-server/, 'no Redis answered, so it started its own');
     t.match(out, `${up.masterUrl}/`, 'the banner names the web address');
     t.match(out, `dig @127.0.0.1 -p ${up.dnsPort} <id>.sandbox.test`, 'and the dig line');
-    t.match(out, `curl -s -X POST ${up.masterUrl}/v1/sandboxes`, 'and a curl that creates a sandbox');
-    t.notMatch(out, up.apiToken, 'the API token is never printed');
+    t.match(up.masterUrl, /^https:\/\/127\.0\.0\.1:\d+$/, 'https from the first start');
+    t.match(out, `curl -s --cacert ${join(up.stateDir, 'ca.pem')} -X POST ${up.masterUrl}/v1/sandboxes`, 'and a curl that creates a sandbox, trusting the local CA');
+    t.match(out, `NODE_EXTRA_CA_CERTS=${join(up.stateDir, 'ca.pem')}`, 'the banner says how to trust the CA');
+    t.equal(mode(join(up.stateDir, 'ca-key.pem')), 0o600, 'the CA key is private');
+    t.match(out, `Sign in       ${up.masterUrl}/#token=${encodeURIComponent(up.apiToken)}`, 'a sign-in link with the token in the fragment');
+    t.equal(out.split(up.apiToken).length - 1, 1, 'the API token is printed once, in that link, never in a log line');
     t.equal(readFileSync(join(up.stateDir, 'master-url'), 'utf8').trim(), up.masterUrl);
 
     const auth = { authorization: `Bearer ${up.apiToken}` };
-    const hosts = (await (await fetch(`${up.masterUrl}/v1/hosts`, { headers: auth })).json()) as { hosts: { id: string; health: string; managerUrl: string }[] };
+    const hosts = (await (await up.fetch(`${up.masterUrl}/v1/hosts`, { headers: auth })).json()) as { hosts: { id: string; health: string; managerUrl: string }[] };
     t.same(hosts.hosts.map((h) => [h.id, h.health]), [[ADDRESS, 'alive']], 'the first manager is up on its address before any sandbox');
     // Its warm pool fills as the local provider's managers' would (OMEGA_LOCAL_POOL_SIZE), so the first create is warm.
     await waitFor('the first manager\'s warm pool', async () => {
@@ -112,10 +116,11 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
       return h.pool.python!.ready >= 1 || null;
     }, 60_000, 200);
 
-    const res = await fetch(`${up.masterUrl}/v1/sandboxes`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ template: 'python' }) });
+    const res = await up.fetch(`${up.masterUrl}/v1/sandboxes`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ template: 'python' }) });
     t.equal(res.status, 201);
-    const sb = (await res.json()) as { id: string; hostname: string; host: string; source: string };
+    const sb = (await res.json()) as { id: string; hostname: string; host: string; source: string; url: string };
     t.equal(sb.host, ADDRESS);
+    t.match(sb.url, new RegExp(`^wss://${sb.id}\\.sandbox\\.test(:\\d+)?/$`), 'the agent over wss, through the host\'s ingress');
     t.equal(sb.source, 'pool', 'from the warm pool');
     t.same(await up.dig(sb.hostname), [ADDRESS], 'Omega DNS answers the sandbox name with its host');
     t.ok(labelled(ADDRESS).length > 0, 'its container runs');
@@ -190,7 +195,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.match(out, /deleted 2 sandboxes the earlier omega up left/, 'the killed run\'s records came back (SAVE) and its sandboxes were deleted');
     t.same(labelled(NEXT), [], 'the containers on the host no manager runs now are removed');
     t.notMatch(out, /did not start it/, 'no host it did not start is alive');
-    const hosts = (await (await fetch(`${next.masterUrl}/v1/hosts`, { headers: { authorization: `Bearer ${next.apiToken}` } })).json()) as { hosts: { id: string; health: string; load: number }[] };
+    const hosts = (await (await next.fetch(`${next.masterUrl}/v1/hosts`, { headers: { authorization: `Bearer ${next.apiToken}` } })).json()) as { hosts: { id: string; health: string; load: number }[] };
     t.same(hosts.hosts.filter((h) => h.health !== 'stopped').map((h) => [h.id, h.health, h.load]), [[ADDRESS, 'alive', 0]], 'only its own first host, empty');
     t.same(hosts.hosts.filter((h) => h.health === 'stopped').map((h) => [h.id, h.load]), [[NEXT, 0]], 'the killed run\'s provider host stopped with its master, empty (forgotten later)');
     t.equal((await create(next)).host, ADDRESS, 'a create goes to it');

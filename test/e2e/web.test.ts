@@ -4,7 +4,9 @@
 // Run with the output in the terminal, a second tab seeing the edits live, a
 // preview link, delete and "gone". A screenshot is kept in .tap/screenshots/, and
 // with OMEGA_UPDATE_SCREENSHOT=1 written to docs/web-client.png.
-import { existsSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import t from 'tap';
@@ -34,6 +36,7 @@ function missing(reason: string): void {
 const ready = (() => {
   if (!existsSync(CHROMIUM)) return missing(`${CHROMIUM} is missing (run infra/scripts/ensure-apt.sh chromium)`), false;
   if (!existsSync(join(defaultWebDir(), 'index.html'))) return missing('the web client is not built (run make web)'), false;
+  if (!existsSync('/usr/bin/certutil')) return missing('certutil is missing (run infra/scripts/ensure-apt.sh libnss3-tools)'), false;
   return requireDocker(t, ['omega/sandbox-python:latest']);
 })();
 
@@ -69,8 +72,17 @@ async function setEditor(page: Page, text: string): Promise<void> {
 
 if (ready) {
   const up = await startUp(t, { address: ADDRESS });
+  // The browser trusts the local CA as a user would after importing it: in
+  // the NSS database Chromium reads on Linux ($HOME/.pki/nssdb), nothing else.
+  const home = mkdtempSync(join(tmpdir(), 'omega-chromium-home-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  const nssdb = join(home, '.pki', 'nssdb');
+  mkdirSync(nssdb, { recursive: true });
+  execFileSync('certutil', ['-d', `sql:${nssdb}`, '-N', '--empty-password']);
+  execFileSync('certutil', ['-d', `sql:${nssdb}`, '-A', '-t', 'C,,', '-n', 'omega-local-ca', '-i', join(up.stateDir, 'ca.pem')]);
+  const browserEnv = { ...process.env, HOME: home };
   const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(up.masterUrl + path, {
+    const res = await up.fetch(up.masterUrl + path, {
       method,
       headers: { authorization: `Bearer ${up.apiToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
@@ -97,6 +109,7 @@ if (ready) {
     await api('DELETE', `/v1/sandboxes/${probe.body.id}`);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
+      env: browserEnv,
       args: [`--host-resolver-rules=MAP *.${up.zone} ${hostAddress}`, ...CHROMIUM_ARGS],
     });
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -108,19 +121,38 @@ if (ready) {
   let id = '';
   let hostname = '';
 
+  t.test('a browser that does not trust the local CA is refused; one that does loads the page over https', async (t) => {
+    const untrusting = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    t.teardown(() => untrusting.close());
+    const p = await (await untrusting.newContext()).newPage();
+    await t.rejects(p.goto(`${up.masterUrl}/`), /ERR_CERT_AUTHORITY_INVALID/);
+    t.match(up.masterUrl, /^https:/);
+  });
+
   t.test('token, create, connected by name', async (t) => {
     await page.bringToFront();
+    const failures: string[] = [];
+    const onResponse = (r: { status(): number; url(): string }) => r.status() >= 400 && failures.push(`${r.status()} ${r.url()}`);
+    const onFailed = (r: { url(): string }) => failures.push(`failed ${r.url()}`);
+    page.on('response', onResponse);
+    page.on('requestfailed', onFailed);
     await page.goto(`${up.masterUrl}/`);
+    await page.waitForLoadState('networkidle');
+    t.same(failures, [], 'a first visit without a token makes no request that fails');
+    page.off('response', onResponse);
+    page.off('requestfailed', onFailed);
     t.equal(await page.locator(testid('create')).isDisabled(), true, 'no token yet: Create is disabled');
     await page.locator(testid('api-token')).fill('not-the-token-0123456789');
     await page.locator(testid('api-token-save')).click();
     await waitIn(page, 'the wrong token to be refused', () => document.querySelector('[data-testid="api-token-state"]')?.getAttribute('data-state') === 'refused', null);
     t.match(await page.locator(testid('notice')).innerText(), /401/, 'a 401 is said clearly');
 
-    await page.locator(testid('api-token')).fill(up.apiToken);
-    await page.locator(testid('api-token-save')).click();
+    // The sign-in link omega up prints: the token in the fragment, read once and dropped from the address.
+    t.match(up.output(), `${up.masterUrl}/#token=`);
+    await page.goto(`${up.masterUrl}/#token=${encodeURIComponent(up.apiToken)}`);
     await waitIn(page, 'Create to be enabled', () => !document.querySelector('[data-testid="create"]').disabled, null);
     t.notMatch(page.url(), up.apiToken, 'the API token is not in the URL');
+    t.equal(await page.evaluate(() => localStorage.getItem('omega.apiToken')), up.apiToken, 'kept by this browser');
     await page.locator(testid('template')).selectOption('python');
     await page.locator(testid('create')).click();
 
@@ -203,7 +235,7 @@ if (ready) {
   });
 
   t.test('a browser whose resolver does not know the zone says so, and does not fall back to the address', async (t) => {
-    const plain = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const plain = await chromium.launch({ executablePath: CHROMIUM, env: browserEnv, args: CHROMIUM_ARGS });
     t.teardown(() => plain.close());
     const ctx = await plain.newContext({ viewport: { width: 1280, height: 800 } });
     // The same tokens as the first browser: only name resolution differs.
@@ -236,7 +268,8 @@ if (ready) {
     await page.locator(`${testid('preview-links')} button[type="submit"]`).click();
     const href = await page.locator(testid('preview-8000')).getAttribute('href');
     const sandbox = (await api('GET', `/v1/sandboxes/${id}`)).body;
-    t.match(href, new RegExp(`^http://8000\\.${hostname.replace(/\./g, '\\.')}:${sandbox.port}/\\?omega_token=.+`), `preview link: ${href}`);
+    const port = sandbox.port === 443 ? '' : `:${sandbox.port}`;
+    t.match(href, new RegExp(`^https://8000-${hostname.replace(/\./g, '\\.')}${port}/\\?omega_token=.+`), `preview link over https, one label: ${href}`);
 
     // A server in the sandbox, started from the page's terminal, opened through the link.
     await page.locator(`${testid('terminal')} .xterm`).click();

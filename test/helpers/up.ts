@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dig as digAt } from './dns.js';
@@ -14,6 +15,10 @@ export interface StartedUp {
   address: string;
   stateDir: string;
   pid: number;
+  /** The local CA `omega up` made (TLS on), else null. */
+  caPem: string | null;
+  /** fetch, trusting the local CA (and only it, for https). */
+  fetch: typeof undiciFetch;
   /** Everything `omega up` has printed so far. */
   output(): string;
   /** The A records of `name` at Omega's DNS server, as `dig +short` gives them. */
@@ -51,7 +56,9 @@ export async function startUp(t: { teardown(fn: () => unknown): void }, opts: { 
     OMEGA_SANDBOX_CPUS: '0.5',
     ...opts.env,
   };
-  const child = spawn(process.execPath, ['--import=tsx', CLI, 'up'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // With an IPC channel: if this process dies (a test killed on its timeout), up stops everything it started.
+  const child = spawn(process.execPath, ['--import=tsx', CLI, 'up'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  child.channel?.unref();
   let out = '';
   const echo = Boolean(process.env.TEST_LOG_LEVEL);
   for (const s of [child.stdout!, child.stderr!]) {
@@ -91,8 +98,14 @@ export async function startUp(t: { teardown(fn: () => unknown): void }, opts: { 
   ]);
   if (ready !== 'up') throw new Error(`omega up did not come up (${ready}); it printed:\n${out.slice(-4000)}`);
 
+  const caFile = join(stateDir, 'ca.pem');
+  const caPem = opts.env?.OMEGA_TLS === 'off' || !existsSync(caFile) ? null : readFileSync(caFile, 'utf8');
+  const agent = caPem ? new Agent({ connect: { ca: caPem } }) : undefined;
+  if (agent) t.teardown(() => agent.close());
   return {
-    masterUrl: `http://127.0.0.1:${masterPort}`,
+    masterUrl: readFileSync(join(stateDir, 'master-url'), 'utf8').trim(),
+    caPem,
+    fetch: ((url: string, init?: Parameters<typeof undiciFetch>[1]) => undiciFetch(url, { ...init, ...(agent ? { dispatcher: agent } : {}) })) as typeof undiciFetch,
     apiToken: readFileSync(join(stateDir, 'api-token'), 'utf8').trim(),
     dnsPort,
     zone: 'sandbox.test',

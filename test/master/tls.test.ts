@@ -180,6 +180,21 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.ok((await slowClosed) < 5000, 'the silent client was dropped');
   });
 
+  t.test('connections cut off abruptly (a client gone offline) leave the sandbox running', async (t) => {
+    for (let i = 0; i < 3; i++) {
+      const c = await open(sb.url, sb.token);
+      await c.call('term.open', { cols: 80, rows: 24 }).catch(() => {});
+      // The client's TCP connection simply goes: no close frame, no TLS close_notify.
+      (c.ws as unknown as { _socket: net.Socket })._socket.destroy();
+    }
+    await sleep(1500);
+    const again = await open(sb.url, sb.token);
+    t.teardown(() => again.close());
+    const r = await again.runToEnd({ command: 'node', args: ['-e', 'console.log("alive")'] });
+    t.equal(r.stdout.trim(), 'alive');
+    t.equal((await call('GET', `/v1/sandboxes/${sb.id}`)).body.state, 'running');
+  });
+
   t.test('a renewed certificate is served to new connections; an open WebSocket keeps working', async (t) => {
     const c = await open(sb.url, sb.token);
     t.teardown(() => c.close());

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos clean
+.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls clean
 
 all: build
 
@@ -63,6 +63,10 @@ bench-up: deps apt-test images web
 
 bench-failover: deps apt-test images
 	node --import=tsx bench/failover.ts
+
+## TLS and the per-host ingress against the plain path; Pebble issuing the wildcard through Omega's DNS.
+bench-tls: deps apt-test images
+	node --import=tsx bench/tls.ts
 
 ## kill -9 of the master and the managers during bursts of creates and deletes: time until whole again.
 bench-chaos: deps apt-test images

@@ -66,6 +66,7 @@ bench-failover: deps apt-test images
 
 ## TLS and the per-host ingress against the plain path; Pebble issuing the wildcard through Omega's DNS.
 bench-tls: deps apt-test images
+	@infra/scripts/ensure-apt.sh haproxy
 	node --import=tsx bench/tls.ts
 
 ## kill -9 of the master and the managers during bursts of creates and deletes: time until whole again.

@@ -12,10 +12,14 @@
  *             (handshake p99 at that rate), then held idle: the manager's
  *             RSS growth (it is a process of its own here; the ingress lives
  *             in it);
+ *   haproxy   the same handshake, read and idle figures through Debian's
+ *             HAProxy terminating TLS in front of the same worker (mode tcp,
+ *             the same certificate): the reference the ingress was chosen
+ *             against;
  *   acme      Pebble (a real ACME CA) issuing *.<zone> through Omega's DNS:
  *             the first order and forced renewals.
  *
- * Needs the Docker engine, `make images` and Debian's pebble.
+ * Needs the Docker engine, `make images`, Debian's pebble and haproxy.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +34,8 @@ import { loadConfig as loadMasterConfig } from '../master/config.js';
 import { MasterServer } from '../master/server.js';
 import { createLogger } from '../src/log.js';
 import { connectWorker, type WorkerConnection } from '../src/protocol/worker-client.js';
-import { createLocalCa } from '../src/tls/local-ca.js';
+import { spawn } from 'node:child_process';
+import { createLocalCa, issueFromLocalCa } from '../src/tls/local-ca.js';
 import { startPebble } from '../test/helpers/pebble.js';
 import { freePort, sleep } from '../test/helpers/ports.js';
 import { Program } from '../test/helpers/programs.js';
@@ -132,14 +137,122 @@ async function stack(redisUrl: string, tlsMode: 'local' | 'off', ca: { certFile:
   return { master, manager, api, ingressPort };
 }
 
-/** ws options that reach `<id>.<zone>` at 127.0.0.1 (what the zone's DNS answers here), trusting the CA. */
-const socketOpts = (caPem: string) => ({ ca: caPem, lookup: ((_h: string, o: any, cb: any) => (o?.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4))) as any });
+/**
+ * ws options that reach `<id>.<zone>` at 127.0.0.1 (what the zone's DNS
+ * answers here), trusting the CA. One TLS context for every connection, as a
+ * browser keeps one: building it (parsing the CA) is the client's cost, not
+ * the ingress's.
+ */
+const contexts = new Map<string, tls.SecureContext>();
+const contextFor = (caPem: string) => contexts.get(caPem) ?? contexts.set(caPem, tls.createSecureContext({ ca: caPem })).get(caPem)!;
+const socketOpts = (caPem: string) => ({ secureContext: contextFor(caPem), lookup: ((_h: string, o: any, cb: any) => (o?.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4))) as any });
 
-async function createConnected(s: Stack, caPem: string): Promise<{ ms: number; conn: WorkerConnection; id: string; url: string; token: string }> {
+async function createConnected(s: Stack, caPem: string): Promise<{ ms: number; createMs: number; conn: WorkerConnection; id: string; url: string; token: string }> {
   const t0 = performance.now();
   const sb = await s.api('POST', '/v1/sandboxes', { template: 'node' });
+  const createMs = performance.now() - t0;
   const conn = await connectWorker(sb.url, { token: sb.token, timeoutMs: 10_000, socket: socketOpts(caPem) });
-  return { ms: performance.now() - t0, conn, id: sb.id, url: sb.url, token: sb.token };
+  return { ms: performance.now() - t0, createMs, conn, id: sb.id, url: sb.url, token: sb.token };
+}
+
+/** Where the ingress reaches a sandbox's worker: its row in the host's container table. */
+async function ingressTarget(id: string, redisUrl: string): Promise<string> {
+  const { createRedis } = await import('../src/redis/connection.js');
+  const rc = createRedis(redisUrl);
+  try {
+    for (const key of await rc.keys('benchtlslocal*:{hosts}:host:*:containers')) {
+      const row = await rc.hget(key, id);
+      if (row) {
+        const e = JSON.parse(row) as { address: string; hostPort: number };
+        return `${e.address}:${e.hostPort}`;
+      }
+    }
+    throw new Error(`no container row for ${id}`);
+  } finally {
+    rc.disconnect();
+  }
+}
+
+/**
+ * Handshakes, a 1 MiB read and 1,000 idle WebSockets through one TLS front
+ * (the ingress or HAProxy) at `port`, beside the plain connection `plainConn`;
+ * `pid` is the process that holds the connections.
+ */
+async function measureFront(
+  label: string,
+  port: number,
+  name: string,
+  sb: { url: string; token: string; conn: WorkerConnection },
+  plainConn: WorkerConnection,
+  caPem: string,
+  pid: number,
+  conn: WorkerConnection = sb.conn,
+): Promise<{ hs: number; read: number; kib: number }> {
+  const hs: number[] = [];
+  const tcp: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, servername: name, secureContext: contextFor(caPem) }, () => {
+        hs.push(performance.now() - t0);
+        s.destroy();
+        resolve();
+      });
+      s.once('error', reject);
+    });
+    const t1 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        tcp.push(performance.now() - t1);
+        s.destroy();
+        resolve();
+      });
+      s.once('error', reject);
+    });
+  }
+  console.log(`${label.padEnd(9)} TLS 1.3 handshake (ECDSA P-256): p50 ${ms(pct(hs, 50))} p99 ${ms(pct(hs, 99))}; TCP connect alone p50 ${ms(pct(tcp, 50))}`);
+
+  const mib = randomBytes(768 * 1024).toString('base64'); // 1 MiB of text
+  await conn.call('fs.write', { path: 'big.txt', content: mib });
+  await plainConn.call('fs.write', { path: 'big.txt', content: mib });
+  const reads = { tls: [] as number[], ws: [] as number[] };
+  for (let i = 0; i < 30; i++) {
+    for (const [n, c] of [['tls', conn], ['ws', plainConn]] as const) {
+      const t0 = performance.now();
+      const r = await c.call('fs.read', { path: 'big.txt' });
+      if (r.size !== mib.length) throw new Error(`read ${r.size} bytes, wrote ${mib.length}`);
+      reads[n].push(performance.now() - t0);
+    }
+  }
+  console.log(`${label.padEnd(9)} 1 MiB file read: wss p50 ${ms(pct(reads.tls, 50))}, ws direct p50 ${ms(pct(reads.ws, 50))}; ratio ${(pct(reads.tls, 50) / pct(reads.ws, 50)).toFixed(2)}`);
+
+  await sleep(1000);
+  const before = rssKb(pid);
+  const opens: number[] = [];
+  const t0 = performance.now();
+  const opening: Array<Promise<WorkerConnection>> = [];
+  for (let i = 0; i < IDLE; i++) {
+    const wait = t0 + (i * 1000) / RATE - performance.now();
+    if (wait > 0) await sleep(wait);
+    const started = performance.now();
+    opening.push(
+      connectWorker(`wss://127.0.0.1:${port}/`, { token: sb.token, timeoutMs: 30_000, socket: { secureContext: contextFor(caPem), servername: name, headers: { host: name } } }).then((c) => {
+        opens.push(performance.now() - started);
+        return c;
+      }),
+    );
+  }
+  const idle = await Promise.all(opening);
+  const openMs = performance.now() - t0;
+  await sleep(2000);
+  const after = rssKb(pid);
+  const kib = (after - before) / IDLE;
+  console.log(
+    `${label.padEnd(9)} ${IDLE} WebSockets opened at ${RATE}/s (all open after ${(openMs / 1000).toFixed(1)} s): TLS + upgrade + hello p50 ${ms(pct(opens, 50))} p99 ${ms(pct(opens, 99))}; RSS of the process holding them ${(before / 1024).toFixed(0)} -> ${(after / 1024).toFixed(0)} MiB (+${kib.toFixed(1)} KiB a connection)`,
+  );
+  for (const c of idle) c.close();
+  await sleep(500);
+  return { hs: pct(hs, 50), read: pct(reads.tls, 50), kib };
 }
 
 async function main(): Promise<void> {
@@ -157,88 +270,66 @@ async function main(): Promise<void> {
 
   // create -> connected, alternating so both see the same machine.
   const times = { wss: [] as number[], ws: [] as number[] };
+  const creates = { wss: [] as number[], ws: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
     for (const [name, s] of [['wss', secure], ['ws', plain]] as const) {
       const r = await createConnected(s, ca.certPem);
       times[name].push(r.ms);
+      creates[name].push(r.createMs);
       r.conn.close();
       await s.api('DELETE', `/v1/sandboxes/${r.id}`);
     }
     await sleep(700); // the pools refill between rounds (not measured)
   }
   const ratio = pct(times.wss, 50) / pct(times.ws, 50);
-  console.log(`connect   create -> connected: wss via ingress p50 ${ms(pct(times.wss, 50))} p99 ${ms(pct(times.wss, 99))}; ws direct p50 ${ms(pct(times.ws, 50))} p99 ${ms(pct(times.ws, 99))}; ratio ${ratio.toFixed(2)} (target <= 1.1)`);
+  console.log(`connect   create -> connected: wss via ingress p50 ${ms(pct(times.wss, 50))} p99 ${ms(pct(times.wss, 99))}; ws direct p50 ${ms(pct(times.ws, 50))} p99 ${ms(pct(times.ws, 99))}; ratio ${ratio.toFixed(2)} (target <= 1.1); of which the create's answer p50 ${ms(pct(creates.wss, 50))} (https API) vs ${ms(pct(creates.ws, 50))} (http)`);
 
   // One sandbox on each path for the rest.
   const a = await createConnected(secure, ca.certPem);
   const b = await createConnected(plain, ca.certPem);
   const name = `${a.id}.sandbox.test`;
 
-  // TLS handshakes, one after another, no resumption; TCP connects as the reference.
-  const hs: number[] = [];
-  const tcp: number[] = [];
-  for (let i = 0; i < 200; i++) {
-    const t0 = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: secure.ingressPort, servername: name, ca: ca.certPem, session: undefined }, () => {
-        hs.push(performance.now() - t0);
-        s.destroy();
-        resolve();
-      });
-      s.once('error', reject);
-    });
-    const t1 = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      const s = net.connect(secure.ingressPort, '127.0.0.1', () => {
-        tcp.push(performance.now() - t1);
-        s.destroy();
-        resolve();
-      });
-      s.once('error', reject);
-    });
-  }
-  console.log(`handshake TLS 1.3 ECDSA P-256 to the ingress: p50 ${ms(pct(hs, 50))} p99 ${ms(pct(hs, 99))}; TCP connect alone p50 ${ms(pct(tcp, 50))}`);
+  const ingress = await measureFront('ingress', secure.ingressPort, name, a, b.conn, ca.certPem, secure.manager.pid!);
 
-  // A 1 MiB file read over each connection.
-  const mib = randomBytes(768 * 1024).toString('base64'); // 1 MiB of text
-  for (const c of [a.conn, b.conn]) await c.call('fs.write', { path: 'big.txt', content: mib });
-  const reads = { wss: [] as number[], ws: [] as number[] };
-  for (let i = 0; i < 30; i++) {
-    for (const [n, c] of [['wss', a.conn], ['ws', b.conn]] as const) {
-      const t0 = performance.now();
-      const r = await c.call('fs.read', { path: 'big.txt' });
-      if (r.size !== mib.length) throw new Error(`read ${r.size} bytes, wrote ${mib.length}`);
-      reads[n].push(performance.now() - t0);
-    }
-  }
-  console.log(`read      1 MiB file: wss p50 ${ms(pct(reads.wss, 50))}, ws p50 ${ms(pct(reads.ws, 50))}; ratio ${(pct(reads.wss, 50) / pct(reads.ws, 50)).toFixed(2)}`);
-
-  // 1,000 WebSockets at 200 a second through the ingress (TLS and the upgrade each), then idle.
-  const pid = secure.manager.pid!;
-  await sleep(1000);
-  const before = rssKb(pid);
-  const opens: number[] = [];
-  const t0 = performance.now();
-  const opening: Array<Promise<WorkerConnection>> = [];
-  for (let i = 0; i < IDLE; i++) {
-    const wait = t0 + (i * 1000) / RATE - performance.now();
-    if (wait > 0) await sleep(wait);
-    const started = performance.now();
-    opening.push(
-      connectWorker(a.url, { token: a.token, timeoutMs: 30_000, socket: socketOpts(ca.certPem) }).then((c) => {
-        opens.push(performance.now() - started);
-        return c;
-      }),
-    );
-  }
-  const idle = await Promise.all(opening);
-  const openMs = performance.now() - t0;
-  await sleep(2000);
-  const after = rssKb(pid);
-  console.log(
-    `idle      ${IDLE} WebSockets through one ingress opened at ${RATE}/s (all open after ${(openMs / 1000).toFixed(1)} s): TLS handshake + upgrade + hello p50 ${ms(pct(opens, 50))} p99 ${ms(pct(opens, 99))}; the manager's RSS ${(before / 1024).toFixed(0)} -> ${(after / 1024).toFixed(0)} MiB (+${((after - before) / IDLE).toFixed(1)} KiB a connection)`,
+  // HAProxy in front of the same worker, with the same certificate, as the reference.
+  const workerAddress = await ingressTarget(a.id, redis.url);
+  const leaf = await issueFromLocalCa(ca, { names: ['*.sandbox.test', 'sandbox.test'], lifetimeDays: 1 });
+  writeFileSync(join(dir, 'haproxy.pem'), `${leaf.certPem.trim()}\n${leaf.keyPem}`, { mode: 0o600 });
+  const hport = await freePort();
+  writeFileSync(
+    join(dir, 'haproxy.cfg'),
+    [
+      'global',
+      '  maxconn 5000',
+      'defaults',
+      '  mode tcp',
+      '  timeout connect 5s',
+      '  timeout client 1h',
+      '  timeout server 1h',
+      'frontend tls',
+      `  bind 127.0.0.1:${hport} ssl crt ${join(dir, 'haproxy.pem')} alpn http/1.1`,
+      '  default_backend worker',
+      'backend worker',
+      `  server w ${workerAddress}`,
+      '',
+    ].join('\n'),
   );
-  for (const c of idle) c.close();
+  const haproxy = spawn('haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  cleanups.unshift(() => haproxy.kill('SIGTERM'));
+  const listening = () =>
+    new Promise<boolean>((r) => {
+      const c = net.connect(hport, '127.0.0.1');
+      c.once('connect', () => (c.destroy(), r(true)));
+      c.once('error', () => r(false));
+    });
+  for (let i = 0; !(await listening()); i++) {
+    if (haproxy.exitCode !== null || i > 100) throw new Error(`haproxy did not start (exit ${haproxy.exitCode})`);
+    await sleep(50);
+  }
+  const viaHaproxy = await connectWorker(`wss://127.0.0.1:${hport}/`, { token: a.token, timeoutMs: 10_000, socket: { secureContext: contextFor(ca.certPem), servername: name, headers: { host: name } } });
+  const hap = await measureFront('haproxy', hport, name, a, b.conn, ca.certPem, haproxy.pid!, viaHaproxy);
+  viaHaproxy.close();
+  console.log(`choice    ingress vs HAProxy: handshake p50 ${ms(ingress.hs)} vs ${ms(hap.hs)}; 1 MiB read p50 ${ms(ingress.read)} vs ${ms(hap.read)}; per idle connection ${ingress.kib.toFixed(1)} vs ${hap.kib.toFixed(1)} KiB`);
   a.conn.close();
   b.conn.close();
 

@@ -128,9 +128,10 @@ export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen'
   ingressListen: { host: string; port: number } | null;
   /**
    * Where sandbox ports are published: the host's address without the
-   * ingress; only the loopback with it (the ingress is the way in).
+   * ingress; nowhere with it (the ingress is the way in, and reaches each
+   * worker at its container address).
    */
-  publishIp: string;
+  publishIp: string | null;
   poolSize: Record<string, number>;
 }
 
@@ -146,7 +147,7 @@ export function loadConfig(opts: LoadOptions): ManagerConfig {
     hostId: s.hostId ?? s.hostIp,
     listen: s.listen ?? { host: s.hostIp, port: 7070 },
     ingressListen: s.tls === 'off' ? null : (s.ingressListen ?? { host: s.hostIp, port: 443 }),
-    publishIp: s.tls === 'off' ? s.hostIp : '127.0.0.1',
+    publishIp: s.tls === 'off' ? s.hostIp : null,
     poolSize,
   });
 }

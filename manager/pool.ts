@@ -3,6 +3,8 @@ import type { Logger } from '../src/log.js';
 export interface WarmContainer {
   template: string;
   containerId: string;
+  /** Where the manager and the ingress reach its worker (see RunningContainer). */
+  address: string;
   hostPort: number;
   volume: string;
   claimSecret: string;

@@ -139,6 +139,8 @@ export class HostRegistry {
   }
 
   async get(id: string): Promise<ContainerEntry | null> {
+    // The table as known (every connection through the ingress asks): no copy of it.
+    if (this.table) return this.table.get(id) ?? null;
     return (await this.entries()).get(id) ?? null;
   }
 

@@ -72,7 +72,7 @@ export class Sandboxes {
       let source: SandboxInfo['source'] = 'pool';
       if (warm) {
         try {
-          await this.workers.claim(warm.hostPort, warm.claimSecret, claim);
+          await this.workers.claim(warm.address, warm.hostPort, warm.claimSecret, claim);
         } catch (err) {
           log.warn({ err }, 'warm container refused its claim; starting one cold');
           await this.discardLogged(warm, log);
@@ -83,7 +83,7 @@ export class Sandboxes {
         source = 'cold';
         warm = await this.startContainer(req.template, { sandbox: req.id }, req.limits);
         try {
-          await this.workers.claim(warm.hostPort, warm.claimSecret, claim);
+          await this.workers.claim(warm.address, warm.hostPort, warm.claimSecret, claim);
         } catch (err) {
           await this.discardLogged(warm, log);
           throw err;
@@ -91,6 +91,7 @@ export class Sandboxes {
       }
       const entry: ContainerEntry = {
         containerId: warm.containerId,
+        address: warm.address,
         hostPort: warm.hostPort,
         volume: warm.volume,
         template: req.template,
@@ -165,9 +166,9 @@ export class Sandboxes {
       tmpMb: c.tmpMb,
     });
     this.startingContainers.add(started.id);
-    const warm: WarmContainer = { template, containerId: started.id, hostPort: started.hostPort, volume, claimSecret };
+    const warm: WarmContainer = { template, containerId: started.id, address: started.address, hostPort: started.hostPort, volume, claimSecret };
     try {
-      await this.workers.waitHealthy(started.hostPort, c.readyTimeoutMs, () => this.runtime.running(started.id));
+      await this.workers.waitHealthy(started.address, started.hostPort, c.readyTimeoutMs, () => this.runtime.running(started.id));
       return warm;
     } catch (err) {
       const logs = await this.runtime.logsTail(started.id);

@@ -56,7 +56,7 @@ export class ManagerServer implements Component {
       { intervalMs: config.heartbeatIntervalMs, ttlMs: config.heartbeatTtlMs },
       log.child({ component: 'registry' }),
     );
-    this.sandboxes = new Sandboxes(config, this.runtime, new WorkerClient(config.publishIp), this.registry, log.child({ component: 'sandboxes' }));
+    this.sandboxes = new Sandboxes(config, this.runtime, new WorkerClient(), this.registry, log.child({ component: 'sandboxes' }));
     this.pool = new WarmPool(
       config.poolSize,
       (t) => this.sandboxes.startContainer(t, { pool: true }),
@@ -82,7 +82,7 @@ export class ManagerServer implements Component {
           maxConnections: config.ingressMaxConnections,
           route: async (id) => {
             const e = await this.registry.get(id);
-            return e && e.state === 'running' ? { host: config.publishIp, port: e.hostPort } : null;
+            return e && e.state === 'running' ? { host: e.address ?? config.publishIp ?? config.hostIp, port: e.hostPort } : null;
           },
         },
         log.child({ component: 'ingress' }),

@@ -2,25 +2,23 @@ import { request } from 'undici';
 import { OmegaError } from '../src/errors.js';
 import { joinHostPort } from '../src/config/settings.js';
 
-/** Talks to a sandbox's worker over its published port: readiness and claim. */
+/** Talks to a sandbox's worker where this host reaches it (its published port, or its container address): readiness and claim. */
 export class WorkerClient {
-  constructor(private readonly hostIp: string) {}
-
-  private url(port: number, path: string): string {
-    return `http://${joinHostPort(this.hostIp, port)}${path}`;
+  private url(address: string, port: number, path: string): string {
+    return `http://${joinHostPort(address, port)}${path}`;
   }
 
   /**
    * Poll /healthz until it answers 200. `alive` is asked every second so a
    * container that died is reported at once, not after the whole timeout.
    */
-  async waitHealthy(port: number, timeoutMs: number, alive: () => Promise<boolean>): Promise<void> {
+  async waitHealthy(address: string, port: number, timeoutMs: number, alive: () => Promise<boolean>): Promise<void> {
     const end = Date.now() + timeoutMs;
     let lastCheck = Date.now();
     let delay = 5;
     for (;;) {
       try {
-        const res = await request(this.url(port, '/healthz'), { headersTimeout: 1000, bodyTimeout: 1000 });
+        const res = await request(this.url(address, port, '/healthz'), { headersTimeout: 1000, bodyTimeout: 1000 });
         await res.body.dump();
         if (res.statusCode === 200) return;
       } catch {
@@ -37,8 +35,8 @@ export class WorkerClient {
   }
 
   /** Bind a (warm or fresh) worker to its sandbox: from now on it serves this token only. */
-  async claim(port: number, claimSecret: string, body: { sandboxId: string; token: string; gitRepo?: string }): Promise<void> {
-    const res = await request(this.url(port, '/_omega/claim'), {
+  async claim(address: string, port: number, claimSecret: string, body: { sandboxId: string; token: string; gitRepo?: string }): Promise<void> {
+    const res = await request(this.url(address, port, '/_omega/claim'), {
       method: 'POST',
       headers: { authorization: `Bearer ${claimSecret}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),

@@ -1,4 +1,4 @@
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { ConnectOptions } from '../src/protocol/worker-client.js';
 import { joinHostPort } from '../src/config/settings.js';
@@ -25,19 +25,20 @@ export function workerAddressOf(v: { id: string; address: string; port: number |
  */
 export class WorkerRoutes {
   private readonly agent: Agent | null;
-  private readonly ca: string[] | null;
+  /** One TLS context for every connection: building one parses ~150 CA certificates. */
+  private readonly context: SecureContext | null;
 
   /** `trust`: PEM CA certificates beside the system's (the local CA), or null with TLS off. */
   constructor(
     private readonly zone: string,
     trust: string[] | null,
   ) {
-    this.ca = trust ? [...rootCertificates, ...trust] : null;
-    this.agent = this.ca ? new Agent({ connect: { ca: this.ca }, keepAliveTimeout: 10_000 }) : null;
+    this.context = trust ? createSecureContext({ ca: [...rootCertificates, ...trust] }) : null;
+    this.agent = this.context ? new Agent({ connect: { secureContext: this.context }, keepAliveTimeout: 10_000 }) : null;
   }
 
   private tls(w: WorkerAddress): boolean {
-    return this.ca !== null && w.ingressPort !== null;
+    return this.context !== null && w.ingressPort !== null;
   }
 
   /** The agent's WebSocket URL and the ws options that reach it. */
@@ -46,7 +47,7 @@ export class WorkerRoutes {
     const name = `${w.id}.${this.zone}`;
     return {
       url: `wss://${joinHostPort(w.address, w.ingressPort!)}/`,
-      socket: { ca: this.ca!, servername: name, headers: { host: name } },
+      socket: { secureContext: this.context!, servername: name, headers: { host: name } },
     };
   }
 

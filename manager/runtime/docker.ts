@@ -28,6 +28,8 @@ export interface ContainerSpec {
 
 export interface RunningContainer {
   id: string;
+  /** Where the worker is reached from this host: the published address and port, or the container's own address and the worker's port. */
+  address: string;
   hostPort: number;
 }
 
@@ -48,10 +50,16 @@ export interface ListedContainer {
 export class DockerRuntime {
   readonly docker: Docker;
 
+  /**
+   * `publishIp`: where a worker's port is published; null publishes none
+   * (the TLS ingress and the manager reach the worker at its container
+   * address, which skips docker-proxy's copy of every byte and the proxy
+   * process itself).
+   */
   constructor(
     socketPath: string,
     private readonly hostId: string,
-    private readonly hostIp: string,
+    private readonly publishIp: string | null,
   ) {
     this.docker = new Docker({ socketPath });
   }
@@ -97,7 +105,7 @@ export class DockerRuntime {
         },
         ExposedPorts: { [WORKER_PORT]: {} },
         HostConfig: {
-          PortBindings: { [WORKER_PORT]: [{ HostIp: this.hostIp, HostPort: '' }] },
+          ...(this.publishIp !== null ? { PortBindings: { [WORKER_PORT]: [{ HostIp: this.publishIp, HostPort: '' }] } } : {}),
           Memory: spec.memoryMb * 1024 * 1024,
           MemorySwap: spec.memoryMb * 1024 * 1024,
           NanoCpus: Math.round(spec.cpus * 1e9),
@@ -126,9 +134,14 @@ export class DockerRuntime {
     } catch (err) {
       throw await this.removeFailed(container.id, dockerError(err, `inspecting container ${spec.name}`));
     }
+    if (this.publishIp === null) {
+      const address = Object.values(info.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
+      if (!address) throw await this.removeFailed(container.id, new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no network address`));
+      return { id: container.id, address, hostPort: Number(WORKER_PORT.split('/')[0]) };
+    }
     const port = info.NetworkSettings.Ports?.[WORKER_PORT]?.[0]?.HostPort;
     if (!port) throw await this.removeFailed(container.id, new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no published port`));
-    return { id: container.id, hostPort: Number(port) };
+    return { id: container.id, address: this.publishIp, hostPort: Number(port) };
   }
 
   /**

@@ -23,7 +23,7 @@ export interface SandboxInfo {
   id: string;
   template: string;
   containerId: string;
-  /** The worker's port, published on the host's address (on 127.0.0.1 only while the ingress runs). */
+  /** The worker's port: published on the host's address with TLS off; with the ingress, the worker's own port at its container address (nothing published). */
   hostPort: number;
   /** The host's TLS ingress port (it routes `<id>.<zone>` to this worker), or null when TLS is off. */
   ingressPort: number | null;
@@ -41,6 +41,12 @@ export interface SandboxInfo {
  */
 export interface ContainerEntry {
   containerId: string;
+  /**
+   * Where this host reaches the worker, with hostPort: the address its port
+   * is published on, or (TLS ingress on: nothing published) the container's
+   * own address. Absent in rows written before it was recorded.
+   */
+  address?: string;
   hostPort: number;
   volume: string;
   template: string;

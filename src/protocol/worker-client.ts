@@ -1,4 +1,5 @@
 import type { ClientRequestArgs } from 'node:http';
+import type { SecureContext } from 'node:tls';
 import WebSocket, { type ClientOptions } from 'ws';
 import {
   EVENT_NAMES,
@@ -73,7 +74,7 @@ export interface ConnectOptions {
   /** Time limit of the upgrade and the hello. */
   timeoutMs?: number;
   /** More options for ws (a DNS lookup of one's own, a CA; the TLS server name when the URL names an address). */
-  socket?: ClientOptions & Pick<ClientRequestArgs, 'lookup'> & { servername?: string };
+  socket?: ClientOptions & Pick<ClientRequestArgs, 'lookup'> & { servername?: string; secureContext?: SecureContext };
 }
 
 const DEFAULT_CONNECT_MS = 10_000;

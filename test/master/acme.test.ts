@@ -93,7 +93,9 @@ t.test('a forced renewal: a new certificate for new connections, the open one go
   t.equal(fresh.getPeerX509Certificate()!.fingerprint256, after, 'a new connection gets the new certificate');
   fresh.destroy();
   const metrics = await request(`https://api.sandbox.test:${port}/metrics`, { dispatcher: trustingPebble });
-  t.match(await metrics.body.text(), /omega_tls_certificate_attempts_total\{result="issued"\} 2/);
+  const text = await metrics.body.text();
+  t.match(text, /omega_tls_certificate_attempts_total\{result="issued"\} 2/);
+  t.match(text, /omega_tls_certificate_failures 0/, 'no failure in a row');
 });
 
 t.test('a challenge no DNS server answers fails the order clearly, and its records are removed', async (t) => {

@@ -48,8 +48,9 @@ export async function startPebble(t: Test, dnsServer: string): Promise<StartedPe
     }),
   );
   const proc = spawn('pebble', ['-config', join(dir, 'config.json'), '-dnsserver', dnsServer], {
-    // No random sleeps before validating; no nonces rejected at random (acme-client retries them, but slowly).
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' },
+    // No random sleeps before validating; no nonces rejected at random (acme-client retries them, but slowly);
+    // no authorization reused from an earlier order (Pebble reuses half by default): every order is validated.
+    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

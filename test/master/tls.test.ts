@@ -119,7 +119,9 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     await t.rejects(open(sb.url, null), /401/, 'a WebSocket upgrade without the token is refused');
 
     // The worker's port is published nowhere: the ingress is the way in (it reaches the container's own address).
-    const container = JSON.parse(execFileSync('docker', ['ps', '--filter', `label=omega.sandbox=${sb.id}`, '--format', '{{json .}}'], { encoding: 'utf8' }).split('\n')[0]!);
+    // Its container, by the record (a claimed warm container carries no sandbox label).
+    const [record] = await server.store.getMany([sb.id]);
+    const container = { ID: record!.containerId! };
     const ports = JSON.parse(execFileSync('docker', ['inspect', '--format', '{{json .NetworkSettings.Ports}}', container.ID], { encoding: 'utf8' }));
     t.same(Object.values(ports).filter(Boolean).flat(), [], 'no port binding on any address');
     // No key material reaches the sandbox: its environment and labels hold none.

@@ -1,6 +1,7 @@
 /**
  * `make bench-up`: what a newcomer waits for.
- *   start   `omega up` from spawn to "Omega is up." (own Redis, images built)
+ *   start   `omega up` from spawn to "Omega is up." (own Redis, images built,
+ *           a local CA made: its ready check is the master's first https answer)
  *   create  a sandbox until a client is connected to its worker (hello received):
  *           from the web client in Debian's chromium (click Create -> status
  *           "connected") against a Node client doing the same calls (POST
@@ -11,6 +12,8 @@
  */
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
+import { join } from 'node:path';
+import { homeTrusting } from '../test/helpers/nss.js';
 import { startUp } from '../test/helpers/up.js';
 
 // Evaluated in the page, where the DOM exists; this program is typechecked without the DOM library.
@@ -54,7 +57,11 @@ async function main(): Promise<void> {
       const t1 = performance.now();
       const sb = await api('POST', '/v1/sandboxes', { template: 'python' });
       await new Promise<void>((resolve, reject) => {
-        const ws = new WebSocket(`ws://${sb.address}:${sb.port}/`, ['omega.v1', `omega.token.${sb.token}`]);
+        // By name at the address Omega's DNS gave, over wss through the host's ingress, trusting the local CA.
+        const ws = new WebSocket(sb.url, ['omega.v1', `omega.token.${sb.token}`], {
+          ...(up.caPem ? { ca: up.caPem } : {}),
+          lookup: ((_h: string, o: { all?: boolean }, cb: (...a: unknown[]) => void) => (o?.all ? cb(null, [{ address: sb.address, family: 4 }]) : cb(null, sb.address, 4))) as never,
+        });
         ws.once('message', () => (ws.close(), resolve()));
         ws.once('error', reject);
       });
@@ -66,7 +73,7 @@ async function main(): Promise<void> {
     const probe = await api('POST', '/v1/sandboxes', { template: 'python' });
     const [address] = await up.dig(probe.hostname);
     await api('DELETE', `/v1/sandboxes/${probe.id}`);
-    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [`--host-resolver-rules=MAP *.${up.zone} ${address}`, '--no-proxy-server', '--no-sandbox'] });
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', env: { ...process.env, HOME: homeTrusting({ teardown: (fn) => cleanups.push(fn) }, join(up.stateDir, 'ca.pem')) }, args: [`--host-resolver-rules=MAP *.${up.zone} ${address}`, '--no-proxy-server', '--no-sandbox'] });
     cleanups.push(() => browser.close());
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
     await page.goto(`${up.masterUrl}/`);

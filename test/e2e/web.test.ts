@@ -4,15 +4,14 @@
 // Run with the output in the terminal, a second tab seeing the edits live, a
 // preview link, delete and "gone". A screenshot is kept in .tap/screenshots/, and
 // with OMEGA_UPDATE_SCREENSHOT=1 written to docs/web-client.png.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import t from 'tap';
 import { defaultWebDir } from '../../master/web.js';
 import { SANDBOX_ID_FORMAT } from '../../src/ids.js';
 import { requireDocker } from '../helpers/docker.js';
+import { homeTrusting } from '../helpers/nss.js';
 import { startUp } from '../helpers/up.js';
 
 // The functions given to page.evaluate and waitForFunction run in the page; this file is
@@ -74,13 +73,7 @@ if (ready) {
   const up = await startUp(t, { address: ADDRESS });
   // The browser trusts the local CA as a user would after importing it: in
   // the NSS database Chromium reads on Linux ($HOME/.pki/nssdb), nothing else.
-  const home = mkdtempSync(join(tmpdir(), 'omega-chromium-home-'));
-  t.teardown(() => rmSync(home, { recursive: true, force: true }));
-  const nssdb = join(home, '.pki', 'nssdb');
-  mkdirSync(nssdb, { recursive: true });
-  execFileSync('certutil', ['-d', `sql:${nssdb}`, '-N', '--empty-password']);
-  execFileSync('certutil', ['-d', `sql:${nssdb}`, '-A', '-t', 'C,,', '-n', 'omega-local-ca', '-i', join(up.stateDir, 'ca.pem')]);
-  const browserEnv = { ...process.env, HOME: home };
+  const browserEnv = { ...process.env, HOME: homeTrusting(t, join(up.stateDir, 'ca.pem')) };
   const api = async (method: string, path: string, body?: unknown) => {
     const res = await up.fetch(up.masterUrl + path, {
       method,

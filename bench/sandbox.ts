@@ -6,7 +6,10 @@
  *          reference, measured in the same run;
  *   cold   POST /v1/sandboxes on a manager with no warm pool;
  *   warm   POST /v1/sandboxes with the pool warm (the pool refills between
- *          creates, outside the measured time).
+ *          creates, outside the measured time);
+ *   open   the same cold and warm creates with the isolation off
+ *          (OMEGA_SANDBOX_NETWORK=bridge: Docker's default bridge, no
+ *          firewall), beside the isolated ones: what the network costs.
  *
  * Prints p50/p99 of each and cold/bare. Targets: cold within 1.3 x bare,
  * warm p50 under 50 ms. Needs the Docker engine and `make images`.
@@ -59,12 +62,13 @@ async function bare(docker: Docker): Promise<number> {
   return ms;
 }
 
-async function manager(redis: TestRedis, pool: number) {
+async function manager(redis: TestRedis, pool: number, network: 'isolated' | 'bridge' = 'isolated') {
   const config = loadConfig({
     env: {
       OMEGA_REDIS_URL: redis.url,
-      OMEGA_REDIS_PREFIX: `bench${pool}`,
-      OMEGA_HOST_ID: `bench-${pool}`,
+      OMEGA_REDIS_PREFIX: `bench${pool}${network}`,
+      OMEGA_HOST_ID: `bench-${pool}-${network}`,
+      OMEGA_SANDBOX_NETWORK: network,
       OMEGA_MANAGER_LISTEN: '127.0.0.1:0',
       OMEGA_MANAGER_TOKEN: TOKEN,
       OMEGA_TEMPLATES: TEMPLATE,
@@ -100,11 +104,16 @@ async function main(): Promise<void> {
   const redis = await TestRedis.create();
   const cold = await manager(redis, 0);
   const warm = await manager(redis, 1);
+  const coldOpen = await manager(redis, 0, 'bridge');
+  const warmOpen = await manager(redis, 1, 'bridge');
   try {
     await warm.pool.whenFull();
+    await warmOpen.pool.whenFull();
     const bares: number[] = [];
     const colds: number[] = [];
     const warms: number[] = [];
+    const coldOpens: number[] = [];
+    const warmOpens: number[] = [];
     // Interleaved, so drift on the machine touches all three alike.
     for (let i = 0; i < RUNS; i++) {
       bares.push(await bare(docker));
@@ -115,6 +124,13 @@ async function main(): Promise<void> {
       const w = `bw${i}${randomBytes(3).toString('hex')}`;
       warms.push(await create(warm, w));
       await remove(warm, w);
+      const co = `bo${i}${randomBytes(3).toString('hex')}`;
+      coldOpens.push(await create(coldOpen, co));
+      await remove(coldOpen, co);
+      await warmOpen.pool.whenFull();
+      const wo = `bp${i}${randomBytes(3).toString('hex')}`;
+      warmOpens.push(await create(warmOpen, wo));
+      await remove(warmOpen, wo);
       process.stderr.write('.');
     }
     process.stderr.write('\n');
@@ -123,12 +139,16 @@ async function main(): Promise<void> {
     console.log(`bare docker run to healthy  ${fmt(bares)}`);
     console.log(`cold create (manager)       ${fmt(colds)}`);
     console.log(`warm create (pool)          ${fmt(warms)}`);
+    console.log(`isolation off (bridge): cold ${fmt(coldOpens)}, warm ${fmt(warmOpens)}`);
+    console.log(`isolated/open p50: cold ${(pct(colds, 50) / pct(coldOpens, 50)).toFixed(2)}, warm ${(pct(warms, 50) / pct(warmOpens, 50)).toFixed(2)}`);
     console.log(`cold/bare p50 = ${ratio.toFixed(2)} (target <= 1.3) ${ratio <= 1.3 ? 'ok' : 'MISSED'}`);
     console.log(`warm p50 ${pct(warms, 50).toFixed(1)} ms (target < 50 ms) ${pct(warms, 50) < 50 ? 'ok' : 'MISSED'}`);
     console.log(JSON.stringify({ template: TEMPLATE, runs: RUNS, bare: { p50: pct(bares, 50), p99: pct(bares, 99) }, cold: { p50: pct(colds, 50), p99: pct(colds, 99) }, warm: { p50: pct(warms, 50), p99: pct(warms, 99) }, ratio }));
   } finally {
     await cold.stop();
     await warm.stop();
+    await coldOpen.stop();
+    await warmOpen.stop();
     await redis.destroy();
   }
 }

@@ -48,6 +48,31 @@ export const managerSettings = {
     default: 10_000,
     parse: int(100, 120_000),
   },
+  sandboxNetwork: {
+    env: 'OMEGA_SANDBOX_NETWORK',
+    flag: 'sandbox-network',
+    description: "isolated: sandboxes on a network of Omega's own with inter-container traffic off and a host firewall (no private, link-local or host addresses; needs iptables and CAP_NET_ADMIN); bridge: Docker's default bridge, unfiltered",
+    default: 'isolated' as 'isolated' | 'bridge',
+    parse: (raw: string) => {
+      if (raw !== 'isolated' && raw !== 'bridge') throw new Error('must be isolated or bridge');
+      return raw;
+    },
+  } satisfies Setting<'isolated' | 'bridge'>,
+  sandboxBlockedCidrs: {
+    env: 'OMEGA_SANDBOX_BLOCKED_CIDRS',
+    flag: 'sandbox-blocked-cidrs',
+    description: 'More IPv4 ranges sandboxes may not reach (the control plane where it has public addresses), beside the private, shared, link-local and loopback ones',
+    default: [] as string[],
+    defaultText: '(none)',
+    parse: (raw: string) => {
+      const list = raw.split(',').map((c) => c.trim()).filter(Boolean);
+      for (const c of list) {
+        const [ip, bits] = c.split('/');
+        if (!ip || !isIP(ip) || isIP(ip) !== 4 || (bits !== undefined && !(Number(bits) >= 0 && Number(bits) <= 32))) throw new Error(`${c} is not an IPv4 address or range`);
+      }
+      return list;
+    },
+  } satisfies Setting<string[]>,
   token: tokenSetting('OMEGA_MANAGER_TOKEN', 'the manager API'),
   dev: devSetting('the API'),
   capacity: { env: 'OMEGA_CAPACITY', flag: 'capacity', description: 'Most sandboxes on this host (warm pool containers not counted)', default: 20, parse: int(1, 10_000) },

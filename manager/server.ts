@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { once, type Component } from '../src/lifecycle.js';
+import { once, Periodic, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { safeUrl } from '../src/log.js';
 import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
@@ -15,10 +15,15 @@ import { WarmPool } from './pool.js';
 import { Reconciler } from './reconciler.js';
 import { HostRegistry } from './registry.js';
 import { DockerRuntime, LABELS } from './runtime/docker.js';
+import { DEFAULT_BLOCKED_CIDRS, hostResolvers, SandboxNetwork } from './runtime/network.js';
 import { Sandboxes } from './sandboxes.js';
 import { WorkerClient } from './worker-client.js';
 
 const DOCKER_RETRY_MS = 2000;
+/** One network for every manager on an engine (several share one under `omega up`). */
+const SANDBOX_NETWORK = 'omega-sandboxes';
+const SANDBOX_BRIDGE = 'omega0';
+const NETWORK_CHECK_MS = 10_000;
 
 /**
  * `omega manager`: one per host. Serves its API at once; registers the host
@@ -36,6 +41,9 @@ export class ManagerServer implements Component {
   /** The host's TLS ingress and what feeds it the certificate (null when TLS is off). */
   readonly ingress: Ingress | null = null;
   private readonly certs: CertFollower | null = null;
+  /** The isolated sandbox network and its firewall (null: Docker's default bridge). */
+  readonly network: SandboxNetwork | null = null;
+  private networkCheck: Periodic<void> | null = null;
   private dockerUp = false;
   private stopping = false;
   private dockerTimer: NodeJS.Timeout | null = null;
@@ -48,7 +56,18 @@ export class ManagerServer implements Component {
   ) {
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-manager' });
     watchRedis(this.redis, log, 'omega-manager');
-    this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.publishIp);
+    const isolated = config.sandboxNetwork === 'isolated';
+    this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.publishIp, isolated ? SANDBOX_NETWORK : null);
+    if (isolated) {
+      const network = new SandboxNetwork(
+        this.runtime.docker,
+        { name: SANDBOX_NETWORK, bridge: SANDBOX_BRIDGE, blockedCidrs: [...DEFAULT_BLOCKED_CIDRS, ...config.sandboxBlockedCidrs], resolvers: hostResolvers() },
+        log.child({ component: 'network' }),
+      );
+      this.network = network;
+      // Puts the rules back if something removed them (a flush, a Docker restart that rebuilt its chains).
+      this.networkCheck = new Periodic(NETWORK_CHECK_MS, () => network.ensure(), (err) => log.error({ err }, 'the sandbox firewall could not be checked'));
+    }
     this.registry = new HostRegistry(
       this.redis,
       hostKeys(config.redisPrefix),
@@ -141,6 +160,18 @@ export class ManagerServer implements Component {
       return;
     }
     this.dockerTimer = null;
+    if (this.network) {
+      try {
+        await this.network.ensure();
+      } catch (err) {
+        // A host whose sandboxes would not be boxed takes no work.
+        this.log.error({ err }, 'the sandbox network or its firewall could not be set up; not registering for work until it can');
+        this.dockerTimer = setTimeout(() => void this.connectDocker(), DOCKER_RETRY_MS);
+        this.dockerTimer.unref();
+        return;
+      }
+      this.networkCheck!.start();
+    }
     this.dockerUp = true;
     for (const t of this.config.templates) {
       if (!(await this.runtime.imageExists(this.sandboxes.image(t)))) {
@@ -172,6 +203,7 @@ export class ManagerServer implements Component {
     this.stopping = true;
     if (this.dockerTimer) clearTimeout(this.dockerTimer);
     this.unwatch?.();
+    await this.networkCheck?.stop();
     await this.registry.deregister().catch((err: unknown) => this.log.warn({ err }, 'deregister failed'));
     await this.api.close();
     await this.certs?.stop();

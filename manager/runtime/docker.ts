@@ -60,6 +60,8 @@ export class DockerRuntime {
     socketPath: string,
     private readonly hostId: string,
     private readonly publishIp: string | null,
+    /** The network sandboxes join (SandboxNetwork), or null for Docker's default bridge. */
+    private readonly networkMode: string | null = null,
   ) {
     this.docker = new Docker({ socketPath });
   }
@@ -105,6 +107,7 @@ export class DockerRuntime {
         },
         ExposedPorts: { [WORKER_PORT]: {} },
         HostConfig: {
+          ...(this.networkMode ? { NetworkMode: this.networkMode } : {}),
           ...(this.publishIp !== null ? { PortBindings: { [WORKER_PORT]: [{ HostIp: this.publishIp, HostPort: '' }] } } : {}),
           Memory: spec.memoryMb * 1024 * 1024,
           MemorySwap: spec.memoryMb * 1024 * 1024,

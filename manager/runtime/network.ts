@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
+import { promisify } from 'node:util';
+import type Docker from 'dockerode';
+import { OmegaError } from '../../src/errors.js';
+import type { Logger } from '../../src/log.js';
+import { dockerError, LABELS } from './docker.js';
+
+const run = promisify(execFile);
+
+/**
+ * Where sandboxes may not connect: the host's own addresses (every one: the
+ * INPUT rule), link-local (the cloud metadata service), the private and
+ * shared ranges, loopback. The control plane is on one of these in any sane
+ * network; OMEGA_SANDBOX_BLOCKED_CIDRS adds any other address it has.
+ */
+export const DEFAULT_BLOCKED_CIDRS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8', '0.0.0.0/8', '192.0.0.0/24', '198.18.0.0/15', '224.0.0.0/4', '240.0.0.0/4'];
+
+export interface SandboxNetworkOptions {
+  /** The Docker network every sandbox joins. */
+  name: string;
+  /** Its bridge interface on the host: the rules match on it. */
+  bridge: string;
+  blockedCidrs: string[];
+  /** Resolvers the sandboxes' DNS goes to (Docker's embedded resolver forwards to the host's): let through on port 53. */
+  resolvers: string[];
+}
+
+/** The name servers of /etc/resolv.conf (IPv4; Docker's embedded resolver forwards there). */
+export function hostResolvers(path = '/etc/resolv.conf'): string[] {
+  try {
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+      .filter((a): a is string => !!a && isIPv4(a) && !a.startsWith('127.'));
+  } catch {
+    return [];
+  }
+}
+
+const CHAIN_FORWARD = 'OMEGA-SANDBOX';
+const CHAIN_INPUT = 'OMEGA-SANDBOX-IN';
+
+/**
+ * The network sandboxes live on, and the host firewall around it.
+ *
+ *  - A bridge network of Omega's own with inter-container traffic off
+ *    (`enable_icc=false`): a sandbox cannot reach another by its address.
+ *  - iptables, on traffic that comes in from that bridge only:
+ *    - forwarded (DOCKER-USER, which Docker keeps and jumps to first): to the
+ *      blocked ranges it is refused, except DNS to the host's resolvers;
+ *      replies to connections others opened pass (the ingress's and the
+ *      manager's to the worker);
+ *    - to the host itself (INPUT): refused, whatever the address, except
+ *      those replies.
+ *
+ * Our chains are replaced whole in one `iptables-restore --noflush` (no
+ * moment without rules), and the jumps to them added only when missing, so
+ * ensure() is idempotent and safe to repeat: the reconciler repeats it,
+ * which puts the rules back after a Docker restart or a flush. The rules
+ * stay when the manager stops (its sandboxes keep running); remove() takes
+ * them and the network away once nothing is attached.
+ */
+export class SandboxNetwork {
+  constructor(
+    private readonly docker: Docker,
+    private readonly opts: SandboxNetworkOptions,
+    private readonly log: Logger,
+  ) {}
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  async ensure(): Promise<void> {
+    await this.ensureNetwork();
+    await this.ensureFirewall();
+  }
+
+  private async ensureNetwork(): Promise<void> {
+    try {
+      await this.docker.getNetwork(this.opts.name).inspect();
+      return;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw dockerError(err, `inspecting network ${this.opts.name}`);
+    }
+    try {
+      await this.docker.createNetwork({
+        Name: this.opts.name,
+        Driver: 'bridge',
+        CheckDuplicate: true,
+        Labels: { [LABELS.managed]: 'true' },
+        Options: { 'com.docker.network.bridge.enable_icc': 'false', 'com.docker.network.bridge.name': this.opts.bridge },
+      });
+      this.log.info({ network: this.opts.name, bridge: this.opts.bridge }, 'sandbox network created (inter-container traffic off)');
+    } catch (err) {
+      // Another manager on this engine made it meanwhile.
+      if ((err as { statusCode?: number }).statusCode !== 409) throw dockerError(err, `creating network ${this.opts.name}`);
+    }
+  }
+
+  /** The iptables-restore input that replaces our two chains. */
+  rules(): string {
+    const { bridge, blockedCidrs, resolvers } = this.opts;
+    const reject = '-j REJECT --reject-with icmp-admin-prohibited';
+    const lines = ['*filter', `:${CHAIN_FORWARD} - [0:0]`, `:${CHAIN_INPUT} - [0:0]`];
+    lines.push(`-A ${CHAIN_FORWARD} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`);
+    for (const r of resolvers) for (const proto of ['udp', 'tcp']) lines.push(`-A ${CHAIN_FORWARD} -d ${r}/32 -p ${proto} --dport 53 -j RETURN`);
+    // Sandbox to sandbox through the bridge itself (ICC off already drops it; this says so in our own rules too).
+    lines.push(`-A ${CHAIN_FORWARD} -o ${bridge} ${reject}`);
+    for (const cidr of blockedCidrs) lines.push(`-A ${CHAIN_FORWARD} -d ${cidr} ${reject}`);
+    lines.push(`-A ${CHAIN_FORWARD} -j RETURN`);
+    lines.push(`-A ${CHAIN_INPUT} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`);
+    lines.push(`-A ${CHAIN_INPUT} -p tcp ${reject.replace('icmp-admin-prohibited', 'tcp-reset')}`);
+    lines.push(`-A ${CHAIN_INPUT} ${reject}`);
+    lines.push('COMMIT', '');
+    return lines.join('\n');
+  }
+
+  private async ensureFirewall(): Promise<void> {
+    const { bridge } = this.opts;
+    try {
+      await restore(this.rules());
+      await ensureJump('DOCKER-USER', ['-i', bridge, '-j', CHAIN_FORWARD]);
+      await ensureJump('INPUT', ['-i', bridge, '-j', CHAIN_INPUT]);
+    } catch (err) {
+      throw new OmegaError('INTERNAL', `installing the sandbox firewall failed (the manager needs CAP_NET_ADMIN and iptables): ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Remove the rules and the network, if no container is attached (a host leaving Omega). */
+  async remove(): Promise<boolean> {
+    const info = (await this.docker.getNetwork(this.opts.name).inspect().catch(() => null)) as { Containers?: Record<string, unknown> } | null;
+    if (info && Object.keys(info.Containers ?? {}).length) return false;
+    for (const [chain, jump] of [
+      ['DOCKER-USER', CHAIN_FORWARD],
+      ['INPUT', CHAIN_INPUT],
+    ] as const) {
+      const spec = ['-i', this.opts.bridge, '-j', jump];
+      while (await iptables(['-C', chain, ...spec]).then(() => true, () => false)) await iptables(['-D', chain, ...spec]);
+      await iptables(['-F', jump]).catch(() => {});
+      await iptables(['-X', jump]).catch(() => {});
+    }
+    if (info) await this.docker.getNetwork(this.opts.name).remove();
+    return true;
+  }
+}
+
+async function iptables(args: string[]): Promise<void> {
+  // -w: wait for the xtables lock (Docker holds it while it writes its own rules).
+  await run('iptables', ['-w', '5', ...args]);
+}
+
+async function restore(input: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('iptables-restore', ['--noflush', '-w', '5'], (err, _out, stderr) => (err ? reject(new Error(`${err.message} ${stderr}`.trim())) : resolve()));
+    child.stdin!.end(input);
+  });
+}
+
+/** Insert `spec` first in `chain` unless it is there (-C checks). */
+async function ensureJump(chain: string, spec: string[]): Promise<void> {
+  if (await iptables(['-C', chain, ...spec]).then(() => true, () => false)) return;
+  await iptables(['-I', chain, '1', ...spec]);
+}

@@ -1,0 +1,133 @@
+// The isolated sandbox network against real Docker and real iptables: user
+// code in one sandbox cannot reach another sandbox, the host's own addresses,
+// the metadata address or a "control plane" on a private address (a network
+// namespace of the test's own behind a veth pair, as another machine would
+// be), while what must work still works: the manager and the ingress reach
+// the worker, DNS resolves, and the same paths are open from outside Omega's
+// network (so the test cannot pass by failing to reach anything at all).
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import t from 'tap';
+import { startManager } from '../helpers/manager.js';
+import { requireDocker } from '../helpers/docker.js';
+import { waitFor } from '../helpers/ports.js';
+import { TestRedis } from '../helpers/redis.js';
+import { connectWorker } from '../helpers/worker-client.js';
+
+const IMAGE = 'omega/sandbox-node:latest';
+const NS = `omega-t${randomBytes(3).toString('hex')}`;
+const VETH = `vo${randomBytes(3).toString('hex')}`;
+// A /30 of the test's own in 10.0.0.0/8: the "control plane" lives at .2 in the namespace.
+const SUBNET = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
+const CTL = `${SUBNET}.2`;
+const CTL_PORT = 18099;
+
+const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
+
+if (requireDocker(t, [IMAGE])) {
+  // The other machine: a namespace with a listener, reached from the host through a veth pair.
+  sh('ip', ['netns', 'add', NS]);
+  t.teardown(() => {
+    execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' });
+  });
+  sh('ip', ['link', 'add', VETH, 'type', 'veth', 'peer', 'name', `${VETH}p`]);
+  sh('ip', ['link', 'set', `${VETH}p`, 'netns', NS]);
+  sh('ip', ['addr', 'add', `${SUBNET}.1/30`, 'dev', VETH]);
+  sh('ip', ['link', 'set', VETH, 'up']);
+  sh('ip', ['netns', 'exec', NS, 'ip', 'addr', 'add', `${CTL}/30`, 'dev', `${VETH}p`]);
+  sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', `${VETH}p`, 'up']);
+  sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
+  sh('ip', ['netns', 'exec', NS, 'ip', 'route', 'add', 'default', 'via', `${SUBNET}.1`]);
+  const ctl = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e', `require('http').createServer((q, r) => r.end('control plane')).listen(${CTL_PORT}, '${CTL}')`], { stdio: 'ignore' });
+  t.teardown(() => ctl.kill());
+  // Forwarding to the namespace, as between machines (the host routes for its containers anyway).
+  sh('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+
+  // A listener on every address of the host: what a sandbox must not reach (the manager's API, Redis, ...).
+  const hostServer = net.createServer((s) => s.end('host service\n'));
+  await new Promise<void>((r) => hostServer.listen(0, '0.0.0.0', r));
+  t.teardown(() => hostServer.close());
+  const hostPort = (hostServer.address() as net.AddressInfo).port;
+
+  const redis = await TestRedis.create();
+  t.teardown(() => redis.destroy());
+  const { call, hostId, server } = await startManager(t, redis, { OMEGA_TEMPLATES: 'node', OMEGA_SANDBOX_NETWORK: 'isolated' });
+  t.teardown(() => {
+    const ids = sh('docker', ['ps', '-aq', '--filter', `label=omega.host=${hostId}`]).split('\n').filter(Boolean);
+    if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
+  });
+
+  const create = async (id: string) => {
+    const res = await call('POST', '/v1/sandboxes', { id, template: 'node', token: `tok-${id}-0123456789abcdef` });
+    if (res.status !== 201) throw new Error(`create ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body as { hostPort: number; containerId: string };
+  };
+  const [a, b] = [`neta${randomBytes(3).toString('hex')}`, `netb${randomBytes(3).toString('hex')}`];
+  const sa = await create(a);
+  const sb = await create(b);
+  const ip = (containerId: string) => sh('docker', ['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', containerId]).trim();
+  const gateway = sh('docker', ['network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Gateway}}{{end}}', 'omega-sandboxes']).trim();
+  const bAddress = ip(sb.containerId);
+
+  /** What user code in sandbox A gets when it connects to each target: "open" or the error code. */
+  const probe = `
+    const net = require('net');
+    const targets = JSON.parse(process.argv[1]);
+    Promise.all(targets.map(([host, port]) => new Promise((done) => {
+      const s = net.connect({ host, port, timeout: 3000 });
+      s.on('connect', () => { s.destroy(); done('open'); });
+      s.on('timeout', () => { s.destroy(); done('TIMEOUT'); });
+      s.on('error', (e) => done(e.code));
+    }))).then((r) => console.log(JSON.stringify(r)));`;
+  const targets: Array<[string, string, number]> = [
+    ['another sandbox, by its address', bAddress, 8080],
+    ['the control plane on a private address', CTL, CTL_PORT],
+    ['the host, at the bridge gateway', gateway, hostPort],
+    ['the host, at its own address', sh('hostname', ['-I']).trim().split(/\s+/)[0]!, hostPort],
+    ['the metadata service', '169.254.169.254', 80],
+  ];
+
+  t.test('user code in a sandbox reaches none of them', async (t) => {
+    const c = await connectWorker(t, `ws://127.0.0.1:${sa.hostPort}/`, `tok-${a}-0123456789abcdef`);
+    const r = await c.runToEnd({ command: 'node', args: ['-e', probe, JSON.stringify(targets.map(([, h, p]) => [h, p]))] });
+    const got = JSON.parse(r.stdout) as string[];
+    t.comment(targets.map(([what, h, p], i) => `${what} (${h}:${p}): ${got[i]}`).join('\n'));
+    targets.forEach(([what], i) => t.not(got[i], 'open', `${what}: refused (${got[i]})`));
+    // Refused at once by the firewall, not left to time out.
+    t.notOk(got.slice(1).includes('TIMEOUT'), 'the firewall answers at once');
+  });
+
+  t.test('the same targets are open from outside Omega\'s network, so the test can fail', async (t) => {
+    const out = sh('docker', ['run', '--rm', '--network', 'bridge', '--entrypoint', 'node', IMAGE, '-e', probe, JSON.stringify([[CTL, CTL_PORT], [sh('hostname', ['-I']).trim().split(/\s+/)[0]!, hostPort]])]);
+    t.same(JSON.parse(out), ['open', 'open'], 'a container on Docker\'s default bridge reaches the control plane and the host');
+  });
+
+  t.test('what must work still works: the worker is reached, DNS resolves, sandboxes keep their own traffic', async (t) => {
+    const c = await connectWorker(t, `ws://127.0.0.1:${sb.hostPort}/`, `tok-${b}-0123456789abcdef`);
+    const local = await c.runToEnd({ command: 'node', args: ['-e', 'require("http").createServer((q,r)=>r.end("ok")).listen(3000,()=>require("http").get("http://127.0.0.1:3000",(r)=>{r.on("data",d=>{console.log(String(d));process.exit(0)})}))'] });
+    t.equal(local.stdout.trim(), 'ok', 'a sandbox talks to itself');
+    const dns = await c.runToEnd({ command: 'node', args: ['-e', 'require("dns").lookup("deb.debian.org",(e,a)=>console.log(e?e.code:"resolved"))'] });
+    t.equal(dns.stdout.trim(), 'resolved', 'names resolve (DNS to the host\'s resolvers is let through)');
+  });
+
+  t.test('the rules are idempotent and come back after a flush', async (t) => {
+    const count = () => sh('iptables', ['-S', 'DOCKER-USER']).split('\n').filter((l) => l.includes('OMEGA-SANDBOX')).length;
+    const rules = () => sh('iptables', ['-S', 'OMEGA-SANDBOX']);
+    t.equal(count(), 1, 'one jump from DOCKER-USER');
+    const before = rules();
+    await server.network!.ensure();
+    await server.network!.ensure();
+    t.equal(count(), 1, 'still one after two more ensure()');
+    t.equal(rules(), before, 'the same rules');
+    t.equal(sh('iptables', ['-S', 'INPUT']).split('\n').filter((l) => l.includes('OMEGA-SANDBOX-IN')).length, 1, 'one jump from INPUT');
+    // As a Docker restart or an operator's flush would: the manager's check puts it back.
+    sh('iptables', ['-D', 'DOCKER-USER', '-i', 'omega0', '-j', 'OMEGA-SANDBOX']);
+    t.equal(count(), 0);
+    await waitFor('the jump back', () => count() === 1, 15_000, 200);
+    const c = await connectWorker(t, `ws://127.0.0.1:${sa.hostPort}/`, `tok-${a}-0123456789abcdef`);
+    const r = await c.runToEnd({ command: 'node', args: ['-e', probe, JSON.stringify([[CTL, CTL_PORT]])] });
+    t.not(JSON.parse(r.stdout)[0], 'open', 'and the control plane is closed again');
+  });
+
+}

@@ -9,7 +9,9 @@
  *          creates, outside the measured time);
  *   open   the same cold and warm creates with the isolation off
  *          (OMEGA_SANDBOX_NETWORK=bridge: Docker's default bridge, no
- *          firewall), beside the isolated ones: what the network costs.
+ *          firewall), beside the isolated ones: what the network costs;
+ *   pernet the alternative not taken, one network per sandbox: what creating
+ *          and removing a bridge network adds to each create.
  *
  * Prints p50/p99 of each and cold/bare. Targets: cold within 1.3 x bare,
  * warm p50 under 50 ms. Needs the Docker engine and `make images`.
@@ -140,6 +142,15 @@ async function main(): Promise<void> {
     console.log(`cold create (manager)       ${fmt(colds)}`);
     console.log(`warm create (pool)          ${fmt(warms)}`);
     console.log(`isolation off (bridge): cold ${fmt(coldOpens)}, warm ${fmt(warmOpens)}`);
+    const nets: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const t0 = performance.now();
+      const n = await docker.createNetwork({ Name: `omega-bench-net-${i}-${randomBytes(3).toString('hex')}`, Driver: 'bridge', Options: { 'com.docker.network.bridge.enable_icc': 'false' } });
+      const created = performance.now() - t0;
+      await n.remove();
+      nets.push(created);
+    }
+    console.log(`one network per sandbox: creating it ${fmt(nets)} more per create (and its removal after)`);
     console.log(`isolated/open p50: cold ${(pct(colds, 50) / pct(coldOpens, 50)).toFixed(2)}, warm ${(pct(warms, 50) / pct(warmOpens, 50)).toFixed(2)}`);
     console.log(`cold/bare p50 = ${ratio.toFixed(2)} (target <= 1.3) ${ratio <= 1.3 ? 'ok' : 'MISSED'}`);
     console.log(`warm p50 ${pct(warms, 50).toFixed(1)} ms (target < 50 ms) ${pct(warms, 50) < 50 ? 'ok' : 'MISSED'}`);

@@ -9,7 +9,8 @@
  *          creates, outside the measured time);
  *   open   the same cold and warm creates with the isolation off
  *          (OMEGA_SANDBOX_NETWORK=bridge: Docker's default bridge, no
- *          firewall), beside the isolated ones: what the network costs;
+ *          firewall; OMEGA_SANDBOX_DISK_MB=0: a plain volume), beside the
+ *          isolated ones: what the network and the quota cost;
  *   pernet the alternative not taken, one network per sandbox: what creating
  *          and removing a bridge network adds to each create.
  *
@@ -71,6 +72,8 @@ async function manager(redis: TestRedis, pool: number, network: 'isolated' | 'br
       OMEGA_REDIS_PREFIX: `bench${pool}${network}`,
       OMEGA_HOST_ID: `bench-${pool}-${network}`,
       OMEGA_SANDBOX_NETWORK: network,
+      // Isolation off is the network and the workspace's own filesystem both off.
+      ...(network === 'bridge' ? { OMEGA_SANDBOX_DISK_MB: '0' } : {}),
       OMEGA_MANAGER_LISTEN: '127.0.0.1:0',
       OMEGA_MANAGER_TOKEN: TOKEN,
       OMEGA_TEMPLATES: TEMPLATE,

@@ -40,6 +40,7 @@ import { startPebble } from '../test/helpers/pebble.js';
 import { freePort, sleep } from '../test/helpers/ports.js';
 import { Program } from '../test/helpers/programs.js';
 import { TestRedis } from '../test/helpers/redis.js';
+import { sweepDocker } from '../test/helpers/whole.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const IDLE = Number(process.env.BENCH_IDLE_SOCKETS ?? 1000);
@@ -113,6 +114,8 @@ async function stack(redisUrl: string, tlsMode: 'local' | 'off', ca: { certFile:
     { restartDelayMs: 1000 },
   );
   manager.start();
+  // After it stops: whatever it left (its pool's volumes when Redis went first).
+  cleanups.push(() => sweepDocker([hostId]));
   cleanups.unshift(() => manager.stop());
   await manager.ready(`http://127.0.0.1:${managerPort}/healthz`);
   const agent = new Agent({ connect: { ca: ca.pem } });

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { commonSettings, devSetting, perTemplate, templateList, tlsModeSetting, tlsReloadSetting, tokenSetting } from '../src/config/common.js';
+import { DEFAULT_WORKSPACE_IMAGE_DIR } from './runtime/disk.js';
 import { ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 export const managerSettings = {
@@ -135,6 +136,20 @@ export const managerSettings = {
     },
   } satisfies Setting<number>,
   pids: { env: 'OMEGA_SANDBOX_PIDS', flag: 'sandbox-pids', description: 'Most processes in a sandbox', default: 256, parse: int(16, 32768) },
+  diskMb: {
+    env: 'OMEGA_SANDBOX_DISK_MB',
+    flag: 'sandbox-disk-mb',
+    description: 'Size of a sandbox\'s /workspace (its own filesystem: writing past it fails with ENOSPC); 0: a plain volume on the host\'s disk, unlimited',
+    default: 1024,
+    parse: int(0, 1_048_576),
+  },
+  workspaceImageDir: {
+    env: 'OMEGA_WORKSPACE_IMAGE_DIR',
+    flag: 'workspace-image-dir',
+    description: 'Where the workspace filesystem images are kept (one directory per host id)',
+    default: DEFAULT_WORKSPACE_IMAGE_DIR,
+    parse: (r: string) => r,
+  } satisfies Setting<string>,
   tmpMb: { env: 'OMEGA_SANDBOX_TMP_MB', flag: 'sandbox-tmp-mb', description: 'Size of the tmpfs at /tmp', default: 128, parse: int(1, 65536) },
   zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'The sandbox zone (workers recognise preview hosts in it)', default: 'sandbox.test', parse: (r: string) => r.toLowerCase().replace(/\.$/, '') } satisfies Setting<string>,
   heartbeatIntervalMs: { env: 'OMEGA_HEARTBEAT_INTERVAL_MS', flag: 'heartbeat-interval-ms', description: 'How often the host heart-beats in Redis', default: 2000, parse: int(100, 60_000) },

@@ -126,6 +126,8 @@ export class Reconciler {
       await this.runtime.removeVolume(v.name);
       report.volumes.push(v.name);
     }
+    // Workspace images whose volume someone else removed.
+    report.volumes.push(...(await this.runtime.sweepDisks(this.opts.graceMs)));
 
     const changed = Object.values(report).some((v) => v.length > 0);
     if (changed) this.log.info(Object.fromEntries(Object.entries(report).map(([k, v]) => [k, v.length])), 'reconciled');

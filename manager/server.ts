@@ -16,6 +16,8 @@ import { Reconciler } from './reconciler.js';
 import { HostRegistry } from './registry.js';
 import { DockerRuntime, LABELS } from './runtime/docker.js';
 import { DEFAULT_BLOCKED_CIDRS, hostResolvers, SandboxNetwork } from './runtime/network.js';
+import { WorkspaceDisks } from './runtime/disk.js';
+import { join } from 'node:path';
 import { Sandboxes } from './sandboxes.js';
 import { WorkerClient } from './worker-client.js';
 
@@ -44,6 +46,8 @@ export class ManagerServer implements Component {
   /** The isolated sandbox network and its firewall (null: Docker's default bridge). */
   readonly network: SandboxNetwork | null = null;
   private networkCheck: Periodic<void> | null = null;
+  /** Fixed-size workspaces (null: OMEGA_SANDBOX_DISK_MB=0). */
+  readonly disks: WorkspaceDisks | null;
   private dockerUp = false;
   private stopping = false;
   private dockerTimer: NodeJS.Timeout | null = null;
@@ -57,7 +61,8 @@ export class ManagerServer implements Component {
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-manager' });
     watchRedis(this.redis, log, 'omega-manager');
     const isolated = config.sandboxNetwork === 'isolated';
-    this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.publishIp, isolated ? SANDBOX_NETWORK : null);
+    this.disks = config.diskMb > 0 ? new WorkspaceDisks(join(config.workspaceImageDir, config.hostId), config.diskMb) : null;
+    this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.publishIp, isolated ? SANDBOX_NETWORK : null, this.disks);
     if (isolated) {
       const network = new SandboxNetwork(
         this.runtime.docker,
@@ -171,6 +176,16 @@ export class ManagerServer implements Component {
         return;
       }
       this.networkCheck!.start();
+    }
+    if (this.disks) {
+      try {
+        await this.disks.probe();
+      } catch (err) {
+        this.log.error({ err }, 'workspaces of a fixed size cannot be made here (OMEGA_SANDBOX_DISK_MB=0 runs without a quota); not registering for work until they can');
+        this.dockerTimer = setTimeout(() => void this.connectDocker(), DOCKER_RETRY_MS);
+        this.dockerTimer.unref();
+        return;
+      }
     }
     this.dockerUp = true;
     for (const t of this.config.templates) {

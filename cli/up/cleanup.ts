@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import Docker from 'dockerode';
+import { DEFAULT_WORKSPACE_IMAGE_DIR, WorkspaceDisks } from '../../manager/runtime/disk.js';
 import { LABELS } from '../../manager/runtime/docker.js';
 import type { HostInfo, MasterClient } from '../client/master-client.js';
 import { forEachLimit } from '../../src/limit.js';
@@ -44,7 +46,7 @@ export async function hostIds(master: MasterClient, timeoutMs = 5000): Promise<s
  * one of this run's hosts (a master that could not be asked, a manager killed
  * mid-create). Returns what was removed.
  */
-export async function removeLeftovers(hosts: string[], socketPath: string, log: Logger): Promise<{ containers: number; volumes: number }> {
+export async function removeLeftovers(hosts: string[], socketPath: string, log: Logger, imageDir = DEFAULT_WORKSPACE_IMAGE_DIR): Promise<{ containers: number; volumes: number }> {
   const docker = new Docker({ socketPath });
   let containers = 0;
   let volumes = 0;
@@ -62,6 +64,9 @@ export async function removeLeftovers(hosts: string[], socketPath: string, log: 
         (err: Error) => log.warn({ volume: v.Name, err }, 'could not remove a volume'),
       );
     }
+    // The workspace images of the volumes just removed: their loop devices detached, their files deleted.
+    const kept = new Set(((await docker.listVolumes({ filters: { label } })).Volumes ?? []).map((v) => v.Name));
+    await new WorkspaceDisks(join(imageDir, host), 0).sweep(kept, 0).catch((err: unknown) => log.warn({ host, err }, 'could not release the workspace images'));
   }
   if (containers || volumes) log.warn({ containers, volumes }, 'removed containers and volumes left behind');
   return { containers, volumes };

@@ -247,7 +247,7 @@ export class Up {
     const alive = new Set((await listHosts(this.master!)).filter((h) => h.health === 'alive' || h.health === 'draining').map((h) => h.id));
     const gone = hosts.filter((h) => !alive.has(h));
     for (const h of hosts) this.hosts.add(h);
-    const removed = gone.length ? await removeLeftovers(gone, this.dockerSocket, this.log) : { containers: 0, volumes: 0 };
+    const removed = gone.length ? await removeLeftovers(gone, this.dockerSocket, this.log, this.env.OMEGA_WORKSPACE_IMAGE_DIR || undefined) : { containers: 0, volumes: 0 };
     this.log.info({ deleted, ...removed }, `deleted ${deleted} sandbox${deleted === 1 ? '' : 'es'} the earlier omega up left`);
     this.unfinished = failed > 0;
   }
@@ -286,7 +286,7 @@ export class Up {
       }
       await Promise.all([master?.stop(), manager?.stop()]);
       await this.master?.close().catch((err: unknown) => this.log.warn({ err }, 'could not close the connections to the master'));
-      await removeLeftovers([...hosts], this.dockerSocket, this.log).catch((err: unknown) => this.log.warn({ err }, 'could not look for containers left behind'));
+      await removeLeftovers([...hosts], this.dockerSocket, this.log, this.env.OMEGA_WORKSPACE_IMAGE_DIR || undefined).catch((err: unknown) => this.log.warn({ err }, 'could not look for containers left behind'));
       await dns?.stop();
       await redis?.stop();
       if (clean) releaseStateDir(this.stateDir);
@@ -306,6 +306,6 @@ export class Up {
       : [];
     for (const h of more) this.hosts.add(h);
     for (const ch of this.children) ch.kill();
-    await removeLeftovers([...this.hosts], this.dockerSocket, this.log).catch((err: unknown) => this.log.warn({ err }, 'could not look for containers left behind'));
+    await removeLeftovers([...this.hosts], this.dockerSocket, this.log, this.env.OMEGA_WORKSPACE_IMAGE_DIR || undefined).catch((err: unknown) => this.log.warn({ err }, 'could not look for containers left behind'));
   }
 }

@@ -1,4 +1,5 @@
 import Docker from 'dockerode';
+import type { WorkspaceDisks } from './disk.js';
 import { OmegaError } from '../../src/errors.js';
 
 export const LABELS = {
@@ -62,6 +63,8 @@ export class DockerRuntime {
     private readonly publishIp: string | null,
     /** The network sandboxes join (SandboxNetwork), or null for Docker's default bridge. */
     private readonly networkMode: string | null = null,
+    /** Fixed-size workspaces (WorkspaceDisks), or null for a plain volume on the host's disk. */
+    private readonly disks: WorkspaceDisks | null = null,
   ) {
     this.docker = new Docker({ socketPath });
   }
@@ -89,10 +92,19 @@ export class DockerRuntime {
   async start(spec: ContainerSpec): Promise<RunningContainer> {
     let container: Docker.Container;
     try {
-      await this.docker.createVolume({
-        Name: spec.volume,
-        Labels: { [LABELS.managed]: 'true', [LABELS.host]: this.hostId },
-      });
+      // A workspace of its own size: its filesystem image on a loop device, which the local driver mounts.
+      const device = this.disks ? await this.disks.create(spec.volume) : null;
+      try {
+        await this.docker.createVolume({
+          Name: spec.volume,
+          Labels: { [LABELS.managed]: 'true', [LABELS.host]: this.hostId },
+          ...(device ? { Driver: 'local', DriverOpts: { type: 'ext4', device } } : {}),
+        });
+      } catch (err) {
+        // No volume owns the image: it goes now (the engine away, say), not with a volume later.
+        await this.disks?.release(spec.volume).catch(() => {});
+        throw err;
+      }
       container = await this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
@@ -215,6 +227,14 @@ export class DockerRuntime {
     } catch (err) {
       if (statusOf(err) !== 404) throw dockerError(err, `removing volume ${name}`);
     }
+    await this.disks?.release(name);
+  }
+
+  /** Workspace images whose volume is gone (removed outside the manager), released after `graceMs`. */
+  async sweepDisks(graceMs: number): Promise<string[]> {
+    if (!this.disks) return [];
+    // At least a while: an image is made just before its volume, and must not be taken for a leftover meanwhile.
+    return this.disks.sweep(new Set((await this.volumes()).map((v) => v.name)), Math.max(graceMs, 30_000));
   }
 
   /** Every volume of Omega's on this host. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { MasterClient } from '../../cli/client/master-client.js';
 import { startDns } from '../helpers/dns.js';
-import { requireDocker } from '../helpers/docker.js';
+import { requireDocker, releaseWorkspaceImages } from '../helpers/docker.js';
 import { API_TOKEN, startMaster } from '../helpers/master.js';
 import { freePort } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -65,6 +65,7 @@ if (docker) {
     if (containers.length) execFileSync('docker', ['rm', '-f', ...containers], { stdio: 'ignore' });
     const volumes = dockerIds('volume');
     if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore' });
+    releaseWorkspaceImages(HOST);
   });
 }
 

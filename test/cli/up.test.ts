@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { prepareState } from '../../cli/up/state.js';
-import { requireDocker } from '../helpers/docker.js';
+import { requireDocker, releaseWorkspaceImages } from '../helpers/docker.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
 import { startUp, type StartedUp } from '../helpers/up.js';
@@ -30,6 +30,7 @@ function removeLabelled(host: string): void {
   if (c.length) execFileSync('docker', ['rm', '-f', ...c], { stdio: 'ignore' });
   const v = volumes(host);
   if (v.length) execFileSync('docker', ['volume', 'rm', '-f', ...v], { stdio: 'ignore' });
+  releaseWorkspaceImages(host);
 }
 
 /** POST /v1/sandboxes on an up's master. */

@@ -1,5 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import type { Test } from 'tap';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_WORKSPACE_IMAGE_DIR } from '../../manager/runtime/disk.js';
 
 /**
  * The real Docker engine and the sandbox images, or a reason they are missing.
@@ -41,7 +44,7 @@ export function dockerExists(kind: 'container' | 'volume', name: string): boolea
 }
 
 /** Remove every container and volume a test's host made (by label: a killed manager may leave a volume and no container). */
-export function removeHostContainers(hostId: string): void {
+export function removeHostContainers(hostId: string, imageDir = DEFAULT_WORKSPACE_IMAGE_DIR): void {
   const ids = (kind: 'ps' | 'volume') =>
     execFileSync('docker', kind === 'ps' ? ['ps', '-aq', '--filter', `label=omega.host=${hostId}`] : ['volume', 'ls', '-q', '--filter', `label=omega.host=${hostId}`], { encoding: 'utf8' })
       .split('\n')
@@ -50,4 +53,16 @@ export function removeHostContainers(hostId: string): void {
   if (containers.length) execFileSync('docker', ['rm', '-f', ...containers], { stdio: 'ignore' });
   const volumes = ids('volume');
   if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore' });
+  releaseWorkspaceImages(hostId, join(imageDir, hostId));
+}
+
+/** The workspace images a host's manager left (its volumes removed by a test, not by the manager): loop devices detached, files deleted. */
+export function releaseWorkspaceImages(hostId: string, dir = join(DEFAULT_WORKSPACE_IMAGE_DIR, hostId)): void {
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.img'))) {
+    const img = join(dir, f);
+    const devs = execFileSync('losetup', ['--associated', img, '--noheadings', '--output', 'NAME'], { encoding: 'utf8' }).split('\n').map((l) => l.trim()).filter(Boolean);
+    for (const d of devs) execFileSync('losetup', ['--detach', d], { stdio: 'ignore' });
+    rmSync(img, { force: true });
+  }
 }

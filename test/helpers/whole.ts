@@ -5,6 +5,7 @@ import type { ContainerEntry } from '../../src/protocol/manager.js';
 import type { SandboxView } from '../../src/protocol/master.js';
 import { dnsKeys, hostKeys } from '../../src/redis/keys.js';
 import { dig } from './dns.js';
+import { releaseWorkspaceImages } from './docker.js';
 import type { Call } from './http.js';
 
 /** What a look at the state covers: one Omega's keys, zone, DNS server, API and hosts. */
@@ -40,6 +41,7 @@ export async function sweepDocker(hostIds: string[], docker = new Docker()): Pro
   for (const c of containers) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch((err: unknown) => failed.push(err));
   // Removing a container frees its volume: list them again.
   for (const v of (await dockerState(hostIds, docker)).volumes) await docker.getVolume(v.Name).remove().catch((err: unknown) => failed.push(err));
+  for (const h of hostIds) releaseWorkspaceImages(h);
   if (failed.length) throw new AggregateError(failed, `could not remove ${failed.length} container(s)/volume(s) of ${hostIds.join(', ')}`);
   return { containers: containers.length, volumes: volumes.length };
 }

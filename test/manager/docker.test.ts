@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { createRedis } from '../../src/redis/connection.js';
 import { hostKeys } from '../../src/redis/keys.js';
-import { dockerExists, dockerInspect, requireDocker } from '../helpers/docker.js';
+import { dockerExists, dockerInspect, requireDocker, releaseWorkspaceImages } from '../helpers/docker.js';
 import { startManager } from '../helpers/manager.js';
 import { waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -98,6 +98,7 @@ if (requireDocker(t, IMAGES)) {
     t.ok(dockerExists('volume', info.volume), 'kept on request');
     const { execFileSync } = await import('node:child_process');
     execFileSync('docker', ['volume', 'rm', info.volume]);
+    releaseWorkspaceImages(m.hostId);
   });
 
   t.test('a warm pool serves a create by claiming a running container', async (t) => {

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
 import { startManager } from '../helpers/manager.js';
-import { requireDocker } from '../helpers/docker.js';
+import { removeHostContainers, requireDocker } from '../helpers/docker.js';
 import { waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
 import { connectWorker } from '../helpers/worker-client.js';
@@ -53,10 +53,7 @@ if (requireDocker(t, [IMAGE])) {
   const redis = await TestRedis.create();
   t.teardown(() => redis.destroy());
   const { call, hostId, server } = await startManager(t, redis, { OMEGA_TEMPLATES: 'node', OMEGA_SANDBOX_NETWORK: 'isolated' });
-  t.teardown(() => {
-    const ids = sh('docker', ['ps', '-aq', '--filter', `label=omega.host=${hostId}`]).split('\n').filter(Boolean);
-    if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
-  });
+  t.teardown(() => removeHostContainers(hostId));
 
   const create = async (id: string) => {
     const res = await call('POST', '/v1/sandboxes', { id, template: 'node', token: `tok-${id}-0123456789abcdef` });

@@ -11,7 +11,7 @@ import { createRedis } from '../../src/redis/connection.js';
 import { hostKeys } from '../../src/redis/keys.js';
 import { RESTART_POLICY, RestartBackoff } from '../../src/restarts.js';
 import { TOKEN as DNS_TOKEN, startDns } from '../helpers/dns.js';
-import { requireDocker } from '../helpers/docker.js';
+import { requireDocker, releaseWorkspaceImages } from '../helpers/docker.js';
 import { API_TOKEN, quickLocalManagers, startMaster } from '../helpers/master.js';
 import { MANAGER_TOKEN } from '../helpers/manager.js';
 import { apiCaller } from '../helpers/http.js';
@@ -45,6 +45,7 @@ function removeLabelled(host: string): void {
   if (containers.length) execFileSync('docker', ['rm', '-f', ...containers], { stdio: 'ignore' });
   const volumes = labelled(host, 'volume');
   if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore' });
+  releaseWorkspaceImages(host);
 }
 
 /** Running (not a zombie), by its /proc entry. */

@@ -8,7 +8,7 @@ import { createRedis } from '../../src/redis/connection.js';
 import { SANDBOX_ID_FORMAT } from '../../src/ids.js';
 import { hostKeys } from '../../src/redis/keys.js';
 import { dig, startDns } from '../helpers/dns.js';
-import { dockerExists, requireDocker } from '../helpers/docker.js';
+import { dockerExists, requireDocker, releaseWorkspaceImages } from '../helpers/docker.js';
 import { quickLocalManagers, startMaster } from '../helpers/master.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -42,6 +42,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest', 'omega/sandbox-node:latest'
       // By label, not through the containers: a killed manager may have made a volume and no container yet.
       const volumes = execFileSync('docker', ['volume', 'ls', '-q', '--filter', `label=omega.host=${host}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
       if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore' });
+      releaseWorkspaceImages(host);
     }
     rc.disconnect();
   });

@@ -13,7 +13,7 @@ import { Agent, request } from 'undici';
 import { workerAddressOf } from '../../master/worker-route.js';
 import { createLocalCa } from '../../src/tls/local-ca.js';
 import { startDns } from '../helpers/dns.js';
-import { requireDocker } from '../helpers/docker.js';
+import { requireDocker, releaseWorkspaceImages } from '../helpers/docker.js';
 import { quickLocalManagers, startMaster } from '../helpers/master.js';
 import { freePort, sleep, waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -62,6 +62,7 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
     const volumes = execFileSync('docker', ['volume', 'ls', '-q', '--filter', `label=omega.host=${HOST}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
     if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore' });
+    releaseWorkspaceImages(HOST);
   });
 
   const resolver = new Resolver();

@@ -71,11 +71,26 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
 
     // monitor() opens a connection of its own beside the one it is called on.
     const base = new Redis(redis.port, '127.0.0.1');
-    const monitor = await base.monitor();
-    t.teardown(() => {
-      monitor.disconnect();
-      base.disconnect();
-    });
+    t.teardown(() => base.disconnect());
+    // ioredis can fail to enter MONITOR when a monitored line arrives in the
+    // same read as MONITOR's OK ("Command queue state error"): try again.
+    // Made here rather than by base.monitor(), so that a failed attempt's connection is closed too.
+    let monitor!: Redis;
+    for (let attempt = 1; ; attempt++) {
+      const m = base.duplicate({ monitor: true, lazyConnect: false });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          m.once('error', reject);
+          m.once('monitoring', () => resolve());
+        });
+        monitor = m;
+        break;
+      } catch (err) {
+        m.disconnect();
+        if (attempt >= 5) throw err;
+      }
+    }
+    t.teardown(() => monitor.disconnect());
     const seen: Array<{ source: string; args: string[] }> = [];
     let scriptSource = '';
     monitor.on('monitor', (_time: string, args: string[], source: string) => {

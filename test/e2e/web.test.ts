@@ -126,11 +126,20 @@ if (ready) {
     await page.bringToFront();
     const failures: string[] = [];
     const onResponse = (r: { status(): number; url(): string }) => r.status() >= 400 && failures.push(`${r.status()} ${r.url()}`);
-    const onFailed = (r: { url(): string }) => failures.push(`failed ${r.url()}`);
+    const onFailed = (r: { url(): string; failure(): { errorText: string } | null }) => failures.push(`failed ${r.url()}: ${r.failure()?.errorText}`);
     page.on('response', onResponse);
     page.on('requestfailed', onFailed);
-    await page.goto(`${up.masterUrl}/`);
-    await page.waitForLoadState('networkidle');
+    // An answer of 400 or more always counts. A request the browser itself
+    // gave up on (once in CI, main.js, with other tests starting containers
+    // and network namespaces beside it) is said and the visit made again, up
+    // to three times: the page must then load with nothing failed.
+    for (let attempt = 1; ; attempt++) {
+      failures.length = 0;
+      await page.goto(`${up.masterUrl}/`);
+      await page.waitForLoadState('networkidle');
+      if (attempt >= 3 || !failures.length || !failures.every((f) => f.startsWith('failed '))) break;
+      t.comment(`the browser gave up on a request; visiting again (${failures.join(', ')})`);
+    }
     t.same(failures, [], 'a first visit without a token makes no request that fails');
     page.off('response', onResponse);
     page.off('requestfailed', onFailed);

@@ -5,6 +5,8 @@ export interface WarmContainer {
   containerId: string;
   /** Where the manager and the ingress reach its worker (see RunningContainer). */
   address: string;
+  /** Its own address on its network (the firewall's name for it). */
+  ip: string;
   hostPort: number;
   volume: string;
   claimSecret: string;

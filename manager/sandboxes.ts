@@ -7,6 +7,7 @@ import type { WarmContainer, WarmPool } from './pool.js';
 import type { HostRegistry } from './registry.js';
 import { LABELS, type DockerRuntime } from './runtime/docker.js';
 import type { WorkerClient } from './worker-client.js';
+import type { SandboxNetwork } from './runtime/network.js';
 
 /**
  * Creating, deleting and listing the sandboxes of this host. Every create
@@ -17,6 +18,8 @@ export class Sandboxes {
   /** Creates in progress by sandbox id: a repeated create joins the first. */
   private readonly inflight = new Map<string, Promise<SandboxInfo>>();
   pool!: WarmPool;
+  /** The isolated network, for sandboxes created without internet (null: Docker's default bridge). */
+  network: SandboxNetwork | null = null;
   /** The TLS ingress port of this host once it listens (null: TLS off): every answer names it. */
   ingressPort: number | null = null;
 
@@ -89,6 +92,19 @@ export class Sandboxes {
           throw err;
         }
       }
+      if (req.internet === false) {
+        // Before the answer, so the sandbox's user never runs with a network.
+        if (!this.network) {
+          await this.discardLogged(warm, log);
+          throw new OmegaError('VALIDATION_FAILED', 'internet: false needs the isolated sandbox network (OMEGA_SANDBOX_NETWORK=isolated) on this host');
+        }
+        try {
+          await this.network.setOffline(warm.ip, true);
+        } catch (err) {
+          await this.discardLogged(warm, log);
+          throw err;
+        }
+      }
       const entry: ContainerEntry = {
         containerId: warm.containerId,
         address: warm.address,
@@ -97,6 +113,7 @@ export class Sandboxes {
         template: req.template,
         source,
         state: 'running',
+        ...(req.internet === false ? { internet: false as const, ip: warm.ip } : {}),
         createdAtMs: Date.now(),
       };
       try {
@@ -166,7 +183,7 @@ export class Sandboxes {
       tmpMb: c.tmpMb,
     });
     this.startingContainers.add(started.id);
-    const warm: WarmContainer = { template, containerId: started.id, address: started.address, hostPort: started.hostPort, volume, claimSecret };
+    const warm: WarmContainer = { template, containerId: started.id, address: started.address, ip: started.ip, hostPort: started.hostPort, volume, claimSecret };
     try {
       await this.workers.waitHealthy(started.address, started.hostPort, c.readyTimeoutMs, () => this.runtime.running(started.id));
       return warm;
@@ -211,6 +228,8 @@ export class Sandboxes {
     const entry = await this.registry.get(id);
     const containers = (await this.runtime.list()).filter((c) => c.labels[LABELS.sandbox] === id || c.id === entry?.containerId);
     for (const c of containers) await this.runtime.remove(c.id);
+    // Its address may go to the next container: it must not inherit the rule.
+    if (entry?.internet === false && entry.ip) await this.network?.setOffline(entry.ip, false);
     const volumes = new Set([entry?.volume, ...containers.map((c) => c.labels[LABELS.volume])].filter((v): v is string => !!v));
     if (keepVolume && entry) {
       await this.registry.report(id, { ...entry, state: 'removed' });

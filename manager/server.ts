@@ -70,8 +70,9 @@ export class ManagerServer implements Component {
         log.child({ component: 'network' }),
       );
       this.network = network;
-      // Puts the rules back if something removed them (a flush, a Docker restart that rebuilt its chains).
-      this.networkCheck = new Periodic(NETWORK_CHECK_MS, () => network.ensure(), (err) => log.error({ err }, 'the sandbox firewall could not be checked'));
+      // Puts the rules back if something removed them (a flush, a Docker restart that rebuilt its chains),
+      // with the offline sandboxes as the container table has them (it survives a manager restart).
+      this.networkCheck = new Periodic(NETWORK_CHECK_MS, async () => network.ensure(await this.offlineAddresses()), (err) => log.error({ err }, 'the sandbox firewall could not be checked'));
     }
     this.registry = new HostRegistry(
       this.redis,
@@ -89,6 +90,7 @@ export class ManagerServer implements Component {
       config.poolRefillParallel,
     );
     this.sandboxes.pool = this.pool;
+    this.sandboxes.network = this.network;
     this.reconciler = new Reconciler(
       this.runtime,
       this.registry,
@@ -132,6 +134,13 @@ export class ManagerServer implements Component {
     });
   }
 
+  /** Addresses of this host's running sandboxes that were created without internet. */
+  private async offlineAddresses(): Promise<string[]> {
+    const out: string[] = [];
+    for (const e of (await this.registry.entries()).values()) if (e.internet === false && e.state === 'running' && e.ip) out.push(e.ip);
+    return out;
+  }
+
   get apiUrl(): string {
     return this.url;
   }
@@ -167,7 +176,7 @@ export class ManagerServer implements Component {
     this.dockerTimer = null;
     if (this.network) {
       try {
-        await this.network.ensure();
+        await this.network.ensure(await this.offlineAddresses());
       } catch (err) {
         // A host whose sandboxes would not be boxed takes no work.
         this.log.error({ err }, 'the sandbox network or its firewall could not be set up; not registering for work until it can');

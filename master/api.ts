@@ -134,7 +134,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
     v1.post<{ Body: CreateRequest }>('/v1/sandboxes', { schema: { body: createBodySchema } }, async (req, reply) => {
       const started = process.hrtime.bigint();
       try {
-        const created = await o.sandboxes.create({ template: req.body.template, timeoutSeconds: req.body.timeoutSeconds, idleSeconds: req.body.idleSeconds, metadata: req.body.metadata });
+        const created = await o.sandboxes.create({ template: req.body.template, timeoutSeconds: req.body.timeoutSeconds, idleSeconds: req.body.idleSeconds, metadata: req.body.metadata, internet: req.body.internet });
         createSeconds.observe({ template: created.template, source: created.source }, Number(process.hrtime.bigint() - started) / 1e9);
         return reply.status(201).send(created);
       } catch (err) {

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { commonSettings, devSetting, perTemplateText, templateList, tokenSetting } from '../src/config/common.js';
 import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2/settings.js';
 import { tlsProblems, tlsSettings } from './tls-settings.js';
-import { ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
+import { bool, ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 const url = (raw: string): string => {
   const u = new URL(raw);
@@ -26,6 +26,14 @@ export const masterSettings = {
     default: ['node', 'python'],
     parse: templateList,
   } satisfies Setting<string[]>,
+  sandboxInternet: {
+    env: 'OMEGA_SANDBOX_INTERNET',
+    flag: 'sandbox-internet',
+    description: 'Whether a sandbox created without `internet` has outbound network (to the internet only: never private or host addresses)',
+    default: true,
+    boolean: true,
+    parse: bool(),
+  } satisfies Setting<boolean>,
   dnsTtl: { env: 'OMEGA_SANDBOX_DNS_TTL', flag: 'sandbox-dns-ttl', description: 'TTL of a sandbox\'s A records (an id is not reused for twice this long)', default: 30, parse: int(1, 86_400) },
   defaultTimeoutSeconds: { env: 'OMEGA_DEFAULT_TIMEOUT_SECONDS', flag: 'default-timeout-seconds', description: 'Lifetime of a sandbox created without timeoutSeconds', default: 900, parse: int(10, 31 * 86_400) },
   maxTimeoutSeconds: { env: 'OMEGA_MAX_TIMEOUT_SECONDS', flag: 'max-timeout-seconds', description: 'Longest lifetime a create or an extension may ask for', default: 86_400, parse: int(10, 366 * 86_400) },

@@ -16,6 +16,8 @@ export interface CreateRequest {
   metadata?: Record<string, string>;
   /** For POST /v1/run: no DNS name, not listed. */
   internal?: boolean;
+  /** false: no outbound network at all; absent: OMEGA_SANDBOX_INTERNET. */
+  internet?: boolean;
 }
 
 export type { Created, SandboxView };
@@ -102,7 +104,7 @@ export class Sandboxes {
       const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded));
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
       const [started, named] = await Promise.allSettled([
-        this.managers.create(slot.managerUrl, { id, template: req.template, token }, this.config.createTimeoutMs),
+        this.managers.create(slot.managerUrl, { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false }) }, this.config.createTimeoutMs),
         req.internal ? Promise.resolve() : this.writeNames({ id, address: slot.address }),
       ]);
       if (started.status === 'rejected') {

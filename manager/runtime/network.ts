@@ -63,6 +63,11 @@ const CHAIN_INPUT = 'OMEGA-SANDBOX-IN';
  * them and the network away once nothing is attached.
  */
 export class SandboxNetwork {
+  /** Addresses of sandboxes created with `internet: false`: refused everything but replies. */
+  private readonly offline = new Set<string>();
+  /** Rule writes one at a time, in order. */
+  private writing: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly docker: Docker,
     private readonly opts: SandboxNetworkOptions,
@@ -73,9 +78,30 @@ export class SandboxNetwork {
     return this.opts.name;
   }
 
-  async ensure(): Promise<void> {
+  /**
+   * `offline`: addresses that have no network, from the host's container
+   * table (after a manager restart it is the only record of them). Added to
+   * what is known, never taking one away: a create's address is in the set
+   * before its row is in the table, and only its delete gives it back.
+   */
+  async ensure(offline?: Iterable<string>): Promise<void> {
+    for (const ip of offline ?? []) this.offline.add(ip);
     await this.ensureNetwork();
-    await this.ensureFirewall();
+    await this.serialized(() => this.ensureFirewall());
+  }
+
+  /** Take the network away from one sandbox (internet: false), or give it back; applied before this resolves. */
+  async setOffline(address: string, off: boolean): Promise<void> {
+    if (off === this.offline.has(address)) return;
+    if (off) this.offline.add(address);
+    else this.offline.delete(address);
+    await this.serialized(() => this.ensureFirewall());
+  }
+
+  private serialized(write: () => Promise<void>): Promise<void> {
+    const next = this.writing.then(write, write);
+    this.writing = next.catch(() => {});
+    return next;
   }
 
   private async ensureNetwork(): Promise<void> {
@@ -106,6 +132,8 @@ export class SandboxNetwork {
     const reject = '-j REJECT --reject-with icmp-admin-prohibited';
     const lines = ['*filter', `:${CHAIN_FORWARD} - [0:0]`, `:${CHAIN_INPUT} - [0:0]`];
     lines.push(`-A ${CHAIN_FORWARD} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`);
+    // No network at all for these (not even DNS): replies to what the host opens still pass, above.
+    for (const ip of [...this.offline].sort()) lines.push(`-A ${CHAIN_FORWARD} -s ${ip}/32 ${reject}`);
     for (const r of resolvers) for (const proto of ['udp', 'tcp']) lines.push(`-A ${CHAIN_FORWARD} -d ${r}/32 -p ${proto} --dport 53 -j RETURN`);
     // Sandbox to sandbox through the bridge itself (ICC off already drops it; this says so in our own rules too).
     lines.push(`-A ${CHAIN_FORWARD} -o ${bridge} ${reject}`);

@@ -17,6 +17,8 @@ export interface CreateSandboxRequest {
   /** The token the sandbox's worker will accept. */
   token: string;
   limits?: SandboxLimits;
+  /** false: no outbound network at all (the host's firewall refuses it); true or absent: the internet, not private addresses. */
+  internet?: boolean;
 }
 
 export interface SandboxInfo {
@@ -58,6 +60,9 @@ export interface ContainerEntry {
    * master deletes it).
    */
   state: 'running' | 'exited' | 'removed';
+  /** false: created with no outbound network (absent: with it); `ip` is the address the host firewall refuses. */
+  internet?: false;
+  ip?: string;
   createdAtMs: number;
   exitedAtMs?: number;
   why?: string;
@@ -82,6 +87,7 @@ export const createSandboxBodySchema = {
     template: { type: 'string', pattern: TEMPLATE_NAME_PATTERN },
     token: { type: 'string', minLength: 16, maxLength: 256 },
     limits: limitsSchema,
+    internet: { type: 'boolean' },
   },
 } as const;
 

@@ -62,6 +62,8 @@ export const createBodySchema = {
     timeoutSeconds: { type: 'integer', minimum: 10 },
     idleSeconds: { type: 'integer', minimum: 10 },
     metadata,
+    /** false: no outbound network at all; absent: the master's OMEGA_SANDBOX_INTERNET. */
+    internet: { type: 'boolean' },
   },
 } as const;
 

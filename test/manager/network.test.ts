@@ -22,6 +22,8 @@ const VETH = `vo${randomBytes(3).toString('hex')}`;
 const SUBNET = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
 const CTL = `${SUBNET}.2`;
 const CTL_PORT = 18099;
+/** An address outside every blocked range, standing for the internet (TEST-NET-2, RFC 5737), also in the namespace. */
+const PUBLIC = '198.51.100.77';
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
 
@@ -39,7 +41,10 @@ if (requireDocker(t, [IMAGE])) {
   sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', `${VETH}p`, 'up']);
   sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
   sh('ip', ['netns', 'exec', NS, 'ip', 'route', 'add', 'default', 'via', `${SUBNET}.1`]);
-  const ctl = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e', `require('http').createServer((q, r) => r.end('control plane')).listen(${CTL_PORT}, '${CTL}')`], { stdio: 'ignore' });
+  sh('ip', ['netns', 'exec', NS, 'ip', 'addr', 'add', `${PUBLIC}/32`, 'dev', `${VETH}p`]);
+  sh('ip', ['route', 'add', `${PUBLIC}/32`, 'dev', VETH]);
+  t.teardown(() => execFileSync('ip', ['route', 'del', `${PUBLIC}/32`], { stdio: 'ignore' }));
+  const ctl = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e', `require('http').createServer((q, r) => r.end('control plane')).listen(${CTL_PORT}, '0.0.0.0')`], { stdio: 'ignore' });
   t.teardown(() => ctl.kill());
   // Forwarding to the namespace, as between machines (the host routes for its containers anyway).
   sh('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
@@ -106,6 +111,22 @@ if (requireDocker(t, [IMAGE])) {
     t.equal(local.stdout.trim(), 'ok', 'a sandbox talks to itself');
     const dns = await c.runToEnd({ command: 'node', args: ['-e', 'require("dns").lookup("deb.debian.org",(e,a)=>console.log(e?e.code:"resolved"))'] });
     t.equal(dns.stdout.trim(), 'resolved', 'names resolve (DNS to the host\'s resolvers is let through)');
+  });
+
+  t.test('internet: an address outside the blocked ranges is open, and closed for a sandbox created with internet: false', async (t) => {
+    const online = await connectWorker(t, `ws://127.0.0.1:${sb.hostPort}/`, `tok-${b}-0123456789abcdef`);
+    const open = JSON.parse((await online.runToEnd({ command: 'node', args: ['-e', probe, JSON.stringify([[PUBLIC, CTL_PORT]])] })).stdout);
+    t.same(open, ['open'], 'a sandbox with the internet reaches it');
+    const off = `netc${randomBytes(3).toString('hex')}`;
+    const res = await call('POST', '/v1/sandboxes', { id: off, template: 'node', token: `tok-${off}-0123456789abcdef`, internet: false });
+    t.equal(res.status, 201, JSON.stringify(res.body));
+    const c = await connectWorker(t, `ws://127.0.0.1:${res.body.hostPort}/`, `tok-${off}-0123456789abcdef`);
+    const got = JSON.parse((await c.runToEnd({ command: 'node', args: ['-e', probe, JSON.stringify([[PUBLIC, CTL_PORT]])] })).stdout);
+    t.not(got[0], 'open', `internet: false has none (${got[0]})`);
+    const address = ip(res.body.containerId);
+    t.match(sh('iptables', ['-S', 'OMEGA-SANDBOX']), `-s ${address}/32`, 'its rule');
+    t.equal((await call('DELETE', `/v1/sandboxes/${off}`)).status, 200);
+    t.notMatch(sh('iptables', ['-S', 'OMEGA-SANDBOX']), `-s ${address}/32`, 'gone with it: its address may be the next sandbox\'s');
   });
 
   t.test('the rules are idempotent and come back after a flush', async (t) => {

@@ -16,7 +16,7 @@ t.test('a refill starts at most `parallel` containers at once, templates taking 
     most = Math.max(most, inFlight);
     await new Promise((r) => setTimeout(r, 5));
     inFlight--;
-    return { template, containerId: `c${n++}`, address: '127.0.0.1', hostPort: 1, volume: 'v', claimSecret: 's' };
+    return { template, containerId: `c${n++}`, address: '127.0.0.1', ip: '172.18.0.9', hostPort: 1, volume: 'v', claimSecret: 's' };
   };
   const pool = new WarmPool({ a: 5, b: 2 }, start, async () => {}, log, 2);
   pool.fill();

@@ -94,7 +94,7 @@ export class Sandboxes {
       }
       if (req.internet === false) {
         // Before the answer, so the sandbox's user never runs with a network.
-        if (!this.network) {
+        if (!this.network || !warm.ip) {
           await this.discardLogged(warm, log);
           throw new OmegaError('VALIDATION_FAILED', 'internet: false needs the isolated sandbox network (OMEGA_SANDBOX_NETWORK=isolated) on this host');
         }

@@ -32,7 +32,7 @@ export interface RunningContainer {
   /** Where the worker is reached from this host: the published address and port, or the container's own address and the worker's port. */
   address: string;
   hostPort: number;
-  /** The container's own address on its network (what the host firewall knows it by). */
+  /** The container's own address on its network (what the host firewall knows it by); '' when the engine gave none. */
   ip: string;
 }
 
@@ -151,9 +151,11 @@ export class DockerRuntime {
     } catch (err) {
       throw await this.removeFailed(container.id, dockerError(err, `inspecting container ${spec.name}`));
     }
-    const ip = Object.values(info.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
-    if (!ip) throw await this.removeFailed(container.id, new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no network address`));
-    if (this.publishIp === null) return { id: container.id, address: ip, ip, hostPort: Number(WORKER_PORT.split('/')[0]) };
+    const ip = Object.values(info.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress ?? '';
+    if (this.publishIp === null) {
+      if (!ip) throw await this.removeFailed(container.id, new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no network address`));
+      return { id: container.id, address: ip, ip, hostPort: Number(WORKER_PORT.split('/')[0]) };
+    }
     const port = info.NetworkSettings.Ports?.[WORKER_PORT]?.[0]?.HostPort;
     if (!port) throw await this.removeFailed(container.id, new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no published port`));
     return { id: container.id, address: this.publishIp, ip, hostPort: Number(port) };

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
+import { Resolver } from 'node:dns';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Packet } from 'dns2';
@@ -110,3 +111,21 @@ export function buildQuery(name: string, type: keyof typeof Packet.TYPE, opts: {
 }
 
 export { Packet };
+
+/** What net.LookupFunction is called with and answers; loose, as ws, undici and tls each type it their own way. */
+export type ZoneLookup = (hostname: string, opts: { all?: boolean }, cb: (...a: any[]) => void) => void;
+
+/**
+ * A DNS lookup that asks Omega's DNS server at `port` and nothing else, as a
+ * client pointed at it would: for ws, undici and tls (their `lookup` option).
+ */
+export function zoneLookup(port: number): ZoneLookup {
+  const resolver = new Resolver();
+  resolver.setServers([`127.0.0.1:${port}`]);
+  return (hostname, opts, cb) =>
+    resolver.resolve4(hostname, (err, addrs) => {
+      if (err) return cb(err);
+      if (opts.all) return cb(null, addrs.map((address) => ({ address, family: 4 })));
+      cb(null, addrs[0], 4);
+    });
+}

@@ -1,6 +1,5 @@
 // OMEGA_TLS=acme against a real ACME CA: Debian's Pebble validates the DNS-01
 // challenge by asking Omega's own DNS server, and issues the zone's wildcard.
-import { Resolver } from 'node:dns';
 import tls from 'node:tls';
 import t from 'tap';
 import { Agent, request } from 'undici';
@@ -10,7 +9,7 @@ import { DnsClient } from '../../master/clients.js';
 import { createRedis } from '../../src/redis/connection.js';
 import { tlsKeys } from '../../src/redis/keys.js';
 import { CertStore } from '../../src/tls/store.js';
-import { dig, startDns, TOKEN as DNS_TOKEN } from '../helpers/dns.js';
+import { dig, startDns, TOKEN as DNS_TOKEN, zoneLookup } from '../helpers/dns.js';
 import { capturedLogger } from '../helpers/log.js';
 import { startMaster } from '../helpers/master.js';
 import { startPebble } from '../helpers/pebble.js';
@@ -34,14 +33,8 @@ const issuedMs = Date.now() - started;
 const root = await pebble.root();
 const port = Number(new URL(server.apiUrl).port);
 
-const resolver = new Resolver();
-resolver.setServers([`127.0.0.1:${dns.port}`]);
-const lookup = (hostname: string, opts: { all?: boolean }, cb: (...a: any[]) => void) =>
-  resolver.resolve4(hostname, (err, addrs) => {
-    if (err) return cb(err);
-    if (opts.all) return cb(null, addrs.map((address) => ({ address, family: 4 })));
-    cb(null, addrs[0], 4);
-  });
+/** Name lookups through Omega's DNS server only, as a client pointed at it would make them. */
+const lookup = zoneLookup(dns.port);
 /** Trusts Pebble's root and nothing else; names through Omega's DNS. */
 const trustingPebble = new Agent({ connect: { ca: root, lookup: lookup as any } });
 t.teardown(() => trustingPebble.close());

@@ -1,13 +1,12 @@
 // The master end to end, against the real thing: Redis, the DNS server, managers
 // started by the local provider on 127.0.0.x, Docker, and the sandboxes' workers.
 import { execFileSync } from 'node:child_process';
-import { Resolver } from 'node:dns';
 import t from 'tap';
 import type { LocalProvider } from '../../master/providers/local.js';
 import { createRedis } from '../../src/redis/connection.js';
 import { SANDBOX_ID_FORMAT } from '../../src/ids.js';
 import { hostKeys } from '../../src/redis/keys.js';
-import { dig, startDns } from '../helpers/dns.js';
+import { dig, startDns, zoneLookup } from '../helpers/dns.js';
 import { dockerExists, requireDocker, releaseWorkspaceImages } from '../helpers/docker.js';
 import { quickLocalManagers, startMaster } from '../helpers/master.js';
 import { freePort, waitFor } from '../helpers/ports.js';
@@ -47,15 +46,8 @@ if (requireDocker(t, ['omega/sandbox-python:latest', 'omega/sandbox-node:latest'
     rc.disconnect();
   });
 
-  const resolver = new Resolver();
-  resolver.setServers([`127.0.0.1:${dns.port}`]);
-  /** Name lookups through Omega's DNS server only, as a browser pointed at it would make them. */
-  const lookup = (hostname: string, opts: { all?: boolean }, cb: (...a: any[]) => void) =>
-    resolver.resolve4(hostname, (err, addrs) => {
-      if (err) return cb(err);
-      if (opts.all) return cb(null, addrs.map((address) => ({ address, family: 4 })));
-      cb(null, addrs[0], 4);
-    });
+  /** Name lookups through Omega's DNS server only, as a client pointed at it would make them. */
+  const lookup = zoneLookup(dns.port);
   const open = (url: string, token: string): Promise<TestClient> => connectWorker(null, url, token, 'header', { lookup: lookup as any });
 
   t.test('the API refuses what it must', async (t) => {

@@ -2,7 +2,6 @@
 // master over https, a host's ingress routing by name to the sandbox's worker,
 // names resolved at Omega's DNS server, every client trusting only that CA.
 import { execFileSync } from 'node:child_process';
-import { Resolver } from 'node:dns';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,7 +11,7 @@ import t from 'tap';
 import { Agent, request } from 'undici';
 import { workerAddressOf } from '../../master/worker-route.js';
 import { createLocalCa } from '../../src/tls/local-ca.js';
-import { startDns } from '../helpers/dns.js';
+import { startDns, zoneLookup } from '../helpers/dns.js';
 import { requireDocker, releaseWorkspaceImages } from '../helpers/docker.js';
 import { quickLocalManagers, startMaster } from '../helpers/master.js';
 import { freePort, sleep, waitFor } from '../helpers/ports.js';
@@ -65,15 +64,8 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     releaseWorkspaceImages(HOST);
   });
 
-  const resolver = new Resolver();
-  resolver.setServers([`127.0.0.1:${dns.port}`]);
-  /** Names through Omega's DNS server only, as a client pointed at it resolves them. */
-  const lookup = (hostname: string, opts: { all?: boolean }, cb: (...a: any[]) => void) =>
-    resolver.resolve4(hostname, (err, addrs) => {
-      if (err) return cb(err);
-      if (opts.all) return cb(null, addrs.map((address) => ({ address, family: 4 })));
-      cb(null, addrs[0], 4);
-    });
+  /** Name lookups through Omega's DNS server only, as a client pointed at it would make them. */
+  const lookup = zoneLookup(dns.port);
   /** Only the test CA is trusted: no system roots, no exceptions. */
   const trusting = new Agent({ connect: { ca: ca.certPem, lookup: lookup as any } });
   t.teardown(() => trusting.close());

@@ -1,4 +1,4 @@
-import type { NameRecords, RecordType } from '../src/protocol/dns.js';
+import { splitPortLabel, type NameRecords, type RecordType } from '../src/protocol/dns.js';
 import type { DnsCounters } from './metrics.js';
 import {
   asciiLower,
@@ -51,13 +51,6 @@ export interface ResponderOptions {
 const NS_TTL = 3600;
 /** Fixed names are configuration; a short TTL lets a moved master be found soon after a restart with new settings. */
 const FIXED_TTL = 300;
-/**
- * The preview rule: `<port>-<label>` (port 1-65535, no leading zero) answers
- * what `<label>` at the same level does, when it has no records of its own.
- * One label per preview keeps every preview under the zone's one wildcard
- * certificate; no record is stored per port.
- */
-const PORT_ALIAS = /^([1-9][0-9]{0,4})-(.+)$/;
 
 /** A response and the cache it belongs in. */
 type Answer = ResponseSpec & { kind: 'exact' | 'synth' | 'derived' | 'negative' | 'uncacheable' };
@@ -218,8 +211,9 @@ export class Responder {
     const glue = this.glue.get(name);
     let found: { node: NameRecords | null; wildcard: boolean; derived?: boolean } | null = glue ? { node: glue, wildcard: false } : zone.resolve(name);
     if (!found || found.wildcard) {
-      // The preview rule comes before a wildcard: `3000-abc` is abc's, whatever `*` says.
-      const base = this.portAliasOf(labels[0]!);
+      // The preview rule (splitPortLabel) comes before a wildcard: `3000-abc` answers
+      // what abc at the same level does when it has no records of its own, whatever `*` says.
+      const base = splitPortLabel(labels[0]!)?.base ?? null;
       const node = base === null ? undefined : zone.get(`${base}.${labels.slice(1).join('.')}`);
       if (node) found = { node, wildcard: false, derived: true };
     }
@@ -235,13 +229,6 @@ export class Responder {
     }
     if (!answers.length) return this.noData();
     return { kind: found.wildcard ? 'synth' : 'exact', rcode: RCODE.NOERROR, aa: true, answers, authority: [], additional: [] };
-  }
-
-  /** The label a preview label stands for (`3000-abc` -> `abc`), or null. */
-  private portAliasOf(label: string): string | null {
-    const m = PORT_ALIAS.exec(label);
-    if (!m || Number(m[1]) > 65535) return null;
-    return m[2]!;
   }
 
   private records(owner: string | null, node: NameRecords | undefined, qtype: number): ResourceRecord[] {

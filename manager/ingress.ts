@@ -3,6 +3,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { once, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
+import { splitPortLabel } from '../src/protocol/dns.js';
 import type { CertBundle } from '../src/tls/bundle.js';
 
 /**
@@ -38,7 +39,6 @@ export interface IngressOptions {
   route(sandboxId: string): Promise<IngressRoute | null>;
 }
 
-const PORT_LABEL = /^([1-9][0-9]{0,4})-(.+)$/;
 
 export interface Refusal {
   status: number;
@@ -52,9 +52,7 @@ export function sandboxOfName(servername: string | false | null | undefined, zon
   if (!name.endsWith(`.${zone}`)) return { status: 421, message: `${name} is not served here: sandboxes are <id>.${zone}` };
   const label = name.slice(0, -(zone.length + 1));
   if (label.includes('.')) return { status: 404, message: `${name}: previews are <port>-<id>.${zone} (one label) over https` };
-  const m = PORT_LABEL.exec(label);
-  if (m && Number(m[1]) <= 65535) return { sandboxId: m[2]! };
-  return { sandboxId: label };
+  return { sandboxId: splitPortLabel(label)?.base ?? label };
 }
 
 export class Ingress implements Component {

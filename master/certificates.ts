@@ -158,9 +158,7 @@ export class Certificates implements Component {
   }
 
   private async adoptStored(): Promise<void> {
-    const fp = await this.store.fingerprint();
-    if (!fp || fp === this.current?.fingerprint) return;
-    const b = await this.store.get();
+    const b = await this.store.changedFrom(this.current?.fingerprint);
     if (b) this.use(b);
   }
 

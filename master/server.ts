@@ -161,6 +161,7 @@ export class MasterServer implements Component {
 
   private makeCertificates(): Certificates {
     const c = this.config;
+    const store = new CertStore(this.redis, tlsKeys(c.redisPrefix));
     let issuer: Issuer;
     const extra = [...c.tlsNames];
     if (c.tls === 'local') {
@@ -182,12 +183,12 @@ export class MasterServer implements Component {
           propagationTimeoutMs: c.acmePropagationTimeoutMs,
         },
         this.dns,
-        new CertStore(this.redis, tlsKeys(c.redisPrefix)).acmeAccount,
+        store.acmeAccount,
         this.log.child({ component: 'acme' }),
       );
     }
     return new Certificates(
-      new CertStore(this.redis, tlsKeys(c.redisPrefix)),
+      store,
       issuer,
       { names: certificateNames(c.zone, c.apiName, extra), intervalMs: c.tlsReloadIntervalMs, renewNow: c.tlsRenewNow },
       (b) => {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,8 +41,8 @@ export class WorkspaceDisks {
   async create(volume: string): Promise<string> {
     const img = this.image(volume);
     try {
-      // A leftover of an attempt cut short is made again from nothing.
-      await this.release(volume);
+      // A leftover of an attempt cut short is made again from nothing (one losetup call only when there is one).
+      if (existsSync(img)) await this.release(volume);
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       await run('truncate', ['-s', `${this.sizeMb}M`, img]);
       // No reserved blocks (no root inside); the root directory the sandbox's user's; lazy init: ~10 ms.
@@ -49,8 +50,8 @@ export class WorkspaceDisks {
       const { stdout } = await run('losetup', ['--find', '--show', img]);
       return stdout.trim();
     } catch (err) {
-      await this.release(volume).catch(() => {});
-      throw new OmegaError('SANDBOX_START_FAILED', `making the workspace filesystem for ${volume} failed (needs root, losetup and mkfs.ext4): ${(err as Error).message}`, { cause: err });
+      const failure = new OmegaError('SANDBOX_START_FAILED', `making the workspace filesystem for ${volume} failed (needs root, losetup and mkfs.ext4): ${(err as Error).message}`, { cause: err });
+      throw await this.releaseAfter(volume, failure);
     }
   }
 
@@ -59,6 +60,21 @@ export class WorkspaceDisks {
     const name = `omega-probe-${process.pid}`;
     await this.create(name);
     await this.release(name);
+  }
+
+  /**
+   * Release what a failed start left; the error to throw: `failure`, or, if
+   * the release fails too, both joined (the reconciler's sweep retries it).
+   */
+  async releaseAfter(volume: string, failure: OmegaError): Promise<OmegaError> {
+    try {
+      await this.release(volume);
+      return failure;
+    } catch (err) {
+      return new OmegaError(failure.code, `${failure.message}; releasing its image failed too: ${(err as Error).message}`, {
+        cause: new AggregateError([failure.cause ?? failure, err], 'the start and the release failed'),
+      });
+    }
   }
 
   /** Detach and delete the volume's image (after Docker has removed the volume); nothing there is fine. */

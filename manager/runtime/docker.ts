@@ -104,8 +104,8 @@ export class DockerRuntime {
         });
       } catch (err) {
         // No volume owns the image: it goes now (the engine away, say), not with a volume later.
-        await this.disks?.release(spec.volume).catch(() => {});
-        throw err;
+        if (!this.disks) throw err;
+        throw await this.disks.releaseAfter(spec.volume, dockerError(err, `creating container ${spec.name}`));
       }
       container = await this.docker.createContainer({
         name: spec.name,

@@ -59,8 +59,7 @@ const CHAIN_INPUT = 'OMEGA-SANDBOX-IN';
  * moment without rules), and the jumps to them added only when missing, so
  * ensure() is idempotent and safe to repeat: the reconciler repeats it,
  * which puts the rules back after a Docker restart or a flush. The rules
- * stay when the manager stops (its sandboxes keep running); remove() takes
- * them and the network away once nothing is attached.
+ * and the network stay when the manager stops: its sandboxes keep running.
  */
 export class SandboxNetwork {
   /** Addresses of sandboxes created with `internet: false`: refused everything but replies. */
@@ -100,7 +99,11 @@ export class SandboxNetwork {
 
   private serialized(write: () => Promise<void>): Promise<void> {
     const next = this.writing.then(write, write);
-    this.writing = next.catch(() => {});
+    // The chain only orders the writes: each one's failure reaches its own caller through `next`.
+    this.writing = next.then(
+      () => undefined,
+      () => undefined,
+    );
     return next;
   }
 
@@ -155,23 +158,6 @@ export class SandboxNetwork {
     } catch (err) {
       throw new OmegaError('INTERNAL', `installing the sandbox firewall failed (the manager needs CAP_NET_ADMIN and iptables): ${(err as Error).message}`, { cause: err });
     }
-  }
-
-  /** Remove the rules and the network, if no container is attached (a host leaving Omega). */
-  async remove(): Promise<boolean> {
-    const info = (await this.docker.getNetwork(this.opts.name).inspect().catch(() => null)) as { Containers?: Record<string, unknown> } | null;
-    if (info && Object.keys(info.Containers ?? {}).length) return false;
-    for (const [chain, jump] of [
-      ['DOCKER-USER', CHAIN_FORWARD],
-      ['INPUT', CHAIN_INPUT],
-    ] as const) {
-      const spec = ['-i', this.opts.bridge, '-j', jump];
-      while (await iptables(['-C', chain, ...spec]).then(() => true, () => false)) await iptables(['-D', chain, ...spec]);
-      await iptables(['-F', jump]).catch(() => {});
-      await iptables(['-X', jump]).catch(() => {});
-    }
-    if (info) await this.docker.getNetwork(this.opts.name).remove();
-    return true;
   }
 }
 

@@ -27,6 +27,19 @@ export interface Change {
   ifExists?: boolean;
 }
 
+/**
+ * The preview rule: `<port>-<label>` (port 1-65535, no leading zero) stands
+ * for `<label>`'s preview of that port, in one label, so the zone's one
+ * wildcard certificate covers every preview. The DNS server answers it with
+ * `<label>`'s addresses; the ingress routes it to `<label>`'s worker.
+ */
+const PORT_LABEL = /^([1-9][0-9]{0,4})-(.+)$/;
+export function splitPortLabel(label: string): { port: number; base: string } | null {
+  const m = PORT_LABEL.exec(label);
+  if (!m || Number(m[1]) > 65535) return null;
+  return { port: Number(m[1]), base: m[2]! };
+}
+
 export const MAX_TTL_SECONDS = 604_800;
 export const MAX_VALUES = 64;
 /** One TXT value becomes one record of up to this many octets, split into 255-octet strings. */

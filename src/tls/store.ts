@@ -27,6 +27,13 @@ export class CertStore {
     return json ? (JSON.parse(json) as CertBundle) : null;
   }
 
+  /** The stored certificate if it is not the one with `fingerprint` (a cheap HGET when nothing changed), else null. */
+  async changedFrom(fingerprint: string | null | undefined): Promise<CertBundle | null> {
+    const fp = await this.fingerprint();
+    if (!fp || fp === fingerprint) return null;
+    return this.get();
+  }
+
   /** Take the lock for `ttlMs`: a token to store and release with, or null when another holds it. */
   async lock(ttlMs: number): Promise<string | null> {
     const token = randomBytes(12).toString('base64url');
@@ -91,13 +98,10 @@ export class CertFollower {
 
   private async check(): Promise<void> {
     try {
-      const fp = await this.store.fingerprint();
-      if (fp && fp !== this.current) {
-        const b = await this.store.get();
-        if (b) {
-          this.apply(b);
-          this.current = b.fingerprint;
-        }
+      const b = await this.store.changedFrom(this.current);
+      if (b) {
+        this.apply(b);
+        this.current = b.fingerprint;
       }
       if (this.failing) this.onError(null, true);
       this.failing = false;

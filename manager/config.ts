@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { commonSettings, devSetting, perTemplate, templateList, tlsModeSetting, tlsReloadSetting, tokenSetting } from '../src/config/common.js';
+import { commonSettings, defaultAndPerTemplate, devSetting, perTemplate, templateList, tlsModeSetting, tlsReloadSetting, tokenSetting } from '../src/config/common.js';
 import { DEFAULT_WORKSPACE_IMAGE_DIR } from './runtime/disk.js';
 import { ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
@@ -136,13 +136,19 @@ export const managerSettings = {
     },
   } satisfies Setting<number>,
   pids: { env: 'OMEGA_SANDBOX_PIDS', flag: 'sandbox-pids', description: 'Most processes in a sandbox', default: 256, parse: int(16, 32768) },
+  nofile: { env: 'OMEGA_SANDBOX_NOFILE', flag: 'sandbox-nofile', description: 'Most open files per process in a sandbox (RLIMIT_NOFILE, soft and hard)', default: 4096, parse: int(64, 1_048_576) },
   diskMb: {
     env: 'OMEGA_SANDBOX_DISK_MB',
     flag: 'sandbox-disk-mb',
-    description: 'Size of a sandbox\'s /workspace (its own filesystem: writing past it fails with ENOSPC); 0: a plain volume on the host\'s disk, unlimited',
-    default: 1024,
-    parse: int(0, 1_048_576),
-  },
+    description: 'Size of a sandbox\'s /workspace (its own filesystem: writing past it fails with ENOSPC), for every template or per template (2048,python=512: python 512, the others 2048); 0: a plain volume on the host\'s disk, unlimited',
+    default: 1024 as Record<string, number> | number,
+    defaultText: '1024',
+    parse: (raw: string) => {
+      const v = defaultAndPerTemplate(raw);
+      for (const n of [v.all, ...Object.values(v.each)]) if (n !== undefined && n !== 0 && (n < 16 || n > 1_048_576)) throw new Error('a size must be 0 (unlimited) or 16 to 1048576 MB');
+      return v.all !== undefined && Object.keys(v.each).length === 0 ? v.all : { ...v.each, ...(v.all !== undefined ? { '*': v.all } : {}) };
+    },
+  } satisfies Setting<Record<string, number> | number>,
   workspaceImageDir: {
     env: 'OMEGA_WORKSPACE_IMAGE_DIR',
     flag: 'workspace-image-dir',
@@ -161,7 +167,7 @@ export const managerSettings = {
 
 export type ManagerSettings = SettingsValues<typeof managerSettings>;
 
-export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen' | 'poolSize' | 'ingressListen'> {
+export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen' | 'poolSize' | 'ingressListen' | 'diskMb'> {
   hostId: string;
   listen: { host: string; port: number };
   /** null when TLS is off. */
@@ -173,6 +179,8 @@ export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen'
    */
   publishIp: string | null;
   poolSize: Record<string, number>;
+  /** Workspace size per template; 0: unlimited (a plain volume). */
+  diskMb: Record<string, number>;
 }
 
 export function loadConfig(opts: LoadOptions): ManagerConfig {
@@ -182,6 +190,8 @@ export function loadConfig(opts: LoadOptions): ManagerConfig {
   }
   const poolSize: Record<string, number> = {};
   for (const t of s.templates) poolSize[t] = typeof s.poolSize === 'number' ? s.poolSize : (s.poolSize[t] ?? 0);
+  const diskMb: Record<string, number> = {};
+  for (const t of s.templates) diskMb[t] = typeof s.diskMb === 'number' ? s.diskMb : ((s.diskMb as Record<string, number>)[t] ?? (s.diskMb as Record<string, number>)['*'] ?? 1024);
   return Object.freeze({
     ...s,
     hostId: s.hostId ?? s.hostIp,
@@ -189,5 +199,6 @@ export function loadConfig(opts: LoadOptions): ManagerConfig {
     ingressListen: s.tls === 'off' ? null : (s.ingressListen ?? { host: s.hostIp, port: 443 }),
     publishIp: s.tls === 'off' ? s.hostIp : null,
     poolSize,
+    diskMb,
   });
 }

@@ -181,6 +181,8 @@ export class Sandboxes {
       cpus: limits?.cpus ?? c.cpus,
       pids: limits?.pids ?? c.pids,
       tmpMb: c.tmpMb,
+      diskMb: c.diskMb[template] ?? 0,
+      nofile: c.nofile,
     });
     this.startingContainers.add(started.id);
     const warm: WarmContainer = { template, containerId: started.id, address: started.address, ip: started.ip, hostPort: started.hostPort, volume, claimSecret };

@@ -61,7 +61,7 @@ export class ManagerServer implements Component {
     this.redis = createRedis(config.redisUrl, { connectionName: 'omega-manager' });
     watchRedis(this.redis, log, 'omega-manager');
     const isolated = config.sandboxNetwork === 'isolated';
-    this.disks = config.diskMb > 0 ? new WorkspaceDisks(join(config.workspaceImageDir, config.hostId), config.diskMb) : null;
+    this.disks = Object.values(config.diskMb).some((mb) => mb > 0) ? new WorkspaceDisks(join(config.workspaceImageDir, config.hostId)) : null;
     this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.publishIp, isolated ? SANDBOX_NETWORK : null, this.disks);
     if (isolated) {
       const network = new SandboxNetwork(

@@ -4,6 +4,7 @@ import { safeUrl } from '../src/config/settings.js';
 import type { CloneStatus } from '../src/protocol/worker.js';
 import { childEnv, killGroup } from './jobs.js';
 import type { WorkerLogger } from './log.js';
+import type { SandboxUser } from './user.js';
 
 /** Schemes a claim may clone from; file:// is for tests and local mirrors. */
 const SCHEMES = new Set(['https:', 'http:', 'git:', 'ssh:', 'file:']);
@@ -34,6 +35,7 @@ export class Clone {
     private readonly timeoutMs: number,
     private readonly report: (s: CloneStatus) => void,
     private readonly log: WorkerLogger,
+    private readonly user: SandboxUser,
   ) {}
 
   async start(url: string): Promise<void> {
@@ -50,6 +52,7 @@ export class Clone {
       env: childEnv({ GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' }),
       stdio: ['ignore', 'ignore', 'pipe'],
       detached: true,
+      ...this.user.spawnOptions(),
     });
     this.pid = child.pid ?? null;
     let tail = '';

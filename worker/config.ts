@@ -1,5 +1,6 @@
 import { bool, ConfigError, hostPort, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 import { SANDBOX_ID_PATTERN } from '../src/protocol/worker.js';
+import { runAsOf, type RunAs } from './user.js';
 
 /**
  * The worker's settings. It runs alone in a container, so this imports only
@@ -60,6 +61,13 @@ export const workerSettings = {
     default: undefined as string | undefined,
     parse: sandboxIdOf,
   } satisfies Setting<string | undefined>,
+  user: {
+    env: 'OMEGA_WORKER_USER',
+    flag: 'user',
+    description: "uid:gid user code runs as, apart from the agent (which must then be root; the manager sets 1000:1000). Unset: the worker's own user",
+    default: undefined as RunAs | undefined,
+    parse: runAsOf,
+  } satisfies Setting<RunAs | undefined>,
   zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'Zone of preview hosts <port>-<id>.<zone> (and <port>.<id>.<zone> over plain http)', default: 'sandbox.test', parse: zoneName } satisfies Setting<string>,
   https: {
     env: 'OMEGA_WORKER_HTTPS',

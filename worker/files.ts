@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Entry, Params, Result } from '../src/protocol/worker.js';
 import { fsError, WorkerError } from './errors.js';
 import type { Workspace } from './paths.js';
+import type { SandboxUser } from './user.js';
 import { entryType, type Attribution } from './watch.js';
 
 /** Entries returned by one fs.list at most; `truncated` says when there were more. */
@@ -18,6 +19,7 @@ export class Files {
     private readonly ws: Workspace,
     private readonly attribution: Attribution,
     private readonly maxFileBytes: number,
+    private readonly user: SandboxUser,
   ) {}
 
   async list(p: Params<'fs.list'>): Promise<Result<'fs.list'>> {
@@ -61,6 +63,7 @@ export class Files {
     await this.makeParents(file, p.path, clientId);
     this.attribution.mark(this.ws.relative(file), clientId);
     await guard(p.path, () => writeFile(file, data));
+    if (!existed) await guard(p.path, () => this.user.own(file));
     const st = await guard(p.path, () => stat(file));
     return { size: st.size, mtimeMs: Math.round(st.mtimeMs), created: !existed };
   }
@@ -69,7 +72,10 @@ export class Files {
     const dir = await this.ws.resolve(p.path);
     this.attribution.mark(this.ws.relative(dir), clientId, true);
     const first = await guard(p.path, () => mkdir(dir, { recursive: true }));
-    if (first) this.attribution.mark(this.ws.relative(first), clientId, true);
+    if (first) {
+      this.attribution.mark(this.ws.relative(first), clientId, true);
+      await guard(p.path, () => this.user.ownDown(first, dir));
+    }
     return { created: first !== undefined };
   }
 
@@ -110,8 +116,12 @@ export class Files {
   }
 
   private async makeParents(file: string, shown: string, clientId: string): Promise<void> {
-    const first = await guard(shown, () => mkdir(path.dirname(file), { recursive: true }));
-    if (first) this.attribution.mark(this.ws.relative(first), clientId, true);
+    const dir = path.dirname(file);
+    const first = await guard(shown, () => mkdir(dir, { recursive: true }));
+    if (first) {
+      this.attribution.mark(this.ws.relative(first), clientId, true);
+      await guard(shown, () => this.user.ownDown(first, dir));
+    }
   }
 }
 

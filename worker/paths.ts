@@ -11,8 +11,11 @@ import { WorkerError } from './errors.js';
  * stay inside, so a link to /etc (or to a dangling path outside, which a
  * write would create) is refused rather than used.
  *
- * This is the API's contract, not a security boundary: the sandbox user has a
- * shell and owns everything the worker can reach.
+ * This is the API's contract more than a security boundary: the sandbox user
+ * has a shell, and a link swapped in between the check and the use could at
+ * most make the agent (root in its container, see user.ts) touch the
+ * container's own /tmp or /proc: the root file system is read-only and the
+ * agent holds nothing of value but the sandbox's own token.
  */
 export class Workspace {
   private constructor(readonly root: string) {}

@@ -9,6 +9,7 @@ import { WorkerError } from './errors.js';
 import { childEnv, Job, JobTable, killGroup } from './jobs.js';
 import type { WorkerLogger } from './log.js';
 import { Ring } from './ring.js';
+import type { SandboxUser } from './user.js';
 
 /** How each language runs a source file. node is the worker's own binary: every image has it. */
 const INTERPRETERS: Record<Language, { command: string; file: string }> = {
@@ -101,6 +102,7 @@ export interface ProcessOptions {
   keepExited: number;
   checkLimit(): void;
   resolveDir(rel: string): Promise<string>;
+  user: SandboxUser;
   log: WorkerLogger;
 }
 
@@ -126,6 +128,9 @@ export class Processes {
       scratch = await mkdtemp(path.join(tmpdir(), 'omega-run-'));
       const file = path.join(scratch, interp.file);
       await writeFile(file, p.code);
+      // Readable by the program only: the directory is private (0700) to the user it runs as.
+      await this.opts.user.own(scratch);
+      await this.opts.user.own(file);
       command = interp.command;
       args = [file];
     } else {
@@ -141,6 +146,7 @@ export class Processes {
       env: childEnv({ PYTHONUNBUFFERED: '1', ...p.env }),
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
+      ...this.opts.user.spawnOptions(),
     });
     try {
       await new Promise<void>((resolve, reject) => {

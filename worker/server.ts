@@ -19,6 +19,7 @@ import { Processes } from './processes.js';
 import { refuse, sendError, sendJson } from './respond.js';
 import { Session } from './session.js';
 import { Terminals } from './terminals.js';
+import { SandboxUser } from './user.js';
 import { Attribution, TreeWatcher } from './watch.js';
 
 /** How long stop() gives programs between SIGTERM/SIGHUP and SIGKILL. */
@@ -51,9 +52,12 @@ export class Worker {
 
   async start(): Promise<void> {
     const { config, log } = this;
+    const user = SandboxUser.start(config.user);
     const ws = await Workspace.open(config.workspace);
+    // A new workspace filesystem's root is root's: user code (and its clone) must be able to write there.
+    await user.own(ws.root);
     const attribution = new Attribution();
-    const files = new Files(ws, attribution, config.maxFileBytes);
+    const files = new Files(ws, attribution, config.maxFileBytes, user);
     this.watcher = new TreeWatcher(
       ws.root,
       (path, kind, type) => {
@@ -69,11 +73,11 @@ export class Worker {
         throw new WorkerError('LIMIT_REACHED', `at most ${config.maxRunning} terminals and processes may run at once`);
       }
     };
-    const jobOpts = { scrollbackBytes: config.scrollbackBytes, keepExited: config.keepExited, checkLimit, resolveDir: (rel: string) => files.directory(rel) };
+    const jobOpts = { scrollbackBytes: config.scrollbackBytes, keepExited: config.keepExited, checkLimit, resolveDir: (rel: string) => files.directory(rel), user };
     this.terminals = new Terminals({ ...jobOpts, log: log.child({ component: 'terminals' }) });
     this.processes = new Processes({ ...jobOpts, log: log.child({ component: 'processes' }) });
     const preview = new Preview(config.zone, this.creds, log.child({ component: 'preview' }), config.https);
-    this.clone = new Clone(ws.root, config.cloneTimeoutMs, (s) => this.clients.broadcast('git.clone', s), log.child({ component: 'clone' }));
+    this.clone = new Clone(ws.root, config.cloneTimeoutMs, (s) => this.clients.broadcast('git.clone', s), log.child({ component: 'clone' }), user);
     const dispatcher = new Dispatcher(methods({ files, terminals: this.terminals, processes: this.processes, preview, clients: this.clients }), log);
 
     this.wss = new WebSocketServer({

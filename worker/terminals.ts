@@ -7,6 +7,7 @@ import { WorkerError } from './errors.js';
 import { childEnv, Job, JobTable, killGroup, signalName } from './jobs.js';
 import type { WorkerLogger } from './log.js';
 import { Ring } from './ring.js';
+import type { SandboxUser } from './user.js';
 
 type PtyModule = typeof import('node-pty');
 let ptyModule: PtyModule | null = null;
@@ -67,6 +68,7 @@ export interface TerminalOptions {
   checkLimit(): void;
   /** Resolve a workspace-relative directory for cwd. */
   resolveDir(rel: string): Promise<string>;
+  user: SandboxUser;
   log: WorkerLogger;
 }
 
@@ -89,6 +91,7 @@ export class Terminals {
         rows: p.rows,
         cwd,
         env: childEnv({ TERM: 'xterm-256color', COLORTERM: 'truecolor', ...p.env }) as Record<string, string>,
+        ...this.opts.user.spawnOptions(),
       });
     } catch (err) {
       throw new WorkerError('SPAWN_FAILED', `could not start a terminal: ${(err as Error).message}`, { cause: err });

@@ -66,7 +66,7 @@ export async function removeLeftovers(hosts: string[], socketPath: string, log: 
     }
     // The workspace images of the volumes just removed: their loop devices detached, their files deleted.
     const kept = new Set(((await docker.listVolumes({ filters: { label } })).Volumes ?? []).map((v) => v.Name));
-    await new WorkspaceDisks(join(imageDir, host), 0).sweep(kept, 0).catch((err: unknown) => log.warn({ host, err }, 'could not release the workspace images'));
+    await new WorkspaceDisks(join(imageDir, host)).sweep(kept, 0).catch((err: unknown) => log.warn({ host, err }, 'could not release the workspace images'));
   }
   if (containers || volumes) log.warn({ containers, volumes }, 'removed containers and volumes left behind');
   return { containers, volumes };

@@ -13,6 +13,16 @@ export const LABELS = {
 
 export const WORKER_PORT = '8080/tcp';
 
+/** Who user code runs as (the worker's OMEGA_WORKER_USER; the images' `sandbox` user). */
+export const SANDBOX_USER = '1000:1000';
+
+/**
+ * What the agent keeps of root (worker/user.ts): owning what it writes for a
+ * client (CHOWN, DAC_OVERRIDE, FOWNER), starting user code as SANDBOX_USER
+ * (SETUID, SETGID) and signalling it (KILL). User code has none of them.
+ */
+export const AGENT_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'];
+
 export interface ContainerSpec {
   name: string;
   image: string;
@@ -25,6 +35,9 @@ export interface ContainerSpec {
   cpus: number;
   pids: number;
   tmpMb: number;
+  /** Size of the workspace's own filesystem; 0: a plain volume. */
+  diskMb: number;
+  nofile: number;
 }
 
 export interface RunningContainer {
@@ -95,7 +108,7 @@ export class DockerRuntime {
     let container: Docker.Container;
     try {
       // A workspace of its own size: its filesystem image on a loop device, which the local driver mounts.
-      const device = this.disks ? await this.disks.create(spec.volume) : null;
+      const device = this.disks && spec.diskMb > 0 ? await this.disks.create(spec.volume, spec.diskMb) : null;
       try {
         await this.docker.createVolume({
           Name: spec.volume,
@@ -104,14 +117,15 @@ export class DockerRuntime {
         });
       } catch (err) {
         // No volume owns the image: it goes now (the engine away, say), not with a volume later.
-        if (!this.disks) throw err;
-        throw await this.disks.releaseAfter(spec.volume, dockerError(err, `creating container ${spec.name}`));
+        if (!device) throw err;
+        throw await this.disks!.releaseAfter(spec.volume, dockerError(err, `creating container ${spec.name}`));
       }
       container = await this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
-        User: '1000:1000',
-        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        // The agent is root with the few capabilities below; user code runs as SANDBOX_USER (worker/user.ts).
+        User: '0:0',
+        Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `OMEGA_WORKER_USER=${SANDBOX_USER}`],
         Labels: {
           [LABELS.managed]: 'true',
           [LABELS.host]: this.hostId,
@@ -133,6 +147,8 @@ export class DockerRuntime {
           Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,size=${spec.tmpMb}m,mode=1777` },
           Mounts: [{ Type: 'volume', Source: spec.volume, Target: '/workspace' }],
           CapDrop: ['ALL'],
+          CapAdd: AGENT_CAPABILITIES,
+          Ulimits: [{ Name: 'nofile', Soft: spec.nofile, Hard: spec.nofile }],
           SecurityOpt: ['no-new-privileges'],
           Init: false,
         },

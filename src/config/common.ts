@@ -106,6 +106,22 @@ export function perTemplate(raw: string): Record<string, number> | number {
   return out;
 }
 
+/** `2048,python=512`: a value for every template (optional, at most one) and values for some. */
+export function defaultAndPerTemplate(raw: string): { all?: number; each: Record<string, number> } {
+  const out: { all?: number; each: Record<string, number> } = { each: {} };
+  for (const item of raw.split(',').map((s) => s.trim())) {
+    if (/^\d+$/.test(item)) {
+      if (out.all !== undefined) throw new Error('at most one value for every template');
+      out.all = Number(item);
+      continue;
+    }
+    const each = perTemplate(item);
+    if (typeof each === 'number') throw new Error('must be a number or template=number,...');
+    Object.assign(out.each, each);
+  }
+  return out;
+}
+
 /** A per-template value checked as perTemplate does, kept as text to hand on to a manager's OMEGA_POOL_SIZE. */
 export function perTemplateText(raw: string): string {
   const v = perTemplate(raw);

@@ -19,12 +19,12 @@ import { connectWorker } from '../helpers/worker-client.js';
 const IMAGE = 'omega/sandbox-node:latest';
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
 
-if (requireDocker(t, [IMAGE])) {
+if (requireDocker(t, [IMAGE, 'omega/sandbox-python:latest'])) {
   const dir = mkdtempSync(join(tmpdir(), 'omega-disks-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const redis = await TestRedis.create();
   t.teardown(() => redis.destroy());
-  const { call, hostId, server, config } = await startManager(t, redis, { OMEGA_TEMPLATES: 'node', OMEGA_SANDBOX_DISK_MB: '64', OMEGA_WORKSPACE_IMAGE_DIR: dir });
+  const { call, hostId, server, config } = await startManager(t, redis, { OMEGA_TEMPLATES: 'node,python', OMEGA_SANDBOX_DISK_MB: '64,python=32', OMEGA_WORKSPACE_IMAGE_DIR: dir });
   t.teardown(() => removeHostContainers(hostId, dir));
   const images = join(dir, hostId);
   const attached = () => sh('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE']).split('\n').filter((l) => l.includes(images)).length;
@@ -39,6 +39,19 @@ if (requireDocker(t, [IMAGE])) {
   const sb = await create(b);
   const open = (t: Test, id: string, port: number) => connectWorker(t, `ws://127.0.0.1:${port}/`, `tok-${id}-0123456789abcdef`);
   const shIn = async (c: Awaited<ReturnType<typeof open>>, script: string) => (await c.runToEnd({ command: 'sh', args: ['-c', script] })).stdout.trim();
+
+  t.test('a new workspace is empty and the sandbox user\'s; a template can have a size of its own', async (t) => {
+    const c = await open(t, b, sb.hostPort);
+    t.equal(await shIn(c, 'ls -A /workspace; stat -c %u:%g /workspace'), '1000:1000', 'no lost+found (a repository is cloned only into an empty workspace), owned by uid 1000');
+    const id = `diskp${randomBytes(3).toString('hex')}`;
+    const res = await call('POST', '/v1/sandboxes', { id, template: 'python', token: `tok-${id}-0123456789abcdef` });
+    t.equal(res.status, 201, JSON.stringify(res.body));
+    const p = await open(t, id, res.body.hostPort);
+    const size = Number(await shIn(p, "df -k /workspace | awk 'NR==2 {print $2}'"));
+    t.ok(size > 20_000 && size < 34_000, `python's workspace is its own 32 MiB (${size} KiB)`);
+    await p.close();
+    t.equal((await call('DELETE', `/v1/sandboxes/${id}`)).status, 200);
+  });
 
   t.test('writing past the size fails with ENOSPC inside; the neighbour writes on', async (t) => {
     const c = await open(t, a, sa.hostPort);

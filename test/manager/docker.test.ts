@@ -44,6 +44,8 @@ if (requireDocker(t, IMAGES)) {
     const py = await a.runToEnd({ command: 'python3', args: ['src/hello.py'] });
     t.equal(py.stdout.trim(), 'hello from python 42');
     t.equal(py.exit.exitCode, 0);
+    const who = await a.runToEnd({ command: 'sh', args: ['-c', 'id -u; id -g; id -G; stat -c %u:%g src src/hello.py; grep CapEff /proc/self/status'] });
+    t.equal(who.stdout, '1000\n1000\n1000\n1000:1000\n1000:1000\nCapEff:\t0000000000000000\n', 'user code is uid 1000 with no capabilities, and owns what the IDE wrote');
     const snippet = await a.runToEnd({ language: 'python', code: 'import sys; print(sys.version_info[0]); sys.exit(3)' });
     t.equal(snippet.stdout.trim(), '3');
     t.equal(snippet.exit.exitCode, 3);
@@ -60,7 +62,9 @@ if (requireDocker(t, IMAGES)) {
     t.equal(c.HostConfig.ReadonlyRootfs, true, 'read-only root');
     t.same(c.HostConfig.CapDrop, ['ALL'], 'all capabilities dropped');
     t.ok(c.HostConfig.SecurityOpt.includes('no-new-privileges'), 'no-new-privileges');
-    t.equal(c.Config.User, '1000:1000', 'non-root');
+    t.equal(c.Config.User, '0:0', 'the agent is root in its container, with a few capabilities; user code is not (attacks.test)');
+    t.same(c.HostConfig.CapAdd, ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'KILL'], 'the agent\'s capabilities');
+    t.same(c.HostConfig.Ulimits, [{ Name: 'nofile', Soft: 4096, Hard: 4096 }], 'open files per process');
     t.match(c.HostConfig.Tmpfs['/tmp'], /size=/, 'tmpfs /tmp');
     t.equal(c.Config.Labels['omega.sandbox'], id);
     t.equal(c.Config.Labels['omega.managed'], 'true');

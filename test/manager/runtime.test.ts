@@ -3,7 +3,7 @@ import t from 'tap';
 import { DockerRuntime, type ContainerSpec } from '../../manager/runtime/docker.js';
 import { OmegaError } from '../../src/errors.js';
 
-const spec: ContainerSpec = { name: 'omega-t', image: 'img', template: 'python', volume: 'v', labels: {}, env: {}, memoryMb: 64, cpus: 1, pids: 64, tmpMb: 16 };
+const spec: ContainerSpec = { name: 'omega-t', image: 'img', template: 'python', volume: 'v', labels: {}, env: {}, memoryMb: 64, cpus: 1, pids: 64, tmpMb: 16, diskMb: 0, nofile: 1024 };
 const httpError = (statusCode: number, message: string) => Object.assign(new Error(message), { statusCode });
 
 /** A runtime whose engine creates the container and then fails as told; `removed` lists what it was asked to remove. */

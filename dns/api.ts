@@ -31,6 +31,8 @@ export interface DnsApiOptions {
   registry: Registry;
   apiChanges: Counter<'action'>;
   redisReady(): boolean;
+  /** OMEGA_MAX_CONNECTIONS_PER_SOURCE. */
+  maxConnectionsPerSource?: number;
   log: Logger;
 }
 
@@ -47,7 +49,7 @@ function present(name: string, zone: string, recs: NameRecords) {
  * sandbox names that are the first line of a sandbox's privacy.
  */
 export function buildDnsApi(o: DnsApiOptions): FastifyInstance {
-  const app = createHttpApp(o.log);
+  const app = createHttpApp(o.log, { maxConnectionsPerSource: o.maxConnectionsPerSource });
   const origin = o.zone.origin;
   const name = (raw: string): string => {
     const rel = normalizeName(raw, origin);

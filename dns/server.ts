@@ -89,6 +89,7 @@ export class DnsServer implements Component {
       zone: this.zone,
       store: this.store,
       token: config.token,
+      maxConnectionsPerSource: config.maxConnectionsPerSource,
       defaultTtl: config.ttl,
       reserved,
       registry,

@@ -17,11 +17,13 @@ export interface ManagerApiOptions {
   pool: WarmPool;
   token: string | undefined;
   status(): { docker: boolean; redis: boolean; registered: boolean; hostId: string };
+  /** OMEGA_MAX_CONNECTIONS_PER_SOURCE. */
+  maxConnectionsPerSource?: number;
   log: Logger;
 }
 
 export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
-  const app = createHttpApp(o.log);
+  const app = createHttpApp(o.log, { maxConnectionsPerSource: o.maxConnectionsPerSource });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   registry.registerMetric(redisConnectionErrors);

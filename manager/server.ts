@@ -129,6 +129,7 @@ export class ManagerServer implements Component {
       sandboxes: this.sandboxes,
       pool: this.pool,
       token: config.token,
+      maxConnectionsPerSource: config.maxConnectionsPerSource,
       status: () => ({ docker: this.dockerUp, redis: this.redis.status === 'ready', registered: this.registry.registered, hostId: config.hostId }),
       log: log.child({ component: 'api' }),
     });

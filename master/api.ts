@@ -26,12 +26,14 @@ export interface MasterApiOptions {
   https?: boolean;
   /** The certificate keeper's state, for /metrics (TLS on). */
   certificate?: () => { notAfterMs: number | null; failures: number; issued: number; failed: number };
+  /** OMEGA_MAX_CONNECTIONS_PER_SOURCE. */
+  maxConnectionsPerSource?: number;
   log: Logger;
 }
 
 /** The public API. Built here, listened on in server.ts, so tests can inject without a socket. */
 export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
-  const app = createHttpApp(o.log, { https: o.https });
+  const app = createHttpApp(o.log, { https: o.https, maxConnectionsPerSource: o.maxConnectionsPerSource });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   registry.registerMetric(redisConnectionErrors);

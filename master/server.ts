@@ -135,6 +135,7 @@ export class MasterServer implements Component {
       runner: this.runner,
       store: this.store,
       token: config.token,
+      maxConnectionsPerSource: config.maxConnectionsPerSource,
       status: async () => ({ redis: this.redis.status === 'ready', dns: await this.dns.healthy() }),
       templates: config.templates,
       webDir: config.webDir || defaultWebDir(),

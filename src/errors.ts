@@ -10,6 +10,7 @@ export const ERRORS = {
   RESERVED_NAME: { status: 400, message: 'The name is managed by the server and cannot be changed' },
   INVALID_RECORD: { status: 400, message: 'A record value is not valid for its type' },
   UNAUTHORIZED: { status: 401, message: 'A valid bearer token is required' },
+  TOO_MANY_AUTH_FAILURES: { status: 429, message: 'Too many wrong or missing tokens from this address; retry after the time Retry-After says' },
   NOT_FOUND: { status: 404, message: 'No such resource' },
   RECORD_NOT_FOUND: { status: 404, message: 'No such record' },
   UNKNOWN_TEMPLATE: { status: 400, message: 'No such sandbox template' },

@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { ERRORS, OmegaError } from './errors.js';
 import type { Logger } from './log.js';
 import { isRedisUnavailable } from './redis/connection.js';
+import { FailureLimiter, limitConnectionsPerSource } from './throttle.js';
 
 /**
  * A fastify instance with Omega's error envelope:
@@ -14,9 +15,10 @@ import { isRedisUnavailable } from './redis/connection.js';
 /**
  * `https`: serve TLS; the certificate is set later with the server's
  * setSecureContext (it comes from Redis, and is swapped on renewal without
- * dropping a connection).
+ * dropping a connection). `maxConnectionsPerSource`: connections one address
+ * may hold open (OMEGA_MAX_CONNECTIONS_PER_SOURCE; 0 or unset: no limit).
  */
-export function createHttpApp(log: Logger, opts: { https?: boolean } = {}): FastifyInstance {
+export function createHttpApp(log: Logger, opts: { https?: boolean; maxConnectionsPerSource?: number } = {}): FastifyInstance {
   const app = Fastify({
     ...(opts.https ? { https: {} } : {}),
     loggerInstance: log as FastifyBaseLogger,
@@ -24,6 +26,16 @@ export function createHttpApp(log: Logger, opts: { https?: boolean } = {}): Fast
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1 << 20,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+  let refused = 0;
+  let warnedAtMs = 0;
+  limitConnectionsPerSource(app.server, opts.maxConnectionsPerSource ?? 0, (source) => {
+    refused++;
+    // One line per 10 s at most, however hard someone knocks.
+    if (Date.now() - warnedAtMs < 10_000) return;
+    warnedAtMs = Date.now();
+    log.warn({ source, refused, limit: opts.maxConnectionsPerSource }, 'refusing connections past the per-source limit');
+    refused = 0;
   });
   app.addHook('onResponse', async (req, reply) => {
     req.log.debug({ method: req.method, url: req.routeOptions.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
@@ -51,7 +63,7 @@ export function createHttpApp(log: Logger, opts: { https?: boolean } = {}): Fast
 }
 
 export function sendError(reply: FastifyReply, err: OmegaError): FastifyReply {
-  if (err.status === 503) reply.header('retry-after', String(err.details?.retryAfterSeconds ?? 1));
+  if (err.status === 503 || err.status === 429) reply.header('retry-after', String(err.details?.retryAfterSeconds ?? 1));
   if (err.status === 401) reply.header('www-authenticate', 'Bearer');
   return reply
     .status(err.status)
@@ -84,14 +96,20 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
  * request and the server parses nothing of theirs (a preHandler would run
  * after both). Both sides are hashed first so the comparison is
  * constant-time whatever the lengths. With no token configured (an explicit
- * dev run) every request passes.
+ * dev run) every request passes. An address that has failed too often
+ * (`failures`, per API) gets 429 with Retry-After, its token not looked at.
  */
-export function bearerAuth(token: string | undefined): (req: FastifyRequest) => Promise<void> {
+export function bearerAuth(token: string | undefined, failures = new FailureLimiter()): (req: FastifyRequest) => Promise<void> {
   const expected = token ? digest(token) : null;
   return async (req) => {
     if (!expected) return;
+    const retryAfterSeconds = failures.retryAfterSeconds(req.ip);
+    if (retryAfterSeconds > 0) throw new OmegaError('TOO_MANY_AUTH_FAILURES', undefined, { details: { retryAfterSeconds } });
     const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m || !timingSafeEqual(digest(m[1]!), expected)) throw new OmegaError('UNAUTHORIZED');
+    if (!m || !timingSafeEqual(digest(m[1]!), expected)) {
+      failures.failed(req.ip);
+      throw new OmegaError('UNAUTHORIZED');
+    }
   };
 }
 

@@ -33,6 +33,17 @@ export const commonSettings = {
     default: 'info' as const,
     parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
   } satisfies Setting<string>,
+  maxConnectionsPerSource: {
+    env: 'OMEGA_MAX_CONNECTIONS_PER_SOURCE',
+    flag: 'max-connections-per-source',
+    description: 'Connections one address may hold open at once to this program\'s API (more are closed at once); 0: no limit',
+    default: 256,
+    parse: (raw: string) => {
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < 0 || n > 1_000_000) throw new Error('must be a whole number from 0 to 1000000');
+      return n;
+    },
+  } satisfies Setting<number>,
 };
 
 export { str };

@@ -42,6 +42,7 @@ export const managerSettings = {
     parse: hostPort(),
   },
   ingressMaxConnections: { env: 'OMEGA_INGRESS_MAX_CONNECTIONS', flag: 'ingress-max-connections', description: 'Most connections the ingress holds open at once', default: 20_000, parse: int(1, 1_000_000) },
+  ingressMaxConnectionsPerSource: { env: 'OMEGA_INGRESS_MAX_CONNECTIONS_PER_SOURCE', flag: 'ingress-max-connections-per-source', description: 'Most connections one client address holds open at once through the ingress (each worker also allows 256 per client)', default: 512, parse: int(1, 1_000_000) },
   ingressHandshakeTimeoutMs: {
     env: 'OMEGA_INGRESS_HANDSHAKE_TIMEOUT_MS',
     flag: 'ingress-handshake-timeout-ms',

@@ -4,6 +4,8 @@ import tls from 'node:tls';
 import { once, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { splitPortLabel } from '../src/protocol/dns.js';
+import { proxyLine } from '../src/protocol/proxy.js';
+import { ConnectionCounts } from '../src/throttle.js';
 import type { CertBundle } from '../src/tls/bundle.js';
 
 /**
@@ -13,8 +15,9 @@ import type { CertBundle } from '../src/tls/bundle.js';
  *   <id>.<zone>         the sandbox's agent (its worker's HTTP and WebSocket)
  *   <port>-<id>.<zone>  the preview of <port> (the worker proxies it)
  *
- * Past the handshake the bytes are piped both ways to the worker's port on
- * the loopback: HTTP/1.1, WebSocket upgrades and streaming all pass as they
+ * Past the handshake the worker is told who the client is (a PROXY protocol
+ * line: its per-client limits need the client's address, not the
+ * ingress's), then the bytes are piped both ways to the worker's port: HTTP/1.1, WebSocket upgrades and streaming all pass as they
  * are, the worker does the HTTP (its preview rules, tokens and Host check),
  * and the ingress parses nothing it need not. A connection carries one
  * sandbox: a request on it naming another (Host) reaches this one's worker,
@@ -35,6 +38,8 @@ export interface IngressOptions {
   /** Time for the client's first byte and the whole handshake (slow or silent clients are dropped). */
   handshakeTimeoutMs: number;
   maxConnections: number;
+  /** Connections one client address may hold open at once; more are closed before their handshake. */
+  maxConnectionsPerSource: number;
   /** The worker of a running sandbox on this host, or null. */
   route(sandboxId: string): Promise<IngressRoute | null>;
 }
@@ -62,6 +67,9 @@ export class Ingress implements Component {
   private readonly refusals = createHttpServer({ requestTimeout: 10_000 }, (req, res) => this.refuse(req, res));
   private readonly refused = new WeakMap<object, Refusal>();
   private readonly sockets = new Set<net.Socket>();
+  private readonly perSource = new ConnectionCounts();
+  private refusedPerSource = 0;
+  private warnedAtMs = 0;
   /** Raw sockets whose handshake has not finished, by peer address:port. */
   private readonly raw = new Map<string, net.Socket>();
   private hasCertificate = false;
@@ -107,6 +115,17 @@ export class Ingress implements Component {
    * plain HTTP to this port can be told so in plain HTTP.
    */
   private accept(s: net.Socket): void {
+    const source = s.remoteAddress ?? '';
+    if (!this.perSource.tryOpen(source, this.opts.maxConnectionsPerSource)) {
+      s.destroy();
+      this.refusedPerSource++;
+      if (Date.now() - this.warnedAtMs > 10_000) {
+        this.warnedAtMs = Date.now();
+        this.log.warn({ source, refused: this.refusedPerSource, limit: this.opts.maxConnectionsPerSource }, 'ingress: refusing connections past the per-source limit');
+      }
+      return;
+    }
+    s.once('close', () => this.perSource.close(source));
     this.track(s);
     s.on('error', () => s.destroy());
     if (!this.hasCertificate) {
@@ -153,6 +172,7 @@ export class Ingress implements Component {
     let connected = false;
     up.once('connect', () => {
       connected = true;
+      up.write(proxyLine(s.remoteAddress ?? '', s.remotePort ?? 0, s.localAddress ?? '', s.localPort ?? 0));
       s.pipe(up).pipe(s);
       s.resume();
     });

@@ -106,6 +106,7 @@ export class ManagerServer implements Component {
           zone: config.zone,
           handshakeTimeoutMs: config.ingressHandshakeTimeoutMs,
           maxConnections: config.ingressMaxConnections,
+          maxConnectionsPerSource: config.ingressMaxConnectionsPerSource,
           route: async (id) => {
             const e = await this.registry.get(id);
             return e && e.state === 'running' ? { host: e.address ?? config.publishIp ?? config.hostIp, port: e.hostPort } : null;

@@ -91,6 +91,13 @@ export const workerSettings = {
     default: 16 << 20,
     parse: int(1024, 256 << 20),
   },
+  maxConnectionsPerSource: {
+    env: 'OMEGA_WORKER_MAX_CONNECTIONS_PER_SOURCE',
+    flag: 'max-connections-per-source',
+    description: 'Connections one client address may hold open at once (behind the ingress, the address it names); more are closed at once',
+    default: 256,
+    parse: int(1, 1_000_000),
+  },
   maxFileBytes: {
     env: 'OMEGA_WORKER_MAX_FILE_BYTES',
     flag: 'max-file-bytes',

@@ -1,8 +1,10 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { parseProxyLine } from '../src/protocol/proxy.js';
 import { PROTOCOL_VERSION, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, type Health } from '../src/protocol/worker.js';
+import { ConnectionCounts, FailureLimiter } from '../src/throttle.js';
 import { bearer, Credentials, upgradeToken } from './auth.js';
 import { handleClaim } from './claim.js';
 import { Clients } from './clients.js';
@@ -25,6 +27,9 @@ import { Attribution, TreeWatcher } from './watch.js';
 /** How long stop() gives programs between SIGTERM/SIGHUP and SIGKILL. */
 const STOP_GRACE_MS = 2000;
 
+/** Time for a connection through the ingress to send its PROXY line and first bytes. */
+const FIRST_BYTES_TIMEOUT_MS = 10_000;
+
 /**
  * The in-sandbox worker: one port serving /healthz, the claim, the
  * authenticated WebSocket protocol and preview proxying. Built here, started
@@ -34,6 +39,12 @@ export class Worker {
   readonly creds: Credentials;
   private lastActivityMs = Date.now();
   private server: Server | null = null;
+  /** The port: connections are counted per source and handed to `server`. */
+  private listener: net.Server | null = null;
+  /** Each connection's client: the PROXY line's source behind the ingress, else the peer. */
+  private readonly sources = new WeakMap<object, string>();
+  private readonly connectionsPerSource = new ConnectionCounts();
+  private readonly authFailures = new FailureLimiter();
   private wss: WebSocketServer | null = null;
   private watcher: TreeWatcher | null = null;
   private clone: Clone | null = null;
@@ -92,13 +103,17 @@ export class Worker {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head, preview));
     server.on('clientError', (_err, socket) => refuse(socket, 400, 'Bad Request'));
     this.server = server;
+    const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.accept(socket));
+    this.listener = listener;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.listen.port, config.listen.host, () => {
-        server.off('error', reject);
+      listener.once('error', reject);
+      listener.listen(config.listen.port, config.listen.host, () => {
+        listener.off('error', reject);
         resolve();
       });
     });
+    // The HTTP server never listens itself: this starts what its listen would (the header and request timeouts' checks).
+    server.emit('listening');
     log.info({ address: this.address, workspace: ws.root, claimed: this.creds.claimed, sandboxId: this.creds.sandboxId }, 'worker listening');
     if (!this.creds.claimed && config.claimSecret) this.warmClaimPath(config.claimSecret);
   }
@@ -120,8 +135,70 @@ export class Worker {
     req.end(body);
   }
 
+  /**
+   * A new connection. Behind the ingress (https) it may start with a PROXY
+   * line naming the client: only the ingress and the manager can reach this
+   * port there (no published port, no traffic between sandboxes), so the
+   * line is believed. Without the ingress the port is published and the
+   * peer's own address is the source.
+   */
+  private accept(socket: net.Socket): void {
+    socket.on('error', () => socket.destroy());
+    const peer = socket.remoteAddress ?? '';
+    if (!this.config.https) return this.admit(socket, peer, null);
+    let buffered = Buffer.alloc(0);
+    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const p = parseProxyLine(buffered);
+      if (p.kind === 'partial') return;
+      socket.off('data', onData);
+      socket.pause();
+      socket.setTimeout(0);
+      if (p.kind === 'invalid') {
+        this.log.debug({ peer, reason: p.reason }, 'a malformed PROXY line; closed');
+        return void socket.destroy();
+      }
+      if (p.kind === 'none') return this.admit(socket, peer, buffered);
+      this.admit(socket, p.source ?? peer, p.rest);
+    };
+    socket.on('data', onData);
+    socket.resume();
+  }
+
+  /** Count the connection against its source (closed past the limit), then serve it over HTTP. */
+  private admit(socket: net.Socket, source: string, unread: Buffer | null): void {
+    if (!this.connectionsPerSource.tryOpen(source, this.config.maxConnectionsPerSource)) {
+      this.log.debug({ source }, 'connection past the per-source limit; closed');
+      return void socket.destroy();
+    }
+    socket.once('close', () => this.connectionsPerSource.close(source));
+    this.sources.set(socket, source);
+    if (unread && unread.length > 0) socket.unshift(unread);
+    this.server!.emit('connection', socket);
+    socket.resume();
+  }
+
+  private sourceOf(req: IncomingMessage): string {
+    return this.sources.get(req.socket) ?? req.socket.remoteAddress ?? '';
+  }
+
+  /**
+   * The sandbox token check of a request: 'ok', 'wrong' (counted against its
+   * source) or the seconds to wait when its source has failed too often
+   * (the token then not looked at).
+   */
+  private checkToken(req: IncomingMessage, candidate: string | undefined): 'ok' | 'wrong' | number {
+    const source = this.sourceOf(req);
+    const wait = this.authFailures.retryAfterSeconds(source);
+    if (wait > 0) return wait;
+    if (this.creds.check(candidate)) return 'ok';
+    this.authFailures.failed(source);
+    return 'wrong';
+  }
+
   get address(): { host: string; port: number } {
-    const a = this.server?.address() as AddressInfo | null;
+    const a = this.listener?.address() as AddressInfo | null;
     return { host: a?.address ?? this.config.listen.host, port: a?.port ?? this.config.listen.port };
   }
 
@@ -153,7 +230,12 @@ export class Worker {
       return;
     }
     // Nothing else is served over plain HTTP; say 404 only to those holding the token.
-    if (!this.creds.check(bearer(req))) return sendError(res, 401, 'UNAUTHORIZED', 'a valid sandbox token is required');
+    const auth = this.checkToken(req, bearer(req));
+    if (typeof auth === 'number') {
+      res.setHeader('retry-after', String(auth));
+      return sendError(res, 429, 'TOO_MANY_AUTH_FAILURES', `too many wrong or missing tokens from this address; retry in ${auth} s`);
+    }
+    if (auth === 'wrong') return sendError(res, 401, 'UNAUTHORIZED', 'a valid sandbox token is required');
     sendError(res, 404, 'NOT_FOUND', `no route ${req.method} ${path}`);
   }
 
@@ -165,7 +247,9 @@ export class Worker {
       this.touch();
       return preview.handleUpgrade(req, socket, head, target);
     }
-    if (!this.creds.check(upgradeToken(req))) return refuse(socket, 401, 'Unauthorized');
+    const auth = this.checkToken(req, upgradeToken(req));
+    if (typeof auth === 'number') return refuse(socket, 429, 'Too Many Requests', `too many wrong or missing tokens from this address; retry in ${auth} s\n`);
+    if (auth === 'wrong') return refuse(socket, 401, 'Unauthorized');
     if ((req.url ?? '/').split('?')[0] !== '/') return refuse(socket, 404, 'Not Found');
     this.wss!.handleUpgrade(req, socket, head, (ws) => this.wss!.emit('connection', ws, req));
   }
@@ -183,13 +267,14 @@ export class Worker {
   /** Stop taking connections, close clients, end every program's process group, close the port. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
+      const closed = this.listener ? new Promise<void>((resolve) => this.listener!.close(() => resolve())) : Promise.resolve();
       for (const s of this.sessions) s.close(1001, 'worker stopping');
       this.watcher?.stop();
       this.clone?.stop();
       await Promise.all([this.terminals?.table.terminateAll(STOP_GRACE_MS), this.processes?.table.terminateAll(STOP_GRACE_MS)]);
       this.wss?.close();
       this.server?.closeAllConnections();
+      this.server?.close();
       await closed;
     })();
     return this.stopping;

@@ -5,49 +5,24 @@
 // be), while what must work still works: the manager and the ingress reach
 // the worker, DNS resolves, and the same paths are open from outside Omega's
 // network (so the test cannot pass by failing to reach anything at all).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
 import { startManager } from '../helpers/manager.js';
 import { removeHostContainers, requireDocker } from '../helpers/docker.js';
+import { CONNECT_PROBE, otherMachine } from '../helpers/netns.js';
 import { waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
 import { connectWorker } from '../helpers/worker-client.js';
 
 const IMAGE = 'omega/sandbox-node:latest';
-const NS = `omega-t${randomBytes(3).toString('hex')}`;
-const VETH = `vo${randomBytes(3).toString('hex')}`;
-// A /30 of the test's own in 10.0.0.0/8: the "control plane" lives at .2 in the namespace.
-const SUBNET = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
-const CTL = `${SUBNET}.2`;
-const CTL_PORT = 18099;
-/** An address outside every blocked range, standing for the internet (TEST-NET-2, RFC 5737), also in the namespace. */
-const PUBLIC = '198.51.100.77';
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
 
 if (requireDocker(t, [IMAGE])) {
-  // The other machine: a namespace with a listener, reached from the host through a veth pair.
-  sh('ip', ['netns', 'add', NS]);
-  t.teardown(() => {
-    execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' });
-  });
-  sh('ip', ['link', 'add', VETH, 'type', 'veth', 'peer', 'name', `${VETH}p`]);
-  sh('ip', ['link', 'set', `${VETH}p`, 'netns', NS]);
-  sh('ip', ['addr', 'add', `${SUBNET}.1/30`, 'dev', VETH]);
-  sh('ip', ['link', 'set', VETH, 'up']);
-  sh('ip', ['netns', 'exec', NS, 'ip', 'addr', 'add', `${CTL}/30`, 'dev', `${VETH}p`]);
-  sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', `${VETH}p`, 'up']);
-  sh('ip', ['netns', 'exec', NS, 'ip', 'link', 'set', 'lo', 'up']);
-  sh('ip', ['netns', 'exec', NS, 'ip', 'route', 'add', 'default', 'via', `${SUBNET}.1`]);
-  sh('ip', ['netns', 'exec', NS, 'ip', 'addr', 'add', `${PUBLIC}/32`, 'dev', `${VETH}p`]);
-  sh('ip', ['route', 'add', `${PUBLIC}/32`, 'dev', VETH]);
-  t.teardown(() => execFileSync('ip', ['route', 'del', `${PUBLIC}/32`], { stdio: 'ignore' }));
-  const ctl = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e', `require('http').createServer((q, r) => r.end('control plane')).listen(${CTL_PORT}, '0.0.0.0')`], { stdio: 'ignore' });
-  t.teardown(() => ctl.kill());
-  // Forwarding to the namespace, as between machines (the host routes for its containers anyway).
-  sh('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+  const other = otherMachine(t);
+  const [CTL, CTL_PORT, PUBLIC] = [other.ctl, other.port, other.public];
 
   // A listener on every address of the host: what a sandbox must not reach (the manager's API, Redis, ...).
   const hostServer = net.createServer((s) => s.end('host service\n'));
@@ -72,22 +47,13 @@ if (requireDocker(t, [IMAGE])) {
   const gateway = sh('docker', ['network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Gateway}}{{end}}', 'omega-sandboxes']).trim();
   const bAddress = ip(sb.containerId);
 
-  /** What user code in sandbox A gets when it connects to each target: "open" or the error code. */
-  const probe = `
-    const net = require('net');
-    const targets = JSON.parse(process.argv[1]);
-    Promise.all(targets.map(([host, port]) => new Promise((done) => {
-      const s = net.connect({ host, port, timeout: 3000 });
-      s.on('connect', () => { s.destroy(); done('open'); });
-      s.on('timeout', () => { s.destroy(); done('TIMEOUT'); });
-      s.on('error', (e) => done(e.code));
-    }))).then((r) => console.log(JSON.stringify(r)));`;
+  const probe = CONNECT_PROBE;
   const targets: Array<[string, string, number]> = [
     ['another sandbox, by its address', bAddress, 8080],
     ['the control plane on a private address', CTL, CTL_PORT],
     ['the host, at the bridge gateway', gateway, hostPort],
     ['the host, at its own address', sh('hostname', ['-I']).trim().split(/\s+/)[0]!, hostPort],
-    ['the metadata service', '169.254.169.254', 80],
+    ['the metadata service', other.metadata, CTL_PORT],
   ];
 
   t.test('user code in a sandbox reaches none of them', async (t) => {
@@ -101,8 +67,8 @@ if (requireDocker(t, [IMAGE])) {
   });
 
   t.test('the same targets are open from outside Omega\'s network, so the test can fail', async (t) => {
-    const out = sh('docker', ['run', '--rm', '--network', 'bridge', '--entrypoint', 'node', IMAGE, '-e', probe, JSON.stringify([[CTL, CTL_PORT], [sh('hostname', ['-I']).trim().split(/\s+/)[0]!, hostPort]])]);
-    t.same(JSON.parse(out), ['open', 'open'], 'a container on Docker\'s default bridge reaches the control plane and the host');
+    const out = sh('docker', ['run', '--rm', '--network', 'bridge', '--entrypoint', 'node', IMAGE, '-e', probe, JSON.stringify([[CTL, CTL_PORT], [sh('hostname', ['-I']).trim().split(/\s+/)[0]!, hostPort], [other.metadata, CTL_PORT]])]);
+    t.same(JSON.parse(out), ['open', 'open', 'open'], 'a container on Docker\'s default bridge reaches the control plane, the host and the metadata address');
   });
 
   t.test('what must work still works: the worker is reached, DNS resolves, sandboxes keep their own traffic', async (t) => {

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls clean
+.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy clean
 
 all: build
 
@@ -54,6 +54,10 @@ bench-dns: deps apt-test build
 
 bench-sandbox: deps apt-test images
 	node --import=tsx bench/sandbox.ts
+
+## A sandbox filling its workspace quota as fast as it can: its neighbour's fsync'd writes and HTTP, beside the same host idle.
+bench-noisy: deps apt-test images
+	node --import=tsx bench/noisy.ts
 
 bench-allocate: deps apt-test images
 	node --import=tsx bench/allocate.ts

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy clean
+.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy clean
 
 all: build
 
@@ -18,6 +18,10 @@ apt-test:
 ## The Docker engine: installed and started when none answers.
 docker:
 	@infra/scripts/ensure-docker.sh
+
+## gVisor's runsc as an extra Docker runtime (OMEGA_SANDBOX_RUNTIME=runsc; the default stays runc).
+runsc: docker
+	@infra/scripts/ensure-runsc.sh
 
 ## The sandbox images (debootstrap + docker build; a no-op when nothing changed).
 images: deps docker
@@ -35,7 +39,7 @@ typecheck: deps
 
 ## Everything a fresh Debian machine needs (apt packages, the Docker engine,
 ## the sandbox images), then the typecheck and every test.
-test: deps apt-test images web
+test: deps apt-test images web runsc
 	npm run typecheck
 	npm test
 

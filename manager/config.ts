@@ -137,6 +137,16 @@ export const managerSettings = {
     },
   } satisfies Setting<number>,
   pids: { env: 'OMEGA_SANDBOX_PIDS', flag: 'sandbox-pids', description: 'Most processes in a sandbox', default: 256, parse: int(16, 32768) },
+  sandboxRuntime: {
+    env: 'OMEGA_SANDBOX_RUNTIME',
+    flag: 'sandbox-runtime',
+    description: "The Docker runtime sandboxes run under: empty for the engine's default (runc), or a name in its daemon.json `runtimes`, e.g. runsc (gVisor; `make runsc` registers it; see docs/gvisor.md)",
+    default: '',
+    parse: (raw: string) => {
+      if (!/^[A-Za-z0-9_.-]{0,64}$/.test(raw)) throw new Error('must be a runtime name: letters, digits, _ . -');
+      return raw;
+    },
+  } satisfies Setting<string>,
   nofile: { env: 'OMEGA_SANDBOX_NOFILE', flag: 'sandbox-nofile', description: 'Most open files per process in a sandbox (RLIMIT_NOFILE, soft and hard)', default: 4096, parse: int(64, 1_048_576) },
   diskMb: {
     env: 'OMEGA_SANDBOX_DISK_MB',

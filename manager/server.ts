@@ -62,7 +62,7 @@ export class ManagerServer implements Component {
     watchRedis(this.redis, log, 'omega-manager');
     const isolated = config.sandboxNetwork === 'isolated';
     this.disks = Object.values(config.diskMb).some((mb) => mb > 0) ? new WorkspaceDisks(join(config.workspaceImageDir, config.hostId)) : null;
-    this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.publishIp, isolated ? SANDBOX_NETWORK : null, this.disks);
+    this.runtime = new DockerRuntime(config.dockerSocket, config.hostId, config.publishIp, isolated ? SANDBOX_NETWORK : null, this.disks, config.sandboxRuntime || null);
     if (isolated) {
       const network = new SandboxNetwork(
         this.runtime.docker,

@@ -80,6 +80,8 @@ export class DockerRuntime {
     private readonly networkMode: string | null = null,
     /** Fixed-size workspaces (WorkspaceDisks), or null for a plain volume on the host's disk. */
     private readonly disks: WorkspaceDisks | null = null,
+    /** The OCI runtime of sandbox containers (a name in the engine's `runtimes`, e.g. runsc), or null for the engine's default. */
+    private readonly ociRuntime: string | null = null,
   ) {
     this.docker = new Docker({ socketPath });
   }
@@ -136,6 +138,7 @@ export class DockerRuntime {
         ExposedPorts: { [WORKER_PORT]: {} },
         HostConfig: {
           ...(this.networkMode ? { NetworkMode: this.networkMode } : {}),
+          ...(this.ociRuntime ? { Runtime: this.ociRuntime } : {}),
           ...(this.publishIp !== null ? { PortBindings: { [WORKER_PORT]: [{ HostIp: this.publishIp, HostPort: '' }] } } : {}),
           Memory: spec.memoryMb * 1024 * 1024,
           MemorySwap: spec.memoryMb * 1024 * 1024,

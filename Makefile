@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy clean
+.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor clean
 
 all: build
 
@@ -62,6 +62,10 @@ bench-sandbox: deps apt-test images
 ## A sandbox filling its workspace quota as fast as it can: its neighbour's fsync'd writes and HTTP, beside the same host idle.
 bench-noisy: deps apt-test images
 	node --import=tsx bench/noisy.ts
+
+## Sandboxes under gVisor beside runc: cold create, syscalls, fork+exec.
+bench-gvisor: deps apt-test images runsc
+	node --import=tsx bench/gvisor.ts
 
 bench-allocate: deps apt-test images
 	node --import=tsx bench/allocate.ts

@@ -39,6 +39,8 @@ export class Preview {
     private readonly log: WorkerLogger,
     /** Reached only over TLS (through the ingress): say https upstream, and set Secure cookies. */
     private readonly https = false,
+    /** A token offered in the URL, checked against its source's failures (the worker's per-source limit); plain check without. */
+    private readonly checkOffered: (req: IncomingMessage, token: string) => 'ok' | 'wrong' | number = (_req, token) => (creds.check(token) ? 'ok' : 'wrong'),
   ) {}
 
   /** The preview a Host header names, or null when it is not a preview host. */
@@ -59,7 +61,12 @@ export class Preview {
     const url = new URL(req.url ?? '/', 'http://x');
     const offered = url.searchParams.get(PREVIEW_TOKEN_PARAM);
     if (offered !== null) {
-      if (!this.creds.check(offered)) return sendError(res, 401, 'UNAUTHORIZED', 'the omega_token is not this sandbox\'s token');
+      const auth = this.checkOffered(req, offered);
+      if (typeof auth === 'number') {
+        res.setHeader('retry-after', String(auth));
+        return sendError(res, 429, 'TOO_MANY_AUTH_FAILURES', `too many wrong or missing tokens from this address; retry in ${auth} s`);
+      }
+      if (auth === 'wrong') return sendError(res, 401, 'UNAUTHORIZED', 'the omega_token is not this sandbox\'s token');
       // Trade the token in the URL for a cookie, and drop it from the address bar (and from history and Referer).
       url.searchParams.delete(PREVIEW_TOKEN_PARAM);
       const secure = this.https || req.headers['x-forwarded-proto'] === 'https' ? '; Secure' : '';
@@ -83,8 +90,9 @@ export class Preview {
     const url = new URL(req.url ?? '/', 'http://x');
     const offered = url.searchParams.get(PREVIEW_TOKEN_PARAM);
     // No redirect is possible during an upgrade: a valid ?omega_token= opens this one connection.
-    const ok = offered !== null ? this.creds.check(offered) : this.allowed(req, target);
-    if (!ok) return refuse(socket, 401, 'Unauthorized');
+    const auth = offered !== null ? this.checkOffered(req, offered) : this.allowed(req, target) ? 'ok' : 'wrong';
+    if (typeof auth === 'number') return refuse(socket, 429, 'Too Many Requests', `too many wrong or missing tokens from this address; retry in ${auth} s\n`);
+    if (auth === 'wrong') return refuse(socket, 401, 'Unauthorized');
     url.searchParams.delete(PREVIEW_TOKEN_PARAM);
     void connectUpstream(target.port).then(
       (upstream) => {

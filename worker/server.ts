@@ -87,7 +87,7 @@ export class Worker {
     const jobOpts = { scrollbackBytes: config.scrollbackBytes, keepExited: config.keepExited, checkLimit, resolveDir: (rel: string) => files.directory(rel), user };
     this.terminals = new Terminals({ ...jobOpts, log: log.child({ component: 'terminals' }) });
     this.processes = new Processes({ ...jobOpts, log: log.child({ component: 'processes' }) });
-    const preview = new Preview(config.zone, this.creds, log.child({ component: 'preview' }), config.https);
+    const preview = new Preview(config.zone, this.creds, log.child({ component: 'preview' }), config.https, (req, token) => this.checkToken(req, token));
     this.clone = new Clone(ws.root, config.cloneTimeoutMs, (s) => this.clients.broadcast('git.clone', s), log.child({ component: 'clone' }), user);
     const dispatcher = new Dispatcher(methods({ files, terminals: this.terminals, processes: this.processes, preview, clients: this.clients }), log);
 

@@ -65,3 +65,19 @@ t.test('connections past the per-source limit are closed at once; other sources 
   t.equal(closedEarly.filter(Boolean).length, 3, '5 held, 3 closed');
   t.equal(await get(port, TOKEN, '198.51.100.21'), 404, 'another client is served meanwhile');
 });
+
+t.test('a token guessed in a preview URL counts as a wrong token of its address', async (t) => {
+  const { port } = await startWorker(t, { OMEGA_WORKER_HTTPS: '1' });
+  const preview = (token: string, via: string) =>
+    new Promise<number>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(`${proxyLine(via, 40000, '10.0.0.2', 443)}GET /?omega_token=${token} HTTP/1.1\r\nHost: 3000-sbx1.sandbox.test\r\nConnection: close\r\n\r\n`));
+      let text = '';
+      s.on('data', (d) => (text += d.toString('latin1')));
+      s.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1])));
+      s.on('error', reject);
+    });
+  const statuses: number[] = [];
+  for (let i = 0; i < 22; i++) statuses.push(await preview(`wrong-${i}-0123456789abcdef`, '203.0.113.50'));
+  t.same(statuses, [...Array(20).fill(401), 429, 429]);
+  t.equal(await preview(TOKEN, '203.0.113.51'), 302, 'another address trades the right token for the cookie');
+});

@@ -9,6 +9,7 @@ import {
   type CreateSandboxRequest,
 } from '../src/protocol/manager.js';
 import { redisConnectionErrors } from '../src/redis/errors.js';
+import { pauseBodySchema } from '../src/protocol/master.js';
 import type { WarmPool } from './pool.js';
 import type { Sandboxes } from './sandboxes.js';
 
@@ -83,6 +84,14 @@ export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
       { schema: { params: sandboxIdParamsSchema, querystring: deleteSandboxQuerySchema } },
       async (req) => ({ id: req.params.id, deleted: await o.sandboxes.delete(req.params.id, req.query.keepVolume) }),
     );
+
+    v1.post<{ Params: { id: string }; Body: { memory?: boolean } | null }>(
+      '/v1/sandboxes/:id/pause',
+      { schema: { params: sandboxIdParamsSchema, body: pauseBodySchema } },
+      async (req) => o.sandboxes.pause(req.params.id, req.body?.memory === false ? 'stopped' : 'memory'),
+    );
+
+    v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/resume', { schema: { params: sandboxIdParamsSchema } }, async (req) => o.sandboxes.resume(req.params.id));
 
     v1.get('/v1/sandboxes', async () => ({ sandboxes: await o.sandboxes.list() }));
   });

@@ -19,7 +19,7 @@ export interface ReconcileReport {
 }
 
 /** Master states in which a sandbox placed on this host still wants its container. */
-const WANTED = new Set(['creating', 'running', 'deleting']);
+const WANTED = new Set(['creating', 'running', 'pausing', 'paused', 'resuming', 'deleting']);
 
 /**
  * Makes what runs on this host agree with what the master decided, changing

@@ -9,6 +9,9 @@ import { LABELS, type DockerRuntime } from './runtime/docker.js';
 import type { WorkerClient } from './worker-client.js';
 import type { SandboxNetwork } from './runtime/network.js';
 
+/** Row states that hold one of the host's slots. */
+const HOLDS_SLOT = new Set(['running', 'paused', 'stopped']);
+
 /**
  * Creating, deleting and listing the sandboxes of this host. Every create
  * goes through a claim (warm or freshly started container alike), so a
@@ -59,7 +62,8 @@ export class Sandboxes {
       if (existing.template !== req.template) throw new OmegaError('SANDBOX_EXISTS');
       if (existing.state === 'running' && (await this.runtime.running(existing.containerId))) return this.info(req.id, existing);
     }
-    const others = [...table].filter(([id, e]) => id !== req.id && e.state === 'running').length;
+    // A paused or stopped sandbox keeps its slot (it resumes in place).
+    const others = [...table].filter(([id, e]) => id !== req.id && HOLDS_SLOT.has(e.state)).length;
     if (others >= this.config.capacity) {
       throw new OmegaError('HOST_AT_CAPACITY', `this host runs ${others} of ${this.config.capacity} sandboxes`);
     }
@@ -114,6 +118,8 @@ export class Sandboxes {
         source,
         state: 'running',
         ...(req.internet === false ? { internet: false as const, ip: warm.ip } : {}),
+        token: req.token,
+        claimSecret: warm.claimSecret,
         createdAtMs: Date.now(),
       };
       try {
@@ -257,6 +263,103 @@ export class Sandboxes {
     this.log.warn({ sandboxId: id, why }, 'sandbox container stopped');
     return true;
   }
+
+  /**
+   * Pause a sandbox: `memory` freezes its container (every process keeps
+   * its state and uses no CPU; it still holds its memory), `stopped` stops
+   * it (only its workspace is kept; its processes start fresh at resume).
+   * The row changes first, so a reconcile pass or the engine's die event
+   * meanwhile does not take the container for one that stopped on its own.
+   * Idempotent; a stopped sandbox asked to pause in memory stays stopped.
+   */
+  async pause(id: string, kind: 'memory' | 'stopped'): Promise<SandboxInfo> {
+    return this.changing(id, async () => {
+      const entry = await this.liveEntry(id);
+      if (entry.state === 'stopped' || (entry.state === 'paused' && kind === 'memory')) return this.info(id, entry);
+      if (kind === 'memory') {
+        await this.registry.put(id, { ...entry, state: 'paused' });
+        try {
+          await this.runtime.pause(entry.containerId);
+        } catch (err) {
+          await this.registry.put(id, entry);
+          throw err;
+        }
+      } else {
+        await this.registry.put(id, { ...entry, state: 'stopped' });
+        // A frozen container cannot be stopped: thawed first, then stopped with its processes' SIGTERM grace.
+        if (entry.state === 'paused') await this.runtime.unpause(entry.containerId);
+        await this.runtime.stop(entry.containerId);
+      }
+      this.log.info({ sandboxId: id, kind }, 'sandbox paused');
+      return this.info(id, (await this.registry.get(id))!);
+    });
+  }
+
+  /**
+   * Resume a paused sandbox in place. A frozen one thaws (its processes go
+   * on); a stopped one starts again: the worker starts unclaimed, so it is
+   * claimed again with the sandbox's token (kept in the row), its address
+   * and published port may be new, and an offline sandbox's firewall rule
+   * moves to its new address before the claim. Idempotent.
+   */
+  async resume(id: string): Promise<SandboxInfo> {
+    return this.changing(id, async () => {
+      const entry = await this.liveEntry(id);
+      if (entry.state === 'running') return this.info(id, entry);
+      if (entry.state === 'paused') {
+        await this.runtime.unpause(entry.containerId);
+        const running: ContainerEntry = { ...entry, state: 'running' };
+        await this.registry.put(id, running);
+        this.log.info({ sandboxId: id, kind: 'memory' }, 'sandbox resumed');
+        return this.info(id, running);
+      }
+      if (!entry.token || !entry.claimSecret) throw new OmegaError('SANDBOX_START_FAILED', `sandbox ${id} was stopped without the token its worker needs to be claimed again (a row from before pause existed)`);
+      const started = await this.runtime.restart(entry.containerId);
+      await this.workers.waitHealthy(started.address, started.hostPort, this.config.readyTimeoutMs, () => this.runtime.running(started.id));
+      if (entry.internet === false) {
+        if (entry.ip && entry.ip !== started.ip) await this.network?.setOffline(entry.ip, false);
+        await this.network?.setOffline(started.ip, true);
+      }
+      await this.workers.claim(started.address, started.hostPort, entry.claimSecret, { sandboxId: id, token: entry.token });
+      const running: ContainerEntry = { ...entry, state: 'running', address: started.address, hostPort: started.hostPort, ...(entry.internet === false ? { ip: started.ip } : {}) };
+      await this.registry.put(id, running);
+      this.log.info({ sandboxId: id, kind: 'stopped', hostPort: running.hostPort }, 'sandbox resumed');
+      return this.info(id, running);
+    });
+  }
+
+  /** The row of a sandbox that has a container to pause or resume; SANDBOX_NOT_FOUND otherwise. */
+  private async liveEntry(id: string): Promise<ContainerEntry> {
+    const entry = await this.registry.get(id);
+    if (!entry || !['running', 'paused', 'stopped'].includes(entry.state)) throw new OmegaError('SANDBOX_NOT_FOUND', `no sandbox ${id} with a container on this host`);
+    return entry;
+  }
+
+  /** One pause or resume of a sandbox at a time on this host, after any create of it; a reconcile pass leaves it alone meanwhile. */
+  private async changing<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    await this.inflight.get(id)?.then(
+      () => undefined,
+      () => undefined,
+    );
+    const before = this.changes.get(id) ?? Promise.resolve();
+    const p = before.then(fn, fn);
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.changes.set(id, settled);
+    this.deleting.add(id);
+    try {
+      return await p;
+    } finally {
+      if (this.changes.get(id) === settled) {
+        this.changes.delete(id);
+        this.deleting.delete(id);
+      }
+    }
+  }
+
+  private readonly changes = new Map<string, Promise<void>>();
 
   /** A container of this host stopped (the engine's event): report it if it served a sandbox. */
   async exitedContainer(containerId: string, sandboxId: string | null, why: string): Promise<boolean> {

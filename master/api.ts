@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { isOmegaError } from '../src/errors.js';
 import { bearerAuth, createHttpApp } from '../src/http.js';
 import type { Logger } from '../src/log.js';
-import { createBodySchema, idParamsSchema, listQuerySchema, runBodySchema, timeoutBodySchema } from '../src/protocol/master.js';
+import { createBodySchema, idParamsSchema, listQuerySchema, pauseBodySchema, runBodySchema, SANDBOX_STATES, timeoutBodySchema } from '../src/protocol/master.js';
 import { redisConnectionErrors } from '../src/redis/errors.js';
 import type { Runner, RunRequest } from './runner.js';
 import type { CreateRequest, Sandboxes } from './sandboxes.js';
@@ -52,7 +52,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
     labelNames: ['state'] as const,
     registers: [registry],
     async collect() {
-      const counts: Record<SandboxState, number> = { creating: 0, running: 0, deleting: 0, lost: 0 };
+      const counts = Object.fromEntries(SANDBOX_STATES.map((s) => [s, 0])) as Record<SandboxState, number>;
       for (const r of await o.store.getMany(await o.store.allIds())) if (r) counts[r.state]++;
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
     },
@@ -158,6 +158,14 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       id: req.params.id,
       deleted: await o.sandboxes.delete(req.params.id),
     }));
+
+    v1.post<{ Params: { id: string }; Body: { memory?: boolean } | null }>(
+      '/v1/sandboxes/:id/pause',
+      { schema: { params: idParamsSchema, body: pauseBodySchema } },
+      async (req) => o.sandboxes.pause(req.params.id, req.body?.memory === false ? 'stopped' : 'memory'),
+    );
+
+    v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/resume', { schema: { params: idParamsSchema } }, async (req) => o.sandboxes.resume(req.params.id));
 
     v1.post<{ Params: { id: string }; Body: { seconds: number } }>(
       '/v1/sandboxes/:id/timeout',

@@ -83,6 +83,16 @@ export class ManagerClient {
     return r.deleted;
   }
 
+  /** Freeze (memory) or stop the sandbox's container; idempotent. */
+  async pause(managerUrl: string, id: string, kind: 'memory' | 'stopped', timeoutMs = 30_000): Promise<SandboxInfo> {
+    return this.http.call('POST', `${managerUrl}/v1/sandboxes/${id}/pause`, { memory: kind === 'memory' }, timeoutMs);
+  }
+
+  /** Thaw or start it again (its worker answering); idempotent. The answer's hostPort may be new. */
+  async resume(managerUrl: string, id: string, timeoutMs = 60_000): Promise<SandboxInfo> {
+    return this.http.call('POST', `${managerUrl}/v1/sandboxes/${id}/resume`, {}, timeoutMs);
+  }
+
   async list(managerUrl: string): Promise<Array<SandboxInfo & { state: string }>> {
     return (await this.http.call<{ sandboxes: Array<SandboxInfo & { state: string }> }>('GET', `${managerUrl}/v1/sandboxes`)).sandboxes;
   }

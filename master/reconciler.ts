@@ -109,6 +109,11 @@ export class MasterReconciler {
         } else if (r.state === 'deleting' && (abandoned || r.owner === null || age > DELETE_STUCK_MS)) {
           await this.sandboxes.delete(id, 'an unfinished delete');
           report.finished.push(id);
+        } else if ((r.state === 'pausing' || r.state === 'resuming') && (abandoned || age > 2 * this.opts.createTimeoutMs)) {
+          // A pause or resume its master left half done: settled by what the host's own row says it did.
+          const entry = tables.get(r.host)?.get(id);
+          const to = entry?.state === 'paused' || entry?.state === 'stopped' ? 'paused' : 'running';
+          if (await this.store.settle(id, r.state, to, {}, '')) report.finished.push(id);
         } else if (r.state === 'lost') {
           if (r.lostAtMs && now - r.lostAtMs > this.opts.lostRetentionSeconds * 1000) {
             await this.sandboxes.delete(id, 'lost past its retention');

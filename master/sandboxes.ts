@@ -6,7 +6,7 @@ import { notDelivered, UpstreamError } from './clients.js';
 import type { MasterConfig } from './config.js';
 import type { Scaler } from './scaler.js';
 import { newSandboxId, newSandboxToken } from '../src/ids.js';
-import type { SandboxRecord, SandboxState, Store } from './store.js';
+import type { PauseKind, SandboxRecord, SandboxState, Store } from './store.js';
 import type { Created, SandboxView } from '../src/protocol/master.js';
 
 export interface CreateRequest {
@@ -75,6 +75,7 @@ export class Sandboxes {
       idleSeconds: r.idleSeconds,
       metadata: r.metadata,
       ...(r.state === 'lost' && r.lostAtMs ? { lostAt: new Date(r.lostAtMs).toISOString(), lostReason: r.lostReason ?? 'unknown' } : {}),
+      ...(r.state === 'paused' && r.pauseKind ? { paused: { kind: r.pauseKind, since: new Date(r.pausedAtMs ?? r.stateSinceMs).toISOString(), remainingSeconds: Math.round((r.remainingMs ?? 0) / 1000) } } : {}),
     };
   }
 
@@ -218,6 +219,66 @@ export class Sandboxes {
     const expiresAtMs = Date.now() + Math.min(seconds, this.config.maxTimeoutSeconds) * 1000;
     if (!(await this.store.setExpiry(id, expiresAtMs))) throw new OmegaError('SANDBOX_NOT_FOUND', `no running sandbox ${id}`);
     return this.view({ ...r, expiresAtMs });
+  }
+
+  /**
+   * Pause a running sandbox: frozen with its memory (`docker pause`: its
+   * processes keep their state and use no CPU) or stopped (only its
+   * workspace kept). Its time limit is suspended until it resumes. One
+   * master takes the step (Lua: running -> pausing, owned), the manager
+   * acts, and the step ends (pausing -> paused) only if nobody (a delete)
+   * took the sandbox meanwhile. Pausing a paused sandbox is a no-op.
+   * Both kinds keep their slot on the host: a frozen one holds its memory,
+   * a stopped one its disk, and either resumes in place.
+   */
+  async pause(id: string, kind: PauseKind): Promise<SandboxView> {
+    const begun = await this.store.beginPause(id, 'pause', kind);
+    if (!('record' in begun)) {
+      const r = begun.state === 'paused' ? await this.store.get(id) : null;
+      if (r && !r.internal) return this.view(r);
+      throw this.notPausable(id, begun.state, 'paused');
+    }
+    const r = begun.record;
+    const log = this.log.child({ sandboxId: id });
+    try {
+      await this.managers.pause(r.managerUrl, id, kind);
+    } catch (err) {
+      // Back to running, its time left its expiry again; unless a delete took it meanwhile.
+      await this.store.settle(id, 'pausing', 'running').catch((e: unknown) => log.warn({ err: e }, 'could not take a failed pause back; the reconciler does'));
+      throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;
+    }
+    const done = await this.store.settle(id, 'pausing', 'paused');
+    if (!done) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while it was being paused`);
+    log.info({ kind }, 'sandbox paused');
+    return this.view(done);
+  }
+
+  /** Resume a paused sandbox where it was: same id, name and token, files intact; a running one is a no-op. */
+  async resume(id: string): Promise<SandboxView> {
+    const begun = await this.store.beginPause(id, 'resume');
+    if (!('record' in begun)) {
+      const r = begun.state === 'running' ? await this.store.get(id) : null;
+      if (r && !r.internal) return this.view(r);
+      throw this.notPausable(id, begun.state, 'resumed');
+    }
+    const r = begun.record;
+    const log = this.log.child({ sandboxId: id });
+    let info;
+    try {
+      info = await this.managers.resume(r.managerUrl, id);
+    } catch (err) {
+      await this.store.settle(id, 'resuming', 'paused').catch((e: unknown) => log.warn({ err: e }, 'could not take a failed resume back; the reconciler does'));
+      throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;
+    }
+    const done = await this.store.settle(id, 'resuming', 'running', { hostPort: String(info.hostPort), containerId: info.containerId });
+    if (!done) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while it was being resumed`);
+    log.info({ kind: r.pauseKind }, 'sandbox resumed');
+    return this.view(done);
+  }
+
+  private notPausable(id: string, state: SandboxState | null, what: string): OmegaError {
+    if (state === null || state === 'deleting') return new OmegaError('SANDBOX_NOT_FOUND', `no sandbox ${id}`);
+    return new OmegaError('SANDBOX_BUSY', `sandbox ${id} is ${state}; it can be ${what} once it is ${what === 'paused' ? 'running' : 'paused'}`);
   }
 
   /** A page of sandboxes in creation order, filtered; `cursor` continues the previous page. */

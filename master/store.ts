@@ -4,9 +4,9 @@ import { hostKeyPrefix, hostKeys, type HostKeys } from '../src/redis/keys.js';
 import { AllocateFailure, defineScripts, RELEASE_NOT_DELETING } from '../src/redis/scripts.js';
 import type { ContainerEntry } from '../src/protocol/manager.js';
 
-import type { SandboxState } from '../src/protocol/master.js';
+import type { PauseKind, SandboxState } from '../src/protocol/master.js';
 
-export type { SandboxState };
+export type { PauseKind, SandboxState };
 
 /** A sandbox as the master keeps it (the hash under hostKeys().sandbox(id)). */
 export interface SandboxRecord {
@@ -36,6 +36,11 @@ export interface SandboxRecord {
   owner: string | null;
   /** A deleting sandbox: the state its delete began from. */
   deletedFrom: SandboxState | null;
+  /** Pausing or paused: how. */
+  pauseKind: PauseKind | null;
+  pausedAtMs: number | null;
+  /** Pausing, paused or resuming: the time it had left when paused (its expiry once resumed is now + this). */
+  remainingMs: number | null;
 }
 
 export interface HostView {
@@ -78,6 +83,9 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     stateSinceMs: Number(h.stateSinceMs ?? h.createdAtMs ?? 0),
     owner: h.owner || null,
     deletedFrom: (h.deletedFrom as SandboxState | undefined) ?? null,
+    pauseKind: (h.pauseKind as PauseKind | undefined) ?? null,
+    pausedAtMs: num(h.pausedAtMs),
+    remainingMs: num(h.remainingMs),
   };
 }
 
@@ -181,6 +189,23 @@ export class Store {
     const r = await this.redis.releaseSandbox(k.load, k.sandboxes, k.expiry, this.prefix, id, this.tombSeconds);
     if (r === RELEASE_NOT_DELETING) throw new OmegaError('INTERNAL', `sandbox ${id} is not being deleted; not released`);
     return r === 1;
+  }
+
+  /**
+   * Begin a pause (running -> pausing) or a resume (paused -> resuming),
+   * owned by this master; the record when taken, else the state the
+   * sandbox is in (null when there is none).
+   */
+  async beginPause(id: string, op: 'pause' | 'resume', kind: PauseKind = 'memory'): Promise<{ record: SandboxRecord } | { state: SandboxState | null }> {
+    const r = await this.redis.beginPause(this.keys.sandbox(id), this.keys.expiry, id, op, this.masterId, Date.now(), kind);
+    if (typeof r === 'string') return { state: (r || null) as SandboxState | null };
+    return { record: parse(id, pairs(r))! };
+  }
+
+  /** End a pause or resume (see settleSandbox-2.lua); the record, or null when it left `from` or this master's hands. `owner` '' lets the reconciler take over. */
+  async settle(id: string, from: 'pausing' | 'resuming', to: 'paused' | 'running', fields: Record<string, string> = {}, owner = this.masterId): Promise<SandboxRecord | null> {
+    const flat = await this.redis.settleSandbox(this.keys.sandbox(id), this.keys.expiry, id, from, owner, to, Date.now(), ...Object.entries(fields).flat());
+    return flat ? parse(id, pairs(flat)) : null;
   }
 
   /** A delete this master began and could not finish: owned by no one, so the reconciler takes it over at once. */

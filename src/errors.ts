@@ -16,6 +16,7 @@ export const ERRORS = {
   UNKNOWN_TEMPLATE: { status: 400, message: 'No such sandbox template' },
   SANDBOX_NOT_FOUND: { status: 404, message: 'No such sandbox' },
   SANDBOX_EXISTS: { status: 409, message: 'A sandbox with this id exists with different settings' },
+  SANDBOX_BUSY: { status: 409, message: 'The sandbox is changing state (being created, paused, resumed or deleted); retry once it has' },
   HOST_AT_CAPACITY: { status: 503, message: 'This host runs as many sandboxes as it may' },
   DOCKER_UNAVAILABLE: { status: 503, message: 'The Docker engine cannot be reached' },
   SANDBOX_START_FAILED: { status: 502, message: 'The sandbox container did not become ready' },

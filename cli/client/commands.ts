@@ -59,7 +59,7 @@ const list: Command = {
   args: '[options]',
   summary: 'List sandboxes in the order they were created, following the master\'s pages to the end (or to --limit).',
   options: {
-    state: { type: 'string', value: '<state>', description: 'Only those in this state: creating, running, deleting or lost' },
+    state: { type: 'string', value: '<state>', description: 'Only those in this state: creating, running, pausing, paused, resuming, deleting or lost' },
     metadata: { type: 'string', multiple: true, value: '<key=value>', description: 'Only those with this metadata' },
     limit: { type: 'string', value: '<n>', description: 'At most this many [default: all]' },
     json: { ...json, description: 'Print every sandbox as one JSON array (the master\'s items as they are)' },
@@ -133,6 +133,32 @@ const del: Command = {
   },
 };
 
+const pause: Command = {
+  args: '<id> [options]',
+  summary: 'Pause a sandbox: frozen with its memory (its programs go on at resume), or with --stop its container stopped and only its files kept. Its time limit waits meanwhile.',
+  options: { stop: { type: 'boolean', description: 'Stop its container instead of freezing it (frees CPU and memory; programs start fresh at resume)' }, json },
+  positionals: { min: 1, max: 1 },
+  async run(ctx) {
+    const s = await ctx.client.pause(ctx.positionals[0]!, !ctx.values.stop);
+    if (ctx.values.json) printJson(ctx.io, s);
+    else ctx.io.out(sandboxFields(s, { color: ctx.io.color }));
+    return EXIT.ok;
+  },
+};
+
+const resume: Command = {
+  args: '<id> [options]',
+  summary: 'Resume a paused sandbox where it was: same name and token, its files, frozen programs going on.',
+  options: { json },
+  positionals: { min: 1, max: 1 },
+  async run(ctx) {
+    const s = await ctx.client.resume(ctx.positionals[0]!);
+    if (ctx.values.json) printJson(ctx.io, s);
+    else ctx.io.out(sandboxFields(s, { color: ctx.io.color }));
+    return EXIT.ok;
+  },
+};
+
 const hosts: Command = {
   args: '[options]',
   summary: 'List the hosts the master knows: address, sandboxes on it and room, health, when its manager started.',
@@ -146,9 +172,9 @@ const hosts: Command = {
   },
 };
 
-export const SANDBOX_COMMANDS: Record<string, Command> = { create, list, get, delete: del };
+export const SANDBOX_COMMANDS: Record<string, Command> = { create, list, get, pause, resume, delete: del };
 
-export const SANDBOX_SUMMARY = 'Create, list, show and delete sandboxes through the master\'s API';
+export const SANDBOX_SUMMARY = 'Create, list, show, pause, resume and delete sandboxes through the master\'s API';
 export const HOSTS_SUMMARY = 'List the master\'s hosts with their load, capacity and health';
 
 function sandboxUsage(): string {

@@ -141,6 +141,14 @@ export class MasterClient {
     return this.call('DELETE', `/v1/sandboxes/${encodeURIComponent(id)}`);
   }
 
+  pause(id: string, memory: boolean): Promise<SandboxView> {
+    return this.call('POST', `/v1/sandboxes/${encodeURIComponent(id)}/pause`, { memory }, CREATE_TIMEOUT_MS);
+  }
+
+  resume(id: string): Promise<SandboxView> {
+    return this.call('POST', `/v1/sandboxes/${encodeURIComponent(id)}/resume`, {}, CREATE_TIMEOUT_MS);
+  }
+
   hosts(): Promise<{ hosts: HostInfo[] }> {
     return this.call('GET', '/v1/hosts');
   }

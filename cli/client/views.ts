@@ -4,7 +4,7 @@ import { renderFields, renderTable, shortDuration, type Color, type Column } fro
 /** What people read; scripts use --json, which is the master's JSON unchanged. */
 
 const stateColor = (state: string): Color | undefined =>
-  ({ running: 'green', creating: 'yellow', deleting: 'yellow', lost: 'red' } as Record<string, Color>)[state];
+  ({ running: 'green', creating: 'yellow', pausing: 'yellow', paused: 'dim', resuming: 'yellow', deleting: 'yellow', lost: 'red' } as Record<string, Color>)[state];
 
 const healthColor = (health: string): Color | undefined => ({ alive: 'green', draining: 'yellow', stopped: 'yellow', lost: 'red' } as Record<string, Color>)[health];
 
@@ -45,6 +45,7 @@ export function sandboxFields(s: SandboxView | Created, opts: { color: boolean; 
     ['created', `${s.createdAt} (${ago(s.createdAt, now)})`],
     ['expires', `${s.expiresAt} (${Date.parse(s.expiresAt) > now ? `in ${shortDuration(Date.parse(s.expiresAt) - now)}` : 'expired'})`],
   ];
+  if (s.state === 'paused' && s.paused) fields.push(['paused', `${s.paused.kind === 'memory' ? 'frozen in memory' : 'stopped, files kept'} since ${s.paused.since} (${ago(s.paused.since, now)}); ${shortDuration(s.paused.remainingSeconds * 1000)} left once resumed`]);
   if (s.state === 'lost' && s.lostAt) fields.push(['lost', `${s.lostAt} (${ago(s.lostAt, now)}): ${s.lostReason ?? 'unknown'}`, 'red']);
   if (s.idleSeconds !== null) fields.push(['idle', `deleted after ${shortDuration(s.idleSeconds * 1000)} without activity`]);
   const meta = Object.entries(s.metadata ?? {});

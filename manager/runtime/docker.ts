@@ -164,20 +164,72 @@ export class DockerRuntime {
     } catch (err) {
       if (statusOf(err) !== 304) throw await this.removeFailed(container.id, dockerError(err, `starting container ${spec.name}`));
     }
-    let info: Docker.ContainerInspectInfo;
     try {
-      info = await container.inspect();
+      return await this.reached(container, spec.name);
     } catch (err) {
-      throw await this.removeFailed(container.id, dockerError(err, `inspecting container ${spec.name}`));
+      throw await this.removeFailed(container.id, err instanceof OmegaError ? err : dockerError(err, `inspecting container ${spec.name}`));
     }
+  }
+
+  /** Where a started container's worker is reached: its published port, or its own address (throws when it has neither). */
+  private async reached(container: Docker.Container, name: string): Promise<RunningContainer> {
+    const info = await container.inspect();
+    const id = container.id;
     const ip = Object.values(info.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress ?? '';
     if (this.publishIp === null) {
-      if (!ip) throw await this.removeFailed(container.id, new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no network address`));
-      return { id: container.id, address: ip, ip, hostPort: Number(WORKER_PORT.split('/')[0]) };
+      if (!ip) throw new OmegaError('SANDBOX_START_FAILED', `container ${name} has no network address`);
+      return { id, address: ip, ip, hostPort: Number(WORKER_PORT.split('/')[0]) };
     }
     const port = info.NetworkSettings.Ports?.[WORKER_PORT]?.[0]?.HostPort;
-    if (!port) throw await this.removeFailed(container.id, new OmegaError('SANDBOX_START_FAILED', `container ${spec.name} has no published port`));
-    return { id: container.id, address: this.publishIp, ip, hostPort: Number(port) };
+    if (!port) throw new OmegaError('SANDBOX_START_FAILED', `container ${name} has no published port`);
+    return { id, address: this.publishIp, ip, hostPort: Number(port) };
+  }
+
+  /** Freeze every process of a container (the cgroup freezer); one paused already is fine. */
+  async pause(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).pause();
+    } catch (err) {
+      // 409: paused already (or not running: the caller's check of the container's state says which).
+      if (statusOf(err) !== 409) throw dockerError(err, `pausing container ${id}`);
+    }
+  }
+
+  async unpause(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).unpause();
+    } catch (err) {
+      if (statusOf(err) !== 409) throw dockerError(err, `unpausing container ${id}`);
+    }
+  }
+
+  /** Stop a container, keeping it (and its volume) to start again; one stopped already is fine. */
+  async stop(id: string, graceSeconds = 5): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: graceSeconds });
+    } catch (err) {
+      if (statusOf(err) !== 304) throw dockerError(err, `stopping container ${id}`);
+    }
+  }
+
+  /** Start a stopped container again; where its worker is reached now (a published port is chosen anew). */
+  async restart(id: string): Promise<RunningContainer> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      if (statusOf(err) !== 304) throw dockerError(err, `starting container ${id}`);
+    }
+    return this.reached(this.docker.getContainer(id), id.slice(0, 12));
+  }
+
+  /** The engine's state of a container (running, paused, exited, ...), or null when it is gone. */
+  async state(id: string): Promise<string | null> {
+    try {
+      return (await this.docker.getContainer(id).inspect()).State.Status;
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw dockerError(err, `inspecting container ${id}`);
+    }
   }
 
   /**

@@ -54,12 +54,21 @@ export interface ContainerEntry {
   template: string;
   source: 'pool' | 'cold';
   /**
-   * running: the container runs; exited: it stopped on its own (reported to
+   * running: the container runs; paused: frozen (docker pause); stopped:
+   * stopped on purpose, to start again at resume; exited: it stopped on its own (reported to
    * the master, which marks the sandbox lost); removed: the container is
    * gone and only its workspace volume is kept (a lost sandbox's, until the
    * master deletes it).
    */
-  state: 'running' | 'exited' | 'removed';
+  state: 'running' | 'paused' | 'stopped' | 'exited' | 'removed';
+  /**
+   * The sandbox's token, kept so that a stopped container's worker (which
+   * starts unclaimed) can be claimed again at resume. Only the managers and
+   * masters read this table; no view shows it, nothing logs it.
+   */
+  token?: string;
+  /** The claim secret of its worker (its container's environment holds it too). */
+  claimSecret?: string;
   /** false: created with no outbound network (absent: with it); `ip` is the address the host firewall refuses. */
   internet?: false;
   ip?: string;

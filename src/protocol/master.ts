@@ -10,7 +10,12 @@ import { SANDBOX_ID_PATTERN } from './worker.js';
 /** A template name: the suffix of its image (`omega/sandbox-<template>`). */
 export const TEMPLATE_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,31}$';
 
-export type SandboxState = 'creating' | 'running' | 'deleting' | 'lost';
+export type SandboxState = 'creating' | 'running' | 'pausing' | 'paused' | 'resuming' | 'deleting' | 'lost';
+
+/** How a paused sandbox keeps its work: frozen in memory (processes go on at resume), or stopped (only its workspace kept). */
+export type PauseKind = 'memory' | 'stopped';
+
+export const SANDBOX_STATES: readonly SandboxState[] = ['creating', 'running', 'pausing', 'paused', 'resuming', 'deleting', 'lost'];
 
 /** A sandbox as the API shows it. */
 export interface SandboxView {
@@ -33,6 +38,8 @@ export interface SandboxView {
   expiresAt: string;
   idleSeconds: number | null;
   metadata: Record<string, string>;
+  /** A paused sandbox: how, since when, and the time it has left once resumed (its time limit is suspended). */
+  paused?: { kind: PauseKind; since: string; remainingSeconds: number };
   /** A lost sandbox: since when, and why (its container stopped, its host went silent). */
   lostAt?: string;
   lostReason?: string;
@@ -77,12 +84,21 @@ export const listQuerySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    state: { type: 'string', enum: ['creating', 'running', 'deleting', 'lost'] },
+    state: { type: 'string', enum: SANDBOX_STATES },
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
     cursor: { type: 'string', maxLength: 200 },
   },
   // metadata.<key>=<value> filters
   patternProperties: { '^metadata\\.[A-Za-z0-9_.-]{1,64}$': { type: 'string', maxLength: 512 } },
+} as const;
+
+export const pauseBodySchema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: {
+    /** true (the default): frozen, processes kept; false: the container stops, only the workspace is kept. */
+    memory: { type: 'boolean' },
+  },
 } as const;
 
 export const timeoutBodySchema = {

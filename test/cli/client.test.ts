@@ -261,6 +261,22 @@ if (docker) {
     t.same(pages, [1, 1]);
   });
 
+  t.test('pause and resume: the table says how it is paused; --json is the API\'s view', async (t) => {
+    const id = ids[0]!;
+    const paused = await omega(['sandbox', 'pause', id], master);
+    t.equal(paused.code, 0, paused.stderr);
+    const fields = Object.fromEntries(rows(paused.stdout).map(([k, ...v]) => [k, v.join('  ')]));
+    t.equal(fields.state, 'paused');
+    t.match(fields.paused, /^frozen in memory since .* left once resumed$/);
+    const resumed = await omega(['sandbox', 'resume', id, '--json'], master);
+    t.equal(resumed.code, 0, resumed.stderr);
+    t.same(JSON.parse(resumed.stdout), (await call('GET', `/v1/sandboxes/${id}`)).body, 'the API\'s view');
+    t.equal(JSON.parse(resumed.stdout).state, 'running');
+    const stopped = await omega(['sandbox', 'pause', id, '--stop', '--json'], master);
+    t.equal(JSON.parse(stopped.stdout).paused.kind, 'stopped', '--stop stops it');
+    t.equal((await omega(['sandbox', 'resume', id], master)).code, 0);
+  });
+
   t.test('hosts: the table and --json of GET /v1/hosts', async (t) => {
     const [table, asJson] = await Promise.all([omega(['hosts'], master), omega(['hosts', '--json'], master)]);
     const api = (await call('GET', '/v1/hosts')).body;

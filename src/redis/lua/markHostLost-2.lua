@@ -1,5 +1,5 @@
 --[[
-  A host whose heartbeat lapsed: every creating or running sandbox on it
+  A host whose heartbeat lapsed: every creating, running or paused (pausing, resuming) sandbox on it
   becomes `lost` (a delete in progress is left to finish) and every sandbox
   leaves the host's set (so the host, if it comes back, is not counted for
   them: its manager reaps their containers, keeping the workspaces of the
@@ -23,7 +23,7 @@ local lost = {}
 for _, id in ipairs(redis.call('SMEMBERS', on)) do
   local sandbox = p .. ':sandbox:' .. id
   local state = redis.call('HGET', sandbox, 'state')
-  if state == 'running' or state == 'creating' then
+  if state == 'running' or state == 'creating' or state == 'pausing' or state == 'paused' or state == 'resuming' then
     redis.call('HSET', sandbox, 'state', 'lost', 'lostAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'lostReason', 'host lost')
     redis.call('ZREM', KEYS[2], id)
     lost[#lost + 1] = id

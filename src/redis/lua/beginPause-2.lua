@@ -1,0 +1,36 @@
+--[[
+  The first step of a pause or a resume, taken by one master only:
+
+    pause:  running -> pausing (its time left kept, out of the expiry index:
+            a paused sandbox's time limit is suspended)
+    resume: paused  -> resuming
+
+  The master then asks the host's manager, and settleSandbox ends it. A
+  delete (beginDelete) may take the sandbox from any of these states; the
+  settle then finds it gone from the one it expects and changes nothing.
+
+  KEYS[1] sandbox  hash
+  KEYS[2] expiry   sorted set: sandbox id -> expires at (ms)
+  ARGV[1] sandbox id
+  ARGV[2] 'pause' or 'resume'
+  ARGV[3] the calling master's id
+  ARGV[4] now (ms)
+  ARGV[5] pause kind ('memory' or 'stopped'; pause only)
+
+  Returns the record as a flat field, value list when the step was taken;
+  otherwise the state it is in as a string ('' when there is no record), so
+  the caller can tell a no-op (resume of a running one) from a conflict.
+]]
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return '' end
+if ARGV[2] == 'pause' then
+  if state ~= 'running' then return state end
+  local left = tonumber(redis.call('HGET', KEYS[1], 'expiresAtMs') or ARGV[4]) - tonumber(ARGV[4])
+  if left < 0 then left = 0 end
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'pausing', 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', ARGV[5], 'remainingMs', tostring(left))
+else
+  if state ~= 'paused' then return state end
+  redis.call('HSET', KEYS[1], 'state', 'resuming', 'owner', ARGV[3], 'stateSinceMs', ARGV[4])
+end
+return redis.call('HGETALL', KEYS[1])

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor clean
+.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause clean
 
 all: build
 
@@ -66,6 +66,10 @@ bench-noisy: deps apt-test images
 ## Sandboxes under gVisor beside runc: cold create, syscalls, fork+exec.
 bench-gvisor: deps apt-test images runsc
 	node --import=tsx bench/gvisor.ts
+
+## Resume of a frozen and of a stopped sandbox through the master, beside docker unpause alone.
+bench-pause: deps apt-test images
+	node --import=tsx bench/pause.ts
 
 bench-allocate: deps apt-test images
 	node --import=tsx bench/allocate.ts

@@ -136,7 +136,8 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
     v1.post<{ Body: CreateRequest }>('/v1/sandboxes', { schema: { body: createBodySchema } }, async (req, reply) => {
       const started = process.hrtime.bigint();
       try {
-        const created = await o.sandboxes.create({ template: req.body.template, timeoutSeconds: req.body.timeoutSeconds, idleSeconds: req.body.idleSeconds, metadata: req.body.metadata, internet: req.body.internet });
+        const b = req.body;
+        const created = await o.sandboxes.create({ template: b.template, timeoutSeconds: b.timeoutSeconds, idleSeconds: b.idleSeconds, metadata: b.metadata, internet: b.internet, onTimeout: b.onTimeout, onIdle: b.onIdle });
         createSeconds.observe({ template: created.template, source: created.source }, Number(process.hrtime.bigint() - started) / 1e9);
         return reply.status(201).send(created);
       } catch (err) {

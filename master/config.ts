@@ -61,6 +61,7 @@ export const masterSettings = {
   localIngressPort: { env: 'OMEGA_LOCAL_INGRESS_PORT', flag: 'local-ingress-port', description: 'local provider: port of each host\'s TLS ingress on its address (OMEGA_TLS not off)', default: 443, parse: int(0, 65_535) },
   localManagerPort: { env: 'OMEGA_LOCAL_MANAGER_PORT', flag: 'local-manager-port', description: 'local provider: port of each manager API on its address', default: 7070, parse: int(1, 65_535) },
   reapIntervalMs: { env: 'OMEGA_REAP_INTERVAL_MS', flag: 'reap-interval-ms', description: 'How often expired sandboxes and lapsed hosts are looked for', default: 1000, parse: int(50, 60_000) },
+  frozenSeconds: { env: 'OMEGA_FROZEN_SECONDS', flag: 'frozen-seconds', description: 'How long a sandbox stays paused with its memory (holding it on its host) before its container is stopped (its files kept); 0: never', default: 3600, parse: int(0, 31_536_000) },
   idleCheckIntervalMs: { env: 'OMEGA_IDLE_CHECK_INTERVAL_MS', flag: 'idle-check-interval-ms', description: 'How often sandboxes with idleSeconds are asked for their activity', default: 5000, parse: int(100, 600_000) },
   reconcileIntervalMs: { env: 'OMEGA_RECONCILE_INTERVAL_MS', flag: 'reconcile-interval-ms', description: 'How often Redis, the managers and DNS are reconciled', default: 30_000, parse: int(500, 3_600_000) },
   lostRetentionSeconds: { env: 'OMEGA_LOST_RETENTION_SECONDS', flag: 'lost-retention-seconds', description: 'How long a lost sandbox stays listed (state lost)', default: 3600, parse: int(0, 30 * 86_400) },

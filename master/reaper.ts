@@ -42,6 +42,8 @@ export class Reaper {
       redisUpSinceMs?: () => number;
       /** How workers are reached (their idle time). */
       routes: WorkerRoutes;
+      /** Seconds a sandbox may stay frozen with its memory before it is stopped (0: never). */
+      frozenSeconds?: number;
     },
     private readonly log: Logger,
   ) {
@@ -51,6 +53,7 @@ export class Reaper {
       task(opts.reapIntervalMs, 'expiry', () => this.reapExpired()),
       task(opts.reapIntervalMs, 'hosts', () => this.checkHosts()),
       task(opts.idleCheckIntervalMs, 'idle', () => this.reapIdle()),
+      task(opts.reapIntervalMs, 'frozen', () => this.stopFrozen()),
     ];
   }
 
@@ -67,7 +70,7 @@ export class Reaper {
     for (const id of await this.store.expired(Date.now())) {
       if (!(await this.store.claimExpired(id))) continue; // another master has it
       try {
-        await this.sandboxes.delete(id, 'expired');
+        await this.end(id, 'onTimeout', 'expired');
         done.push(id);
       } catch (err) {
         this.log.warn({ sandboxId: id, err: describe(err) }, 'expiry failed; the reconciler finishes the delete');
@@ -87,13 +90,46 @@ export class Reaper {
         if (idleMs === null || idleMs < r.idleSeconds * 1000) return;
         if (!(await this.store.claimExpired(r.id))) return;
         try {
-          await this.sandboxes.delete(r.id, 'idle');
+          await this.end(r.id, 'onIdle', 'idle');
           done.push(r.id);
         } catch (err) {
           this.log.warn({ sandboxId: r.id, err: describe(err) }, 'idle delete failed; the reconciler finishes the delete');
         }
       }),
     );
+    return done;
+  }
+
+  /**
+   * A sandbox whose time or idleness is up: deleted, or paused with its
+   * memory when it was created so (then it has its whole lifetime again once
+   * resumed). Its expiry was claimed first, so one master does this.
+   */
+  private async end(id: string, rule: 'onTimeout' | 'onIdle', why: string): Promise<void> {
+    const r = await this.store.get(id);
+    if (r?.[rule] === 'pause') {
+      await this.sandboxes.pause(id, 'memory', { timeLeftMs: r.lifetimeMs ?? undefined, why });
+      return;
+    }
+    await this.sandboxes.delete(id, why);
+  }
+
+  /**
+   * Sandboxes frozen with their memory for longer than frozenSeconds are
+   * stopped: a frozen sandbox holds its memory on its host, a stopped one
+   * only its disk. Each is taken by one master (the pause's own Lua step).
+   */
+  async stopFrozen(): Promise<string[]> {
+    if (!this.opts.frozenSeconds) return [];
+    const done: string[] = [];
+    for (const id of await this.store.frozenSince(Date.now() - this.opts.frozenSeconds * 1000)) {
+      try {
+        const v = await this.sandboxes.pause(id, 'stopped', { why: 'frozen too long' });
+        if (v.paused?.kind === 'stopped') done.push(id);
+      } catch (err) {
+        this.log.warn({ sandboxId: id, err: describe(err) }, 'stopping a sandbox frozen too long failed; retried next pass');
+      }
+    }
     return done;
   }
 

@@ -18,6 +18,8 @@ export interface CreateRequest {
   internal?: boolean;
   /** false: no outbound network at all; absent: OMEGA_SANDBOX_INTERNET. */
   internet?: boolean;
+  onTimeout?: 'delete' | 'pause';
+  onIdle?: 'delete' | 'pause';
 }
 
 export type { Created, SandboxView };
@@ -74,6 +76,8 @@ export class Sandboxes {
       expiresAt: new Date(r.expiresAtMs).toISOString(),
       idleSeconds: r.idleSeconds,
       metadata: r.metadata,
+      ...(r.onTimeout === 'pause' ? { onTimeout: 'pause' as const } : {}),
+      ...(r.onIdle === 'pause' ? { onIdle: 'pause' as const } : {}),
       ...(r.state === 'lost' && r.lostAtMs ? { lostAt: new Date(r.lostAtMs).toISOString(), lostReason: r.lostReason ?? 'unknown' } : {}),
       ...(r.state === 'paused' && r.pauseKind ? { paused: { kind: r.pauseKind, since: new Date(r.pausedAtMs ?? r.stateSinceMs).toISOString(), remainingSeconds: Math.round((r.remainingMs ?? 0) / 1000) } } : {}),
     };
@@ -101,7 +105,7 @@ export class Sandboxes {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       // A fresh id per attempt: a host that failed may still start the old one; the undo below removes it.
       const id = newSandboxId();
-      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal };
+      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal, onTimeout: req.onTimeout, onIdle: req.onIdle, lifetimeMs: timeoutSeconds * 1000 };
       const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded));
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
       const [started, named] = await Promise.allSettled([
@@ -231,8 +235,8 @@ export class Sandboxes {
    * Both kinds keep their slot on the host: a frozen one holds its memory,
    * a stopped one its disk, and either resumes in place.
    */
-  async pause(id: string, kind: PauseKind): Promise<SandboxView> {
-    const begun = await this.store.beginPause(id, 'pause', kind);
+  async pause(id: string, kind: PauseKind, opts: { timeLeftMs?: number; why?: string } = {}): Promise<SandboxView> {
+    const begun = await this.store.beginPause(id, 'pause', kind, opts.timeLeftMs);
     if (!('record' in begun)) {
       const r = begun.state === 'paused' ? await this.store.get(id) : null;
       if (r && !r.internal) return this.view(r);
@@ -249,7 +253,7 @@ export class Sandboxes {
     }
     const done = await this.store.settle(id, 'pausing', 'paused');
     if (!done) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while it was being paused`);
-    log.info({ kind }, 'sandbox paused');
+    log.info({ kind, why: opts.why ?? 'asked' }, 'sandbox paused');
     return this.view(done);
   }
 

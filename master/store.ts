@@ -36,6 +36,10 @@ export interface SandboxRecord {
   owner: string | null;
   /** A deleting sandbox: the state its delete began from. */
   deletedFrom: SandboxState | null;
+  onTimeout: 'delete' | 'pause';
+  onIdle: 'delete' | 'pause';
+  /** Its time limit, ms: what a sandbox paused by it has again once resumed. */
+  lifetimeMs: number | null;
   /** Pausing or paused: how. */
   pauseKind: PauseKind | null;
   pausedAtMs: number | null;
@@ -83,6 +87,9 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     stateSinceMs: Number(h.stateSinceMs ?? h.createdAtMs ?? 0),
     owner: h.owner || null,
     deletedFrom: (h.deletedFrom as SandboxState | undefined) ?? null,
+    onTimeout: h.onTimeout === 'pause' ? 'pause' : 'delete',
+    onIdle: h.onIdle === 'pause' ? 'pause' : 'delete',
+    lifetimeMs: num(h.lifetimeMs),
     pauseKind: (h.pauseKind as PauseKind | undefined) ?? null,
     pausedAtMs: num(h.pausedAtMs),
     remainingMs: num(h.remainingMs),
@@ -130,11 +137,14 @@ export class Store {
    */
   async allocate(
     id: string,
-    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean },
+    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean; onTimeout?: 'delete' | 'pause'; onIdle?: 'delete' | 'pause'; lifetimeMs?: number },
     excluded: string[] = [],
   ): Promise<{ hostId: string; address: string; managerUrl: string } | null> {
     const extra = ['template', fields.template, 'expiresAtMs', String(fields.expiresAtMs)];
     if (fields.idleSeconds) extra.push('idleSeconds', String(fields.idleSeconds));
+    if (fields.onTimeout === 'pause') extra.push('onTimeout', 'pause');
+    if (fields.onIdle === 'pause') extra.push('onIdle', 'pause');
+    if (fields.lifetimeMs) extra.push('lifetimeMs', String(fields.lifetimeMs));
     if (fields.metadata && Object.keys(fields.metadata).length) extra.push('metadata', JSON.stringify(fields.metadata));
     // Marked before the names are written (right after this), so a crash in between leaves a reason to remove them.
     extra.push(...(fields.internal ? ['internal', '1'] : ['dns', '1']));
@@ -196,15 +206,15 @@ export class Store {
    * owned by this master; the record when taken, else the state the
    * sandbox is in (null when there is none).
    */
-  async beginPause(id: string, op: 'pause' | 'resume', kind: PauseKind = 'memory'): Promise<{ record: SandboxRecord } | { state: SandboxState | null }> {
-    const r = await this.redis.beginPause(this.keys.sandbox(id), this.keys.expiry, id, op, this.masterId, Date.now(), kind);
+  async beginPause(id: string, op: 'pause' | 'resume', kind: PauseKind = 'memory', timeLeftMs?: number): Promise<{ record: SandboxRecord } | { state: SandboxState | null }> {
+    const r = await this.redis.beginPause(this.keys.sandbox(id), this.keys.expiry, id, op, this.masterId, Date.now(), kind, timeLeftMs === undefined ? '' : String(timeLeftMs));
     if (typeof r === 'string') return { state: (r || null) as SandboxState | null };
     return { record: parse(id, pairs(r))! };
   }
 
   /** End a pause or resume (see settleSandbox-2.lua); the record, or null when it left `from` or this master's hands. `owner` '' lets the reconciler take over. */
   async settle(id: string, from: 'pausing' | 'resuming', to: 'paused' | 'running', fields: Record<string, string> = {}, owner = this.masterId): Promise<SandboxRecord | null> {
-    const flat = await this.redis.settleSandbox(this.keys.sandbox(id), this.keys.expiry, id, from, owner, to, Date.now(), ...Object.entries(fields).flat());
+    const flat = await this.redis.settleSandbox(this.keys.sandbox(id), this.keys.expiry, this.keys.frozen, id, from, owner, to, Date.now(), ...Object.entries(fields).flat());
     return flat ? parse(id, pairs(flat)) : null;
   }
 
@@ -253,6 +263,11 @@ export class Store {
     for (const id of ids) pipe.zscore(this.keys.expiry, id);
     const res = (await pipe.exec()) ?? [];
     return new Set(ids.filter((_, i) => res[i]?.[1] === null));
+  }
+
+  /** Sandboxes paused with memory since before `beforeMs`, oldest first. */
+  frozenSince(beforeMs: number, limit = 100): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.frozen, '-inf', beforeMs, 'LIMIT', 0, limit);
   }
 
   /** Ids whose time is up, oldest first. */

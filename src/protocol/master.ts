@@ -38,6 +38,9 @@ export interface SandboxView {
   expiresAt: string;
   idleSeconds: number | null;
   metadata: Record<string, string>;
+  /** Present when its time limit or its idleness pauses it rather than delete it. */
+  onTimeout?: 'pause';
+  onIdle?: 'pause';
   /** A paused sandbox: how, since when, and the time it has left once resumed (its time limit is suspended). */
   paused?: { kind: PauseKind; since: string; remainingSeconds: number };
   /** A lost sandbox: since when, and why (its container stopped, its host went silent). */
@@ -71,6 +74,10 @@ export const createBodySchema = {
     metadata,
     /** false: no outbound network at all; absent: the master's OMEGA_SANDBOX_INTERNET. */
     internet: { type: 'boolean' },
+    /** What its time limit does: delete it (the default), or pause it (frozen; resumed, it has its whole lifetime again). */
+    onTimeout: { type: 'string', enum: ['delete', 'pause'] },
+    /** What idleSeconds without activity does: likewise. */
+    onIdle: { type: 'string', enum: ['delete', 'pause'] },
   },
 } as const;
 

@@ -65,6 +65,8 @@ export function hostKeys(prefix: string) {
     sandboxes: `${p}:sandboxes`,
     /** sorted set (master): sandbox id -> expires at (ms), for the reaper */
     expiry: `${p}:expiry`,
+    /** sorted set (master): sandbox id -> paused with memory at (ms); frozen past OMEGA_FROZEN_SECONDS, the reaper stops them */
+    frozen: `${p}:frozen`,
     /** string with an expiry (master): a sandbox id recently in use, not to be handed out again while DNS may cache it */
     tomb: (id: string) => `${p}:tomb:${id}`,
     /** string with an expiry (master): held by the master that is adding a host (one scale-out at a time) */

@@ -33,7 +33,7 @@ const SCRIPTS = [
   'storeCertificate-2.lua',
   'releaseLock-1.lua',
   'beginPause-2.lua',
-  'settleSandbox-2.lua',
+  'settleSandbox-3.lua',
 ].map(load);
 
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
@@ -104,7 +104,7 @@ declare module 'ioredis' {
     ): Result<number, Context>;
     storeCertificate(lock: string, certificate: string, token: string, bundleJson: string, fingerprint: string, nowMs: number): Result<number, Context>;
     releaseLock(lock: string, token: string): Result<number, Context>;
-    beginPause(sandbox: string, expiry: string, id: string, op: 'pause' | 'resume', owner: string, nowMs: number, kind: string): Result<string[] | string, Context>;
-    settleSandbox(sandbox: string, expiry: string, id: string, expected: string, owner: string, to: string, nowMs: number, ...fields: string[]): Result<string[] | 0, Context>;
+    beginPause(sandbox: string, expiry: string, id: string, op: 'pause' | 'resume', owner: string, nowMs: number, kind: string, timeLeftMs: string): Result<string[] | string, Context>;
+    settleSandbox(sandbox: string, expiry: string, frozen: string, id: string, expected: string, owner: string, to: string, nowMs: number, ...fields: string[]): Result<string[] | 0, Context>;
   }
 }

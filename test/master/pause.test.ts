@@ -95,6 +95,34 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.same((await call('DELETE', `/v1/sandboxes/${sb.id}`)).body, { id: sb.id, deleted: true });
   });
 
+  t.test('onTimeout and onIdle: pause: its time or idleness pauses it, resumed it has its whole lifetime again; frozen too long, it is stopped', async (t) => {
+    const res = await call('POST', '/v1/sandboxes', { template: 'node', timeoutSeconds: 300, idleSeconds: 3600, onTimeout: 'pause', onIdle: 'pause' });
+    t.equal(res.status, 201, JSON.stringify(res.body));
+    t.match(res.body, { onTimeout: 'pause', onIdle: 'pause' });
+    const id = res.body.id;
+    // Its time is up (as the reaper would find it a few minutes from now).
+    await rc.hset(k.sandbox(id), 'expiresAtMs', String(Date.now() - 1));
+    await rc.zadd(k.expiry, Date.now() - 1, id);
+    t.same(await server.reaper.reapExpired(), [id]);
+    const paused = (await call('GET', `/v1/sandboxes/${id}`)).body;
+    t.equal(paused.state, 'paused', 'paused, not deleted');
+    t.equal(paused.paused.kind, 'memory');
+    t.equal(paused.paused.remainingSeconds, 300, 'resumed, it has its whole lifetime again');
+    // Frozen for longer than OMEGA_FROZEN_SECONDS: the reaper stops it.
+    await rc.zadd(k.frozen, Date.now() - 7_200_000, id);
+    t.same(await server.reaper.stopFrozen(), [id]);
+    const stopped = (await call('GET', `/v1/sandboxes/${id}`)).body;
+    t.equal(stopped.paused.kind, 'stopped', 'stopped after being frozen too long');
+    t.equal(dockerInspect((await server.store.get(id))!.containerId!).State.Status, 'exited');
+    t.equal(await rc.zscore(k.frozen, id), null, 'no longer frozen');
+    t.same(await server.reaper.stopFrozen(), [], 'nothing more to stop');
+    const resumed = await call('POST', `/v1/sandboxes/${id}/resume`);
+    t.equal(resumed.body.state, 'running');
+    t.ok(Math.abs(Date.parse(resumed.body.expiresAt) - Date.now() - 300_000) < 5000, 'its lifetime starts again');
+    t.same((await call('DELETE', `/v1/sandboxes/${id}`)).body, { id, deleted: true });
+    t.equal(await rc.zscore(k.frozen, id), null);
+  });
+
   t.test('pause, resume and delete raced from two masters leave one state and nothing behind', async (t) => {
     for (let round = 0; round < 4; round++) {
       const res = await call('POST', '/v1/sandboxes', { template: 'node' });

@@ -2,7 +2,8 @@
   The first step of a pause or a resume, taken by one master only:
 
     pause:  running -> pausing (its time left kept, out of the expiry index:
-            a paused sandbox's time limit is suspended)
+            a paused sandbox's time limit is suspended); also paused with
+            memory -> pausing to stop it (a sandbox frozen too long)
     resume: paused  -> resuming
 
   The master then asks the host's manager, and settleSandbox ends it. A
@@ -16,6 +17,9 @@
   ARGV[3] the calling master's id
   ARGV[4] now (ms)
   ARGV[5] pause kind ('memory' or 'stopped'; pause only)
+  ARGV[6] the time it has once resumed, in ms, instead of what is left of its
+          expiry ('' for that): a sandbox paused by its time limit gets its
+          whole lifetime again
 
   Returns the record as a flat field, value list when the step was taken;
   otherwise the state it is in as a string ('' when there is no record), so
@@ -24,8 +28,13 @@
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return '' end
 if ARGV[2] == 'pause' then
+  if state == 'paused' and ARGV[5] == 'stopped' and redis.call('HGET', KEYS[1], 'pauseKind') == 'memory' then
+    redis.call('HSET', KEYS[1], 'state', 'pausing', 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', 'stopped')
+    return redis.call('HGETALL', KEYS[1])
+  end
   if state ~= 'running' then return state end
   local left = tonumber(redis.call('HGET', KEYS[1], 'expiresAtMs') or ARGV[4]) - tonumber(ARGV[4])
+  if ARGV[6] and ARGV[6] ~= '' then left = tonumber(ARGV[6]) end
   if left < 0 then left = 0 end
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('HSET', KEYS[1], 'state', 'pausing', 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', ARGV[5], 'remainingMs', tostring(left))

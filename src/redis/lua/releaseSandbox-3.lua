@@ -28,6 +28,7 @@ if rec[2] then
 end
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
+redis.call('ZREM', p .. ':frozen', id)
 redis.call('SET', p .. ':tomb:' .. id, '1', 'EX', ARGV[3])
 if not rec[1] then return 0 end
 redis.call('DEL', sandbox)

@@ -11,6 +11,7 @@
 
   KEYS[1] sandbox  hash
   KEYS[2] expiry   sorted set: sandbox id -> expires at (ms)
+  KEYS[3] frozen   sorted set: sandbox id -> paused with memory at (ms)
   ARGV[1] sandbox id
   ARGV[2] expected state ('pausing' or 'resuming')
   ARGV[3] the master that must own it ('' : any, for the reconciler taking over)
@@ -30,7 +31,13 @@ if ARGV[4] == 'running' then
   redis.call('HSET', KEYS[1], 'expiresAtMs', tostring(expires))
   redis.call('HDEL', KEYS[1], 'pauseKind', 'pausedAtMs', 'remainingMs')
   redis.call('ZADD', KEYS[2], expires, ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
 else
   redis.call('HSET', KEYS[1], 'pausedAtMs', ARGV[5])
+  if redis.call('HGET', KEYS[1], 'pauseKind') == 'memory' then
+    redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+  else
+    redis.call('ZREM', KEYS[3], ARGV[1])
+  end
 end
 return redis.call('HGETALL', KEYS[1])

@@ -69,7 +69,8 @@ export class Sandboxes {
     }
     const log = this.log.child({ sandboxId: req.id, template: req.template });
     const gitRepo = this.config.templateRepos[req.template];
-    const claim = { sandboxId: req.id, token: req.token, ...(gitRepo ? { gitRepo } : {}) };
+    // The create's own repository, else the template's (cloned in the background).
+    const claim = { sandboxId: req.id, token: req.token, ...(req.git ? { git: req.git } : gitRepo ? { gitRepo } : {}), ...(req.env ? { env: req.env } : {}) };
 
     let warm = req.limits ? undefined : this.pool.take(req.template);
     // Out of the pool and not yet in the table: marked in flight in the same tick, so a reconcile pass leaves it alone.
@@ -81,6 +82,11 @@ export class Sandboxes {
         try {
           await this.workers.claim(warm.address, warm.hostPort, warm.claimSecret, claim);
         } catch (err) {
+          // The repository is at fault, not the container: a cold start would fail the same way.
+          if (err instanceof OmegaError && err.code === 'GIT_FAILED') {
+            await this.discardLogged(warm, log);
+            throw err;
+          }
           log.warn({ err }, 'warm container refused its claim; starting one cold');
           await this.discardLogged(warm, log);
           warm = undefined;
@@ -120,6 +126,7 @@ export class Sandboxes {
         ...(req.internet === false ? { internet: false as const, ip: warm.ip } : {}),
         token: req.token,
         claimSecret: warm.claimSecret,
+        ...(req.env ? { env: req.env } : {}),
         createdAtMs: Date.now(),
       };
       try {
@@ -320,7 +327,7 @@ export class Sandboxes {
         if (entry.ip && entry.ip !== started.ip) await this.network?.setOffline(entry.ip, false);
         await this.network?.setOffline(started.ip, true);
       }
-      await this.workers.claim(started.address, started.hostPort, entry.claimSecret, { sandboxId: id, token: entry.token });
+      await this.workers.claim(started.address, started.hostPort, entry.claimSecret, { sandboxId: id, token: entry.token, ...(entry.env ? { env: entry.env } : {}) });
       const running: ContainerEntry = { ...entry, state: 'running', address: started.address, hostPort: started.hostPort, ...(entry.internet === false ? { ip: started.ip } : {}) };
       await this.registry.put(id, running);
       this.log.info({ sandboxId: id, kind: 'stopped', hostPort: running.hostPort }, 'sandbox resumed');

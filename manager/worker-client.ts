@@ -1,9 +1,13 @@
 import { request } from 'undici';
 import { OmegaError } from '../src/errors.js';
 import { joinHostPort } from '../src/config/settings.js';
+import type { GitSource } from '../src/protocol/manager.js';
 
 /** Talks to a sandbox's worker where this host reaches it (its published port, or its container address): readiness and claim. */
 export class WorkerClient {
+  /** How long a claim that clones a repository may take (the master gives up on the create at its OMEGA_CREATE_TIMEOUT_MS anyway). */
+  constructor(private readonly gitTimeoutMs = 120_000) {}
+
   private url(address: string, port: number, path: string): string {
     return `http://${joinHostPort(address, port)}${path}`;
   }
@@ -35,15 +39,26 @@ export class WorkerClient {
   }
 
   /** Bind a (warm or fresh) worker to its sandbox: from now on it serves this token only. */
-  async claim(address: string, port: number, claimSecret: string, body: { sandboxId: string; token: string; gitRepo?: string }): Promise<void> {
+  async claim(address: string, port: number, claimSecret: string, body: { sandboxId: string; token: string; gitRepo?: string; env?: Record<string, string>; git?: GitSource }): Promise<void> {
+    // With `git` the claim answers once the clone is done: as long as the create may take.
+    const timeoutMs = body.git ? this.gitTimeoutMs : 5000;
     const res = await request(this.url(address, port, '/_omega/claim'), {
       method: 'POST',
       headers: { authorization: `Bearer ${claimSecret}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
-      headersTimeout: 5000,
-      bodyTimeout: 5000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
     });
     const text = await res.body.text();
+    if (res.statusCode === 422) {
+      let message = text;
+      try {
+        message = (JSON.parse(text) as { message?: string }).message ?? text;
+      } catch {
+        // not JSON: the text as it is
+      }
+      throw new OmegaError('GIT_FAILED', `git clone failed: ${message.slice(0, 1000)}`);
+    }
     if (res.statusCode !== 200) {
       throw new OmegaError('SANDBOX_START_FAILED', `the worker refused the claim (${res.statusCode}): ${text.slice(0, 200)}`);
     }

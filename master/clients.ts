@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici';
 import { OmegaError, type ErrorCode } from '../src/errors.js';
-import type { SandboxInfo } from '../src/protocol/manager.js';
+import type { GitSource, SandboxInfo } from '../src/protocol/manager.js';
 import type { Change } from '../src/protocol/dns.js';
 
 /** The answer of another Omega API that said no: its status and coded body. */
@@ -9,6 +9,8 @@ export class UpstreamError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The callee's own message, without the call it answered. */
+    readonly upstreamMessage = message,
   ) {
     super(message);
     this.name = 'UpstreamError';
@@ -62,7 +64,7 @@ class JsonClient {
       parsed = { message: text.slice(0, 200) };
     }
     if (res.statusCode >= 400) {
-      throw new UpstreamError(res.statusCode, parsed?.code ?? 'HTTP_' + res.statusCode, `${method} ${new URL(url).pathname}: ${res.statusCode} ${parsed?.message ?? ''}`.trim());
+      throw new UpstreamError(res.statusCode, parsed?.code ?? 'HTTP_' + res.statusCode, `${method} ${new URL(url).pathname}: ${res.statusCode} ${parsed?.message ?? ''}`.trim(), String(parsed?.message ?? ''));
     }
     return parsed as T;
   }
@@ -74,7 +76,7 @@ export class ManagerClient {
     this.http = new JsonClient(agent, token, 'MANAGER_UNAVAILABLE');
   }
 
-  create(managerUrl: string, body: { id: string; template: string; token: string }, timeoutMs: number): Promise<SandboxInfo> {
+  create(managerUrl: string, body: { id: string; template: string; token: string; internet?: false; env?: Record<string, string>; git?: GitSource }, timeoutMs: number): Promise<SandboxInfo> {
     return this.http.call('POST', `${managerUrl}/v1/sandboxes`, body, timeoutMs);
   }
 

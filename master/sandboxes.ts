@@ -7,7 +7,7 @@ import type { MasterConfig } from './config.js';
 import type { Scaler } from './scaler.js';
 import { newSandboxId, newSandboxToken } from '../src/ids.js';
 import type { PauseKind, SandboxRecord, SandboxState, Store } from './store.js';
-import type { Created, SandboxView } from '../src/protocol/master.js';
+import type { Created, GitSource, SandboxView } from '../src/protocol/master.js';
 
 export interface CreateRequest {
   template: string;
@@ -20,6 +20,10 @@ export interface CreateRequest {
   internet?: boolean;
   onTimeout?: 'delete' | 'pause';
   onIdle?: 'delete' | 'pause';
+  /** The environment of its terminals and processes. */
+  env?: Record<string, string>;
+  /** A repository cloned into its workspace before the create answers. */
+  git?: GitSource;
 }
 
 export type { Created, SandboxView };
@@ -109,9 +113,18 @@ export class Sandboxes {
       const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded));
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
       const [started, named] = await Promise.allSettled([
-        this.managers.create(slot.managerUrl, { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false }) }, this.config.createTimeoutMs),
+        this.managers.create(
+          slot.managerUrl,
+          { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false as const }), ...(req.env ? { env: req.env } : {}), ...(req.git ? { git: req.git } : {}) },
+          this.config.createTimeoutMs,
+        ),
         req.internal ? Promise.resolve() : this.writeNames({ id, address: slot.address }),
       ]);
+      if (started.status === 'rejected' && started.reason instanceof UpstreamError && started.reason.code === 'GIT_FAILED') {
+        // The repository is at fault, not the host: no other host would clone it either.
+        await this.undo(id, slot, log, 'its repository could not be cloned', { names: named.status === 'fulfilled' || !notDelivered(named.reason), container: true });
+        throw new OmegaError('GIT_FAILED', started.reason.upstreamMessage);
+      }
       if (started.status === 'rejected') {
         lastError = started.reason;
         log.warn({ err: describe(started.reason) }, 'the manager could not start the sandbox; trying another host');

@@ -14,6 +14,7 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, message: 'No such resource' },
   RECORD_NOT_FOUND: { status: 404, message: 'No such record' },
   UNKNOWN_TEMPLATE: { status: 400, message: 'No such sandbox template' },
+  GIT_FAILED: { status: 422, message: 'The repository could not be cloned into the sandbox' },
   SANDBOX_NOT_FOUND: { status: 404, message: 'No such sandbox' },
   SANDBOX_EXISTS: { status: 409, message: 'A sandbox with this id exists with different settings' },
   SANDBOX_BUSY: { status: 409, message: 'The sandbox is changing state (being created, paused, resumed or deleted); retry once it has' },

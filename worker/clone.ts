@@ -21,6 +21,20 @@ export function checkRepoUrl(raw: string): string | null {
   return null;
 }
 
+/** `text` without the user name and password of `url`, wherever git repeated them. */
+export function withoutCredentials(text: string, url: string): string {
+  let out = text.replace(/\/\/[^/@\s]+@/g, '//');
+  try {
+    const u = new URL(url);
+    for (const secret of [u.username && u.password ? `${u.username}:${u.password}` : '', u.password, u.username].filter((s) => s.length >= 3)) {
+      out = out.split(secret).join('***').split(decodeURIComponent(secret)).join('***');
+    }
+  } catch {
+    // not a URL: the pattern above is all there is
+  }
+  return out;
+}
+
 /**
  * `git clone <url> .` into the workspace, in the background, when the
  * workspace is empty. Progress and the outcome go to `report`; git's
@@ -38,15 +52,18 @@ export class Clone {
     private readonly user: SandboxUser,
   ) {}
 
-  async start(url: string): Promise<void> {
+  /** Clone `url` (at `ref`, a branch or tag, `depth` commits deep); resolves with how it ended. */
+  async start(url: string, opts: { ref?: string; depth?: number } = {}): Promise<CloneStatus> {
     const shown = safeUrl(url);
     const existing = await readdir(this.workspace).catch(() => []);
     if (existing.length > 0) {
       this.set({ state: 'skipped', url: shown, message: 'the workspace is not empty' });
-      return;
+      return this.status;
     }
     this.set({ state: 'running', url: shown, percent: 0 });
-    const child = spawn('git', ['clone', '--progress', '--', url, '.'], {
+    const ended = new Promise<CloneStatus>((resolve) => (this.ended = resolve));
+    const args = ['clone', '--progress', ...(opts.ref ? ['--branch', opts.ref] : []), ...(opts.depth ? ['--depth', String(opts.depth)] : []), '--', url, '.'];
+    const child = spawn('git', args, {
       cwd: this.workspace,
       // Never wait on a credential prompt nobody can answer.
       env: childEnv({ GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', GIT_SSH_COMMAND: 'ssh -o BatchMode=yes' }),
@@ -84,16 +101,24 @@ export class Clone {
       }
       const why = signal ? `git was killed (${signal}${signal === 'SIGKILL' ? ', time limit' : ''})` : `git exited ${code}`;
       const lastLines = tail.split(/[\r\n]+/).filter((l) => l.trim() && !/%/.test(l)).slice(-3).join(' | ');
-      this.set({ state: 'failed', url: shown, message: `${why}: ${lastLines}`.slice(0, 1000) });
+      // git may name the URL it was given, credentials and all: they go.
+      this.set({ state: 'failed', url: shown, message: withoutCredentials(`${why}: ${lastLines}`, url).slice(0, 1000) });
     });
+    return ended;
   }
 
   stop(): void {
     if (this.pid) killGroup(this.pid, 'SIGKILL');
   }
 
+  private ended: ((s: CloneStatus) => void) | null = null;
+
   private set(s: CloneStatus): void {
     this.status = s;
+    if (s.state !== 'running' && this.ended) {
+      this.ended(s);
+      this.ended = null;
+    }
     if (s.state === 'failed') this.log.warn({ clone: s }, 'git clone failed');
     else if (s.state !== 'running') this.log.info({ clone: s }, `git clone ${s.state}`);
     this.report(s);

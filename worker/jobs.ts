@@ -99,9 +99,29 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Environment for user programs: the worker's own, minus its secrets and settings. */
+/** The sandbox's own variables (the create's `env`, set by its claim). */
+let sandboxEnv: Record<string, string> = {};
+
+export function setSandboxEnv(env: Record<string, string>): void {
+  sandboxEnv = { ...env };
+}
+
+/** Environment for user programs: the worker's own minus its secrets and settings, then the sandbox's, then the call's. */
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OMEGA_')) env[k] = v;
-  return { ...env, ...extra };
+  return { ...env, ...sandboxEnv, ...extra };
+}
+
+/** A create's `env`: names a shell can use (none of Omega's own OMEGA_*), at most 128, values up to 32 KiB; the problem, or null. */
+export function checkSandboxEnv(env: unknown): string | null {
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) return 'env must be an object of NAME: value';
+  const entries = Object.entries(env as Record<string, unknown>);
+  if (entries.length > 128) return 'env may have at most 128 variables';
+  for (const [k, v] of entries) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(k)) return `env: ${JSON.stringify(k)} is not a variable name`;
+    if (k.startsWith('OMEGA_')) return `env: ${k}: OMEGA_ names are the agent's own`;
+    if (typeof v !== 'string' || v.length > 32768 || v.includes('\0')) return `env: ${k} must be a string of at most 32768 characters without NUL`;
+  }
+  return null;
 }

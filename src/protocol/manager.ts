@@ -1,4 +1,6 @@
-import { TEMPLATE_NAME_PATTERN } from './master.js';
+import { gitSchema, sandboxEnvSchema, TEMPLATE_NAME_PATTERN, type GitSource } from './master.js';
+
+export type { GitSource };
 import { SANDBOX_ID_PATTERN } from './worker.js';
 
 /**
@@ -19,7 +21,12 @@ export interface CreateSandboxRequest {
   limits?: SandboxLimits;
   /** false: no outbound network at all (the host's firewall refuses it); true or absent: the internet, not private addresses. */
   internet?: boolean;
+  /** The environment of its terminals and processes. */
+  env?: Record<string, string>;
+  /** A repository cloned into its workspace before the create answers. */
+  git?: GitSource;
 }
+
 
 export interface SandboxInfo {
   id: string;
@@ -69,6 +76,8 @@ export interface ContainerEntry {
   token?: string;
   /** The claim secret of its worker (its container's environment holds it too). */
   claimSecret?: string;
+  /** The create's `env`, given again to a stopped container's worker at resume. */
+  env?: Record<string, string>;
   /** false: created with no outbound network (absent: with it); `ip` is the address the host firewall refuses. */
   internet?: false;
   ip?: string;
@@ -97,6 +106,8 @@ export const createSandboxBodySchema = {
     token: { type: 'string', minLength: 16, maxLength: 256 },
     limits: limitsSchema,
     internet: { type: 'boolean' },
+    env: sandboxEnvSchema,
+    git: gitSchema,
   },
 } as const;
 

@@ -63,6 +63,33 @@ const metadata = {
   additionalProperties: { type: 'string', maxLength: 512 },
 } as const;
 
+export interface GitSource {
+  url: string;
+  /** A branch or tag. */
+  ref?: string;
+  depth?: number;
+}
+
+/** A create's `env`: the environment of the sandbox's terminals and processes (the worker checks names and sizes again). */
+export const sandboxEnvSchema = {
+  type: 'object',
+  maxProperties: 128,
+  propertyNames: { pattern: '^(?!OMEGA_)[A-Za-z_][A-Za-z0-9_]{0,127}$' },
+  additionalProperties: { type: 'string', maxLength: 32768 },
+} as const;
+
+/** A create's `git`: cloned into the workspace before the create answers. */
+export const gitSchema = {
+  type: 'object',
+  required: ['url'],
+  additionalProperties: false,
+  properties: {
+    url: { type: 'string', minLength: 1, maxLength: 2048 },
+    ref: { type: 'string', pattern: '^[A-Za-z0-9._/][A-Za-z0-9._/-]{0,199}$' },
+    depth: { type: 'integer', minimum: 1, maximum: 1000000 },
+  },
+} as const;
+
 export const createBodySchema = {
   type: 'object',
   required: ['template'],
@@ -78,6 +105,10 @@ export const createBodySchema = {
     onTimeout: { type: 'string', enum: ['delete', 'pause'] },
     /** What idleSeconds without activity does: likewise. */
     onIdle: { type: 'string', enum: ['delete', 'pause'] },
+    /** The environment of its terminals and processes (not of the agent's own settings). */
+    env: sandboxEnvSchema,
+    /** A repository cloned into its workspace before the create answers (422 GIT_FAILED with git's message when it cannot be). */
+    git: gitSchema,
   },
 } as const;
 

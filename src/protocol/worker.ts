@@ -51,6 +51,7 @@ export const WORKER_ERRORS = {
   FILE_TOO_LARGE: { status: 413, message: 'The file is larger than the worker transfers in one message' },
   LIMIT_REACHED: { status: 429, message: 'Too many running terminals and processes' },
   TOO_MANY_AUTH_FAILURES: { status: 429, message: 'Too many wrong or missing tokens from this address; retry later' },
+  GIT_FAILED: { status: 422, message: 'The repository could not be cloned' },
   SPAWN_FAILED: { status: 500, message: 'The program could not be started' },
   INTERNAL: { status: 500, message: 'Internal error' },
   PREVIEW_UNREACHABLE: { status: 502, message: 'Nothing is listening on that port inside the sandbox' },

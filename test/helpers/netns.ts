@@ -17,6 +17,8 @@ const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 
  * All listen on `port`. Removed at teardown.
  */
 export interface OtherMachine {
+  /** The namespace's name: `ip netns exec <ns> ...` runs a server there. */
+  ns: string;
   ctl: string;
   public: string;
   metadata: string;
@@ -27,7 +29,7 @@ export function otherMachine(t: Test, port = 18099): OtherMachine {
   const ns = `omega-t${randomBytes(3).toString('hex')}`;
   const veth = `vo${randomBytes(3).toString('hex')}`;
   const subnet = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
-  const m: OtherMachine = { ctl: `${subnet}.2`, public: '198.51.100.77', metadata: '169.254.169.254', port };
+  const m: OtherMachine = { ns, ctl: `${subnet}.2`, public: '198.51.100.77', metadata: '169.254.169.254', port };
   sh('ip', ['netns', 'add', ns]);
   t.teardown(() => execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }));
   sh('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}p`]);

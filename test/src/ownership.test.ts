@@ -25,7 +25,7 @@ function ownerOf(key: string): 'manager' | 'master' | 'dns' | 'unknown' {
   if (rest === undefined) return 'unknown';
   if (/^host:[^:]+:(status|sandboxes)$/.test(rest)) return 'master';
   if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^alive:/.test(rest) || rest === 'hosts' || rest === 'host-events') return 'manager';
-  if (/^(load|sandboxes|expiry|scaleout)$/.test(rest) || /^(sandbox|tomb|master):/.test(rest)) return 'master';
+  if (/^(load|sandboxes|expiry|frozen|scaleout)$/.test(rest) || /^(sandbox|tomb|master):/.test(rest)) return 'master';
   return 'unknown';
 }
 
@@ -49,6 +49,7 @@ t.test('the classification names every key keys.ts builds', async (t) => {
     [k.sandbox('s'), 'master'],
     [k.sandboxes, 'master'],
     [k.expiry, 'master'],
+    [k.frozen, 'master'],
     [k.tomb('s'), 'master'],
     [k.scaleOut, 'master'],
     [k.master('m'), 'master'],

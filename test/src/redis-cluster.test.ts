@@ -28,6 +28,7 @@ function keyNamed(prefix: string, name: string): string | undefined {
     load: h.load,
     sandboxes: h.sandboxes,
     expiry: h.expiry,
+    frozen: h.frozen,
     scaleOut: h.scaleOut,
     hosts: h.hosts,
     hostEvents: h.hostEvents,

@@ -6,6 +6,7 @@ import {
   createSandboxBodySchema,
   deleteSandboxQuerySchema,
   sandboxIdParamsSchema,
+  snapshotBodySchema,
   type CreateSandboxRequest,
 } from '../src/protocol/manager.js';
 import { redisConnectionErrors } from '../src/redis/errors.js';
@@ -92,6 +93,12 @@ export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
     );
 
     v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/resume', { schema: { params: sandboxIdParamsSchema } }, async (req) => o.sandboxes.resume(req.params.id));
+
+    v1.post<{ Params: { id: string }; Body: { key: string } }>(
+      '/v1/sandboxes/:id/snapshots',
+      { schema: { params: sandboxIdParamsSchema, body: snapshotBodySchema } },
+      async (req) => o.sandboxes.snapshot(req.params.id, req.body.key),
+    );
 
     v1.get('/v1/sandboxes', async () => ({ sandboxes: await o.sandboxes.list() }));
   });

@@ -1,10 +1,11 @@
 import { isIP } from 'node:net';
-import { commonSettings, defaultAndPerTemplate, devSetting, perTemplate, templateList, tlsModeSetting, tlsReloadSetting, tokenSetting } from '../src/config/common.js';
+import { commonSettings, snapshotSettings, defaultAndPerTemplate, devSetting, perTemplate, templateList, tlsModeSetting, tlsReloadSetting, tokenSetting } from '../src/config/common.js';
 import { DEFAULT_WORKSPACE_IMAGE_DIR } from './runtime/disk.js';
 import { ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 export const managerSettings = {
   ...commonSettings,
+  ...snapshotSettings,
   hostIp: {
     env: 'OMEGA_HOST_IP',
     flag: 'host-ip',

@@ -8,6 +8,8 @@ import type { HostRegistry } from './registry.js';
 import { LABELS, type DockerRuntime } from './runtime/docker.js';
 import type { WorkerClient } from './worker-client.js';
 import type { SandboxNetwork } from './runtime/network.js';
+import { openVolume, readArchive, writeArchive } from './runtime/archive.js';
+import type { SnapshotStore } from '../src/snapshot-store.js';
 
 /** Row states that hold one of the host's slots. */
 const HOLDS_SLOT = new Set(['running', 'paused', 'stopped']);
@@ -25,6 +27,8 @@ export class Sandboxes {
   network: SandboxNetwork | null = null;
   /** The TLS ingress port of this host once it listens (null: TLS off): every answer names it. */
   ingressPort: number | null = null;
+  /** Where workspace snapshots are written and read. */
+  snapshots: SnapshotStore | null = null;
 
   constructor(
     private readonly config: ManagerConfig,
@@ -97,6 +101,15 @@ export class Sandboxes {
         warm = await this.startContainer(req.template, { sandbox: req.id }, req.limits);
         try {
           await this.workers.claim(warm.address, warm.hostPort, warm.claimSecret, claim);
+        } catch (err) {
+          await this.discardLogged(warm, log);
+          throw err;
+        }
+      }
+      if (req.snapshot) {
+        // Before the claim: the worker's first client sees the snapshot's files, and no clone starts over them.
+        try {
+          await this.restore(warm, req.snapshot);
         } catch (err) {
           await this.discardLogged(warm, log);
           throw err;
@@ -333,6 +346,45 @@ export class Sandboxes {
       this.log.info({ sandboxId: id, kind: 'stopped', hostPort: running.hostPort }, 'sandbox resumed');
       return this.info(id, running);
     });
+  }
+
+  /**
+   * Write a sandbox's workspace to the snapshot store as `key`. A running
+   * sandbox is frozen meanwhile (its files do not change under tar; its
+   * programs go on after), a paused or stopped one is read as it is. One
+   * at a time with its pauses and resumes.
+   */
+  async snapshot(id: string, key: string): Promise<{ bytes: number }> {
+    const store = this.snapshots;
+    if (!store) throw new OmegaError('SNAPSHOT_FAILED', 'this host has no snapshot store');
+    return this.changing(id, async () => {
+      const entry = await this.liveEntry(id);
+      const freeze = entry.state === 'running';
+      if (freeze) await this.runtime.pause(entry.containerId);
+      try {
+        const volume = await openVolume(await this.runtime.volumeInfo(entry.volume), false);
+        try {
+          const t0 = Date.now();
+          const r = await writeArchive(volume.dir, store, key);
+          this.log.info({ sandboxId: id, key, bytes: r.bytes, ms: Date.now() - t0, frozen: freeze }, 'snapshot written');
+          return r;
+        } finally {
+          await volume.close();
+        }
+      } finally {
+        if (freeze) await this.runtime.unpause(entry.containerId);
+      }
+    });
+  }
+
+  private async restore(c: WarmContainer, key: string): Promise<void> {
+    if (!this.snapshots) throw new OmegaError('SNAPSHOT_FAILED', 'this host has no snapshot store');
+    const volume = await openVolume(await this.runtime.volumeInfo(c.volume), true);
+    try {
+      await readArchive(this.snapshots, key, volume.dir);
+    } finally {
+      await volume.close();
+    }
   }
 
   /** The row of a sandbox that has a container to pause or resume; SANDBOX_NOT_FOUND otherwise. */

@@ -19,6 +19,7 @@ import { DEFAULT_BLOCKED_CIDRS, hostResolvers, SandboxNetwork } from './runtime/
 import { WorkspaceDisks } from './runtime/disk.js';
 import { join } from 'node:path';
 import { Sandboxes } from './sandboxes.js';
+import { openSnapshotStore } from '../src/snapshot-store.js';
 import { WorkerClient } from './worker-client.js';
 
 const DOCKER_RETRY_MS = 2000;
@@ -82,6 +83,7 @@ export class ManagerServer implements Component {
       log.child({ component: 'registry' }),
     );
     this.sandboxes = new Sandboxes(config, this.runtime, new WorkerClient(), this.registry, log.child({ component: 'sandboxes' }));
+    this.sandboxes.snapshots = openSnapshotStore(config.snapshotStore, { endpoint: config.s3Endpoint, region: config.s3Region });
     this.pool = new WarmPool(
       config.poolSize,
       (t) => this.sandboxes.startContainer(t, { pool: true }),

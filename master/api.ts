@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { isOmegaError } from '../src/errors.js';
+import { isOmegaError, OmegaError } from '../src/errors.js';
 import { bearerAuth, createHttpApp } from '../src/http.js';
 import type { Logger } from '../src/log.js';
-import { createBodySchema, idParamsSchema, listQuerySchema, pauseBodySchema, runBodySchema, SANDBOX_STATES, timeoutBodySchema } from '../src/protocol/master.js';
+import { createBodySchema, idParamsSchema, listQuerySchema, pauseBodySchema, runBodySchema, SANDBOX_STATES, snapshotIdParamsSchema, timeoutBodySchema } from '../src/protocol/master.js';
 import { redisConnectionErrors } from '../src/redis/errors.js';
 import type { Runner, RunRequest } from './runner.js';
 import type { CreateRequest, Sandboxes } from './sandboxes.js';
@@ -137,7 +137,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       const started = process.hrtime.bigint();
       try {
         const b = req.body;
-        const created = await o.sandboxes.create({ template: b.template, timeoutSeconds: b.timeoutSeconds, idleSeconds: b.idleSeconds, metadata: b.metadata, internet: b.internet, onTimeout: b.onTimeout, onIdle: b.onIdle, env: b.env, git: b.git });
+        const created = await o.sandboxes.create({ template: b.template, timeoutSeconds: b.timeoutSeconds, idleSeconds: b.idleSeconds, metadata: b.metadata, internet: b.internet, onTimeout: b.onTimeout, onIdle: b.onIdle, env: b.env, git: b.git, snapshot: b.snapshot });
         createSeconds.observe({ template: created.template, source: created.source }, Number(process.hrtime.bigint() - started) / 1e9);
         return reply.status(201).send(created);
       } catch (err) {
@@ -165,6 +165,15 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       { schema: { params: idParamsSchema, body: pauseBodySchema } },
       async (req) => o.sandboxes.pause(req.params.id, req.body?.memory === false ? 'stopped' : 'memory'),
     );
+
+    v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/snapshots', { schema: { params: idParamsSchema } }, async (req, reply) => reply.status(201).send(await o.sandboxes.snapshot(req.params.id)));
+    v1.get('/v1/snapshots', async () => ({ snapshots: await o.store.listSnapshots() }));
+    v1.get<{ Params: { id: string } }>('/v1/snapshots/:id', { schema: { params: snapshotIdParamsSchema } }, async (req) => {
+      const s = await o.store.getSnapshot(req.params.id);
+      if (!s) throw new OmegaError('SNAPSHOT_NOT_FOUND', `no snapshot ${req.params.id}`);
+      return s;
+    });
+    v1.delete<{ Params: { id: string } }>('/v1/snapshots/:id', { schema: { params: snapshotIdParamsSchema } }, async (req) => ({ id: req.params.id, deleted: await o.sandboxes.deleteSnapshot(req.params.id) }));
 
     v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/resume', { schema: { params: idParamsSchema } }, async (req) => o.sandboxes.resume(req.params.id));
 

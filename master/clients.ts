@@ -76,13 +76,18 @@ export class ManagerClient {
     this.http = new JsonClient(agent, token, 'MANAGER_UNAVAILABLE');
   }
 
-  create(managerUrl: string, body: { id: string; template: string; token: string; internet?: false; env?: Record<string, string>; git?: GitSource }, timeoutMs: number): Promise<SandboxInfo> {
+  create(managerUrl: string, body: { id: string; template: string; token: string; internet?: false; env?: Record<string, string>; git?: GitSource; snapshot?: string }, timeoutMs: number): Promise<SandboxInfo> {
     return this.http.call('POST', `${managerUrl}/v1/sandboxes`, body, timeoutMs);
   }
 
   async delete(managerUrl: string, id: string, timeoutMs = 30_000): Promise<boolean> {
     const r = await this.http.call<{ deleted: boolean }>('DELETE', `${managerUrl}/v1/sandboxes/${id}`, undefined, timeoutMs);
     return r.deleted;
+  }
+
+  /** Write the sandbox's workspace to the snapshot store as `key`. */
+  snapshot(managerUrl: string, id: string, key: string, timeoutMs = 600_000): Promise<{ bytes: number }> {
+    return this.http.call('POST', `${managerUrl}/v1/sandboxes/${id}/snapshots`, { key }, timeoutMs);
   }
 
   /** Freeze (memory) or stop the sandbox's container; idempotent. */

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { commonSettings, devSetting, perTemplateText, templateList, tokenSetting } from '../src/config/common.js';
+import { commonSettings, snapshotSettings, devSetting, perTemplateText, templateList, tokenSetting } from '../src/config/common.js';
 import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2/settings.js';
 import { tlsProblems, tlsSettings } from './tls-settings.js';
 import { bool, ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
@@ -12,6 +12,7 @@ const url = (raw: string): string => {
 
 export const masterSettings = {
   ...commonSettings,
+  ...snapshotSettings,
   listen: { env: 'OMEGA_MASTER_LISTEN', flag: 'listen', description: 'Address of the public API', default: { host: '127.0.0.1', port: 8080 }, defaultText: '127.0.0.1:8080', parse: hostPort() },
   token: tokenSetting('OMEGA_API_TOKEN', 'the public API'),
   dev: devSetting('the public API'),

@@ -7,7 +7,8 @@ import type { MasterConfig } from './config.js';
 import type { Scaler } from './scaler.js';
 import { newSandboxId, newSandboxToken } from '../src/ids.js';
 import type { PauseKind, SandboxRecord, SandboxState, Store } from './store.js';
-import type { Created, GitSource, SandboxView } from '../src/protocol/master.js';
+import type { Created, GitSource, SandboxView, SnapshotView } from '../src/protocol/master.js';
+import type { SnapshotStore } from '../src/snapshot-store.js';
 
 export interface CreateRequest {
   template: string;
@@ -24,6 +25,8 @@ export interface CreateRequest {
   env?: Record<string, string>;
   /** A repository cloned into its workspace before the create answers. */
   git?: GitSource;
+  /** A snapshot id: the workspace starts as it. */
+  snapshot?: string;
 }
 
 export type { Created, SandboxView };
@@ -60,6 +63,8 @@ export class Sandboxes {
     private readonly dns: DnsClient,
     private readonly scaler: Scaler,
     private readonly log: Logger,
+    /** Where snapshots' archives are (to delete them); the managers write and read them. */
+    private readonly snapshots: SnapshotStore | null = null,
   ) {}
 
   hostname(id: string): string {
@@ -102,6 +107,11 @@ export class Sandboxes {
     if (!this.config.templates.includes(req.template)) {
       throw new OmegaError('UNKNOWN_TEMPLATE', `unknown template "${req.template}"; choose one of ${this.config.templates.join(', ')}`);
     }
+    if (req.snapshot) {
+      const snap = await this.store.getSnapshot(req.snapshot);
+      if (!snap) throw new OmegaError('SNAPSHOT_NOT_FOUND', `no snapshot ${req.snapshot}`);
+      if (snap.template !== req.template) throw new OmegaError('VALIDATION_FAILED', `snapshot ${snap.id} is of a ${snap.template} sandbox; create a ${snap.template} one from it`);
+    }
     const timeoutSeconds = Math.min(req.timeoutSeconds ?? this.config.defaultTimeoutSeconds, this.config.maxTimeoutSeconds);
     const token = newSandboxToken();
     const excluded: string[] = [];
@@ -115,7 +125,7 @@ export class Sandboxes {
       const [started, named] = await Promise.allSettled([
         this.managers.create(
           slot.managerUrl,
-          { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false as const }), ...(req.env ? { env: req.env } : {}), ...(req.git ? { git: req.git } : {}) },
+          { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false as const }), ...(req.env ? { env: req.env } : {}), ...(req.git ? { git: req.git } : {}), ...(req.snapshot ? { snapshot: req.snapshot } : {}) },
           this.config.createTimeoutMs,
         ),
         req.internal ? Promise.resolve() : this.writeNames({ id, address: slot.address }),
@@ -291,6 +301,49 @@ export class Sandboxes {
     if (!done) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while it was being resumed`);
     log.info({ kind: r.pauseKind }, 'sandbox resumed');
     return this.view(done);
+  }
+
+  /**
+   * Write a running or paused sandbox's workspace to the snapshot store
+   * (its host's manager makes the archive; a running sandbox is frozen for
+   * that time) and record it.
+   */
+  async snapshot(id: string): Promise<SnapshotView> {
+    const r = await this.store.get(id);
+    if (!r || r.internal || r.state === 'deleting') throw new OmegaError('SANDBOX_NOT_FOUND', `no sandbox ${id}`);
+    if (r.state !== 'running' && r.state !== 'paused') throw new OmegaError('SANDBOX_BUSY', `sandbox ${id} is ${r.state}; a snapshot is taken of a running or paused one`);
+    const snapId = newSandboxId();
+    const t0 = Date.now();
+    let written;
+    try {
+      written = await this.managers.snapshot(r.managerUrl, id, snapId);
+    } catch (err) {
+      if (err instanceof UpstreamError) throw new OmegaError(err.code === 'SANDBOX_NOT_FOUND' ? 'SANDBOX_NOT_FOUND' : 'SNAPSHOT_FAILED', err.upstreamMessage, { cause: err });
+      throw err;
+    }
+    const view: SnapshotView = { id: snapId, sandboxId: id, template: r.template, bytes: written.bytes, createdAt: new Date().toISOString() };
+    try {
+      await this.store.putSnapshot(view);
+    } catch (err) {
+      // Not recorded: nobody could find the archive again.
+      await this.snapshots?.delete(snapId).catch((e: unknown) => this.log.warn({ err: e, snapshot: snapId }, 'an unrecorded snapshot archive stays in the store'));
+      throw err;
+    }
+    this.log.info({ sandboxId: id, snapshot: snapId, bytes: written.bytes, ms: Date.now() - t0 }, 'snapshot taken');
+    return view;
+  }
+
+  /** Remove a snapshot's archive, then its record; false when there was none. Idempotent. */
+  async deleteSnapshot(id: string): Promise<boolean> {
+    const snap = await this.store.getSnapshot(id);
+    if (!snap) return false;
+    if (!this.snapshots) throw new OmegaError('SNAPSHOT_FAILED', 'this master has no snapshot store');
+    try {
+      await this.snapshots.delete(id);
+    } catch (err) {
+      throw new OmegaError('SNAPSHOT_FAILED', `removing snapshot ${id} from ${this.snapshots.shown} failed: ${(err as Error).message}`, { cause: err });
+    }
+    return this.store.forgetSnapshot(id);
   }
 
   private notPausable(id: string, state: SandboxState | null, what: string): OmegaError {

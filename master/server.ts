@@ -1,3 +1,4 @@
+import { openSnapshotStore } from '../src/snapshot-store.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -96,7 +97,7 @@ export class MasterServer implements Component {
     this.dns = new DnsClient(this.agent, config.dnsToken, config.dnsApiUrl);
     this.provider = provider !== undefined ? provider : this.makeProvider();
     this.scaler = new Scaler(this.store, this.provider, { waitMs: config.scaleOutWaitMs }, log.child({ component: 'scaler' }));
-    this.sandboxes = new Sandboxes(config, this.store, this.managers, this.dns, this.scaler, log.child({ component: 'sandboxes' }));
+    this.sandboxes = new Sandboxes(config, this.store, this.managers, this.dns, this.scaler, log.child({ component: 'sandboxes' }), openSnapshotStore(config.snapshotStore, { endpoint: config.s3Endpoint, region: config.s3Region }));
     const idleSeconds = this.provider?.scaleIn.idleSeconds ?? 0;
     this.scaleIn = new Periodic(
       Math.max(1000, Math.min(config.reconcileIntervalMs, idleSeconds * 500 || 30_000)),

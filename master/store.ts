@@ -4,7 +4,7 @@ import { hostKeyPrefix, hostKeys, type HostKeys } from '../src/redis/keys.js';
 import { AllocateFailure, defineScripts, RELEASE_NOT_DELETING } from '../src/redis/scripts.js';
 import type { ContainerEntry } from '../src/protocol/manager.js';
 
-import type { PauseKind, SandboxState } from '../src/protocol/master.js';
+import type { PauseKind, SandboxState, SnapshotView } from '../src/protocol/master.js';
 
 export type { PauseKind, SandboxState };
 
@@ -94,6 +94,10 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     pausedAtMs: num(h.pausedAtMs),
     remainingMs: num(h.remainingMs),
   };
+}
+
+function snapshotView(id: string, h: Record<string, string>): SnapshotView {
+  return { id, sandboxId: h.sandboxId ?? '', template: h.template ?? '', bytes: Number(h.bytes ?? 0), createdAt: new Date(Number(h.createdAtMs ?? 0)).toISOString() };
 }
 
 /** A script's HGETALL answer (field, value, ...) as an object. */
@@ -263,6 +267,40 @@ export class Store {
     for (const id of ids) pipe.zscore(this.keys.expiry, id);
     const res = (await pipe.exec()) ?? [];
     return new Set(ids.filter((_, i) => res[i]?.[1] === null));
+  }
+
+  /** Record a snapshot whose archive is in the store (its id is fresh: there is nothing to check first). */
+  async putSnapshot(s: SnapshotView): Promise<void> {
+    const ms = Date.parse(s.createdAt);
+    await this.redis
+      .multi()
+      .hset(this.keys.snapshot(s.id), { sandboxId: s.sandboxId, template: s.template, bytes: String(s.bytes), createdAtMs: String(ms) })
+      .zadd(this.keys.snapshots, ms, s.id)
+      .exec();
+  }
+
+  async getSnapshot(id: string): Promise<SnapshotView | null> {
+    const h = await this.redis.hgetall(this.keys.snapshot(id));
+    return h.template ? snapshotView(id, h) : null;
+  }
+
+  /** Every snapshot, newest first, at most `limit`. */
+  async listSnapshots(limit = 1000): Promise<SnapshotView[]> {
+    const ids = await this.redis.zrevrange(this.keys.snapshots, 0, limit - 1);
+    if (!ids.length) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hgetall(this.keys.snapshot(id));
+    const res = (await pipe.exec()) ?? [];
+    return ids.flatMap((id, i) => {
+      const h = (res[i]?.[1] as Record<string, string>) ?? {};
+      return h.template ? [snapshotView(id, h)] : [];
+    });
+  }
+
+  /** Forget a snapshot (its archive removed from the store first); false when there was none. */
+  async forgetSnapshot(id: string): Promise<boolean> {
+    const res = (await this.redis.multi().del(this.keys.snapshot(id)).zrem(this.keys.snapshots, id).exec()) ?? [];
+    return res[0]?.[1] === 1;
   }
 
   /** Sandboxes paused with memory since before `beforeMs`, oldest first. */

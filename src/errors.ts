@@ -17,6 +17,8 @@ export const ERRORS = {
   GIT_FAILED: { status: 422, message: 'The repository could not be cloned into the sandbox' },
   SANDBOX_NOT_FOUND: { status: 404, message: 'No such sandbox' },
   SANDBOX_EXISTS: { status: 409, message: 'A sandbox with this id exists with different settings' },
+  SNAPSHOT_NOT_FOUND: { status: 404, message: 'No such snapshot' },
+  SNAPSHOT_FAILED: { status: 502, message: 'The workspace could not be written to or read from the snapshot store' },
   SANDBOX_BUSY: { status: 409, message: 'The sandbox is changing state (being created, paused, resumed or deleted); retry once it has' },
   HOST_AT_CAPACITY: { status: 503, message: 'This host runs as many sandboxes as it may' },
   DOCKER_UNAVAILABLE: { status: 503, message: 'The Docker engine cannot be reached' },

@@ -311,6 +311,15 @@ export class DockerRuntime {
   }
 
   /** Every volume of Omega's on this host. */
+  /** A volume's mountpoint and driver options (a workspace image's device), as the engine has them. */
+  async volumeInfo(name: string): Promise<{ Mountpoint: string; Options?: Record<string, string> | null }> {
+    try {
+      return (await this.docker.getVolume(name).inspect()) as { Mountpoint: string; Options?: Record<string, string> | null };
+    } catch (err) {
+      throw dockerError(err, `inspecting volume ${name}`);
+    }
+  }
+
   async volumes(): Promise<Array<{ name: string; createdMs: number }>> {
     let res: Docker.VolumeInspectInfo[];
     try {

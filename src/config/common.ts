@@ -1,5 +1,6 @@
 import { TEMPLATE_NAME_PATTERN } from '../protocol/master.js';
 import { parseRedisUrl } from '../redis/url.js';
+import { parseSnapshotStoreUrl } from '../snapshot-url.js';
 import { bool, oneOf, safeUrl, str, type Setting } from './settings.js';
 
 /** Settings every program shares. */
@@ -47,6 +48,31 @@ export const commonSettings = {
 };
 
 export { str };
+
+/** Where workspace snapshots are kept: the master (listing, deleting) and every manager (writing, restoring) name the same store. */
+export const snapshotSettings = {
+  snapshotStore: {
+    env: 'OMEGA_SNAPSHOT_STORE',
+    flag: 'snapshot-store',
+    description: 'Where workspace snapshots are kept: file:///a/directory (local, or a shared mount such as NFS) or s3://bucket/prefix (credentials from the AWS SDK\'s chain: AWS_ACCESS_KEY_ID, ...)',
+    default: 'file:///var/lib/omega/snapshots',
+    parse: (raw: string) => {
+      parseSnapshotStoreUrl(raw);
+      return raw;
+    },
+  } satisfies Setting<string>,
+  s3Endpoint: {
+    env: 'OMEGA_S3_ENDPOINT',
+    flag: 's3-endpoint',
+    description: 'The S3-compatible endpoint of an s3:// snapshot store that is not AWS (MinIO, Ceph, ...), e.g. http://127.0.0.1:9000',
+    default: undefined as string | undefined,
+    parse: (raw: string) => {
+      if (!/^https?:\/\//.test(raw)) throw new Error('must be an http:// or https:// URL');
+      return raw;
+    },
+  } satisfies Setting<string | undefined>,
+  s3Region: { env: 'OMEGA_S3_REGION', flag: 's3-region', description: 'The region of an s3:// snapshot store', default: 'us-east-1', parse: str() } satisfies Setting<string>,
+};
 
 /** `OMEGA_TLS`: where certificates come from. The master orders or issues them; a manager runs its ingress unless off. */
 export const TLS_MODES = ['off', 'local', 'files', 'acme'] as const;

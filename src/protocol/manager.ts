@@ -25,6 +25,8 @@ export interface CreateSandboxRequest {
   env?: Record<string, string>;
   /** A repository cloned into its workspace before the create answers. */
   git?: GitSource;
+  /** A snapshot key: the workspace starts as that snapshot's. */
+  snapshot?: string;
 }
 
 
@@ -108,7 +110,16 @@ export const createSandboxBodySchema = {
     internet: { type: 'boolean' },
     env: sandboxEnvSchema,
     git: gitSchema,
+    /** A snapshot's key in the store: its workspace is restored before the worker is claimed. */
+    snapshot: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,127}$' },
   },
+} as const;
+
+export const snapshotBodySchema = {
+  type: 'object',
+  required: ['key'],
+  additionalProperties: false,
+  properties: { key: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,127}$' } },
 } as const;
 
 export const sandboxIdParamsSchema = {

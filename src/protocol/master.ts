@@ -109,6 +109,8 @@ export const createBodySchema = {
     env: sandboxEnvSchema,
     /** A repository cloned into its workspace before the create answers (422 GIT_FAILED with git's message when it cannot be). */
     git: gitSchema,
+    /** A snapshot id: the workspace starts as that snapshot's (of the same template). */
+    snapshot: { type: 'string', pattern: SANDBOX_ID_PATTERN },
   },
 } as const;
 
@@ -128,6 +130,22 @@ export const listQuerySchema = {
   },
   // metadata.<key>=<value> filters
   patternProperties: { '^metadata\\.[A-Za-z0-9_.-]{1,64}$': { type: 'string', maxLength: 512 } },
+} as const;
+
+/** A workspace snapshot as the API shows it. */
+export interface SnapshotView {
+  id: string;
+  sandboxId: string;
+  template: string;
+  /** The compressed archive's size in the store. */
+  bytes: number;
+  createdAt: string;
+}
+
+export const snapshotIdParamsSchema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: SANDBOX_ID_PATTERN } },
 } as const;
 
 export const pauseBodySchema = {

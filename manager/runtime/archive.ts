@@ -1,0 +1,90 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { OmegaError } from '../../src/errors.js';
+import type { SnapshotStore } from '../../src/snapshot-store.js';
+
+const run = promisify(execFile);
+
+/**
+ * A workspace volume written to and read from the snapshot store as a
+ * gzipped tar, by GNU tar on the host (the manager is root there): sparse
+ * files stay sparse, symbolic links stay links (never followed),
+ * permissions and numeric owners are kept. Nothing passes through the
+ * sandbox: a frozen or stopped sandbox is snapshotted the same way.
+ */
+
+/** Where a volume's files are on this host; `close` undoes a mount made for it. */
+export interface OpenVolume {
+  dir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The volume's files on the host: its mountpoint while a container uses it
+ * (or always, for a plain volume), else its filesystem image's block
+ * device mounted for the moment (a stopped sandbox's workspace).
+ */
+export async function openVolume(info: { Mountpoint: string; Options?: Record<string, string> | null }, writable: boolean): Promise<OpenVolume> {
+  const device = info.Options?.device;
+  if (!device || (await mounted(info.Mountpoint))) return { dir: info.Mountpoint, close: async () => {} };
+  const dir = await mkdtemp(join(tmpdir(), 'omega-volume-'));
+  await run('mount', ['-t', info.Options?.type ?? 'ext4', '-o', writable ? 'rw' : 'ro', device, dir]);
+  return {
+    dir,
+    close: async () => {
+      await run('umount', [dir]);
+      await rmdir(dir);
+    },
+  };
+}
+
+async function mounted(path: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((l) => l.split(' ')[4] === path);
+}
+
+/** Write the files under `dir` to the store as `key`; their compressed size. A failed archive is deleted from the store. */
+export async function writeArchive(dir: string, store: SnapshotStore, key: string): Promise<{ bytes: number }> {
+  const tar = spawn('tar', ['--create', '--gzip', '--sparse', '--numeric-owner', '--acls', '--xattrs', '--directory', dir, '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = exitOf(tar, 'tar --create');
+  try {
+    const [put] = await Promise.all([store.put(key, tar.stdout), exited]);
+    return put;
+  } catch (err) {
+    tar.kill('SIGKILL');
+    await store.delete(key).catch(() => undefined);
+    throw new OmegaError('SNAPSHOT_FAILED', `writing the workspace to ${store.shown} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Unpack snapshot `key` from the store into `dir` (an empty workspace). */
+export async function readArchive(store: SnapshotStore, key: string, dir: string): Promise<void> {
+  const body: Readable = await store.get(key);
+  const tar = spawn('tar', ['--extract', '--gzip', '--numeric-owner', '--same-owner', '--same-permissions', '--acls', '--xattrs', '--directory', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const exited = exitOf(tar, 'tar --extract');
+  body.on('error', (err) => tar.stdin.destroy(err));
+  body.pipe(tar.stdin);
+  try {
+    await exited;
+  } catch (err) {
+    body.destroy();
+    throw new OmegaError('SNAPSHOT_FAILED', `restoring snapshot ${key} from ${store.shown} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function exitOf(p: ReturnType<typeof spawn>, what: string): Promise<void> {
+  let stderr = '';
+  p.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-2000)));
+  return new Promise((resolve, reject) => {
+    p.once('error', reject);
+    p.once('close', (code, signal) => {
+      // tar's 1: a file changed as it was read, which a frozen sandbox does not do; taken as done.
+      if (code === 0 || code === 1) resolve();
+      else reject(new Error(`${what} ${signal ? `killed (${signal})` : `exited ${code}`}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+    });
+  });
+}

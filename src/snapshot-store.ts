@@ -1,0 +1,132 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DeleteObjectCommand, GetObjectCommand, NoSuchKey, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { OmegaError } from './errors.js';
+import { parseSnapshotStoreUrl } from './snapshot-url.js';
+
+/**
+ * Where workspace snapshots (compressed tars) are kept, by key:
+ *
+ *   file:///var/lib/omega/snapshots   a directory: local, or a shared mount (NFS, EFS)
+ *   s3://bucket/prefix                any S3-compatible store (OMEGA_S3_ENDPOINT for one
+ *                                     that is not AWS), credentials from the AWS SDK's
+ *                                     own chain (AWS_ACCESS_KEY_ID, ... or an instance role)
+ *
+ * Archives are streamed both ways, never held whole in memory: a multipart
+ * upload of 8 MiB parts to S3, a temporary file renamed into place in a
+ * directory (so a reader never sees half an archive).
+ */
+export interface SnapshotStore {
+  /** The store as it can be shown (no credentials). */
+  readonly shown: string;
+  put(key: string, body: Readable): Promise<{ bytes: number }>;
+  /** The archive; SNAPSHOT_NOT_FOUND when there is none. */
+  get(key: string): Promise<Readable>;
+  /** Idempotent. */
+  delete(key: string): Promise<void>;
+}
+
+export interface S3Options {
+  endpoint?: string;
+  region: string;
+}
+
+const KEY = /^[a-z0-9][a-z0-9-]{0,127}$/;
+
+function checkKey(key: string): void {
+  if (!KEY.test(key)) throw new OmegaError('INTERNAL', `not a snapshot key: ${key}`);
+}
+
+export function openSnapshotStore(raw: string, s3: S3Options): SnapshotStore {
+  const where = parseSnapshotStoreUrl(raw);
+  return where.kind === 'file' ? new DirectoryStore(where.dir) : new S3Store(where.bucket, where.prefix, s3);
+}
+
+class DirectoryStore implements SnapshotStore {
+  readonly shown: string;
+  constructor(private readonly dir: string) {
+    this.shown = `file://${dir}`;
+  }
+
+  private file(key: string): string {
+    checkKey(key);
+    return path.join(this.dir, `${key}.tar.gz`);
+  }
+
+  async put(key: string, body: Readable): Promise<{ bytes: number }> {
+    const file = this.file(key);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const partial = `${file}.partial-${process.pid}`;
+    try {
+      await pipeline(body, createWriteStream(partial, { mode: 0o600 }));
+      await rename(partial, file);
+    } catch (err) {
+      await rm(partial, { force: true });
+      throw err;
+    }
+    return { bytes: (await stat(file)).size };
+  }
+
+  async get(key: string): Promise<Readable> {
+    const file = this.file(key);
+    try {
+      await stat(file);
+    } catch {
+      throw new OmegaError('SNAPSHOT_NOT_FOUND', `snapshot ${key} is not in ${this.shown}`);
+    }
+    return createReadStream(file);
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.file(key), { force: true });
+  }
+}
+
+class S3Store implements SnapshotStore {
+  readonly shown: string;
+  private readonly client: S3Client;
+
+  constructor(
+    private readonly bucket: string,
+    private readonly prefix: string,
+    opts: S3Options,
+  ) {
+    this.shown = `s3://${bucket}/${prefix}`;
+    // Path-style addressing with an endpoint of one's own (MinIO, s3rver, ...): no bucket in the host name.
+    this.client = new S3Client({ region: opts.region, ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}) });
+  }
+
+  private key(key: string): string {
+    checkKey(key);
+    return `${this.prefix ? `${this.prefix}/` : ''}${key}.tar.gz`;
+  }
+
+  async put(key: string, body: Readable): Promise<{ bytes: number }> {
+    let bytes = 0;
+    const counted = new PassThrough();
+    counted.on('data', (c: Buffer) => (bytes += c.length));
+    body.on('error', (err) => counted.destroy(err));
+    body.pipe(counted);
+    const upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key: this.key(key), Body: counted, ContentType: 'application/gzip' }, partSize: 8 << 20, queueSize: 2 });
+    await upload.done();
+    return { bytes };
+  }
+
+  async get(key: string): Promise<Readable> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      return r.Body as Readable;
+    } catch (err) {
+      if (err instanceof NoSuchKey || (err as { name?: string }).name === 'NoSuchKey') throw new OmegaError('SNAPSHOT_NOT_FOUND', `snapshot ${key} is not in ${this.shown}`);
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+  }
+}

@@ -1,0 +1,77 @@
+// Snapshots of a workspace to the directory store and to S3 (a real
+// S3-compatible server, s3rver), through the master and a manager against
+// real Docker: sparse files stay sparse, links stay links, modes and owners
+// are kept, a stopped sandbox is snapshotted as well as a running one, a new
+// sandbox starts from one, and a deleted snapshot is gone from the store.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { startDns } from '../helpers/dns.js';
+import { requireDocker } from '../helpers/docker.js';
+import { startManager } from '../helpers/manager.js';
+import { startMaster } from '../helpers/master.js';
+import { TestRedis } from '../helpers/redis.js';
+import { startS3 } from '../helpers/s3.js';
+import { connectWorker } from '../helpers/worker-client.js';
+
+if (requireDocker(t, ['omega/sandbox-node:latest'])) {
+  const redis = await TestRedis.create();
+  t.teardown(() => redis.destroy());
+  const dir = mkdtempSync(join(tmpdir(), 'omega-snapshots-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const s3 = await startS3(t);
+
+  for (const [name, env, stored] of [
+    ['a directory', { OMEGA_SNAPSHOT_STORE: `file://${dir}` }, async () => readdirSync(dir)],
+    ['S3', { OMEGA_SNAPSHOT_STORE: `s3://${s3.bucket}/snaps`, OMEGA_S3_ENDPOINT: s3.endpoint }, () => s3.keys()],
+  ] as const) {
+    t.test(`snapshots in ${name}: taken, listed, restored into a new sandbox, deleted`, async (t) => {
+      const dns = await startDns(t, redis);
+      await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node,python', OMEGA_POOL_SIZE: '0', ...env });
+      const { call } = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node,python', ...env });
+      const res = await call('POST', '/v1/sandboxes', { template: 'node' });
+      t.equal(res.status, 201, JSON.stringify(res.body));
+      const a = await connectWorker(t, `ws://127.0.0.1:${res.body.port}/`, res.body.token);
+      await a.call('fs.write', { path: 'src/app.js', content: 'console.log("from the snapshot")\n' });
+      const made = await a.runToEnd({ command: 'sh', args: ['-c', 'exec 2>&1; cd /workspace && ln -s src/app.js link.js && printf "#!/bin/sh\\necho run\\n" > tool.sh && chmod 750 tool.sh && truncate -s 50M sparse.bin && echo tail >> sparse.bin && mkdir -p deep/a/b && echo x > deep/a/b/c && echo ok'] });
+      t.equal(made.stdout.trim(), 'ok');
+      await a.close();
+
+      const snap = await call('POST', `/v1/sandboxes/${res.body.id}/snapshots`);
+      t.equal(snap.status, 201, JSON.stringify(snap.body));
+      t.match(snap.body, { sandboxId: res.body.id, template: 'node' });
+      t.ok(snap.body.bytes > 0 && snap.body.bytes < 1_000_000, `a 50 MiB sparse file compresses to little (${snap.body.bytes} bytes)`);
+      t.equal((await stored()).length, 1, 'one archive in the store');
+      t.same((await call('GET', '/v1/snapshots')).body.snapshots.map((s: { id: string }) => s.id), [snap.body.id], 'listed');
+      t.same((await call('GET', `/v1/snapshots/${snap.body.id}`)).body, snap.body);
+      t.equal((await call('POST', `/v1/sandboxes/${res.body.id}/pause`, {})).body.state, 'paused', 'the sandbox still runs after, and pauses');
+      const stoppedSnap = await call('POST', `/v1/sandboxes/${res.body.id}/pause`, { memory: false }).then(() => call('POST', `/v1/sandboxes/${res.body.id}/snapshots`));
+      t.equal(stoppedSnap.status, 201, `a stopped sandbox's workspace is snapshotted too: ${JSON.stringify(stoppedSnap.body)}`);
+
+      const from = await call('POST', '/v1/sandboxes', { template: 'node', snapshot: snap.body.id });
+      t.equal(from.status, 201, JSON.stringify(from.body));
+      const b = await connectWorker(t, `ws://127.0.0.1:${from.body.port}/`, from.body.token);
+      const check = await b.runToEnd({ command: 'sh', args: ['-c', 'exec 2>&1; cd /workspace && node link.js && readlink link.js && stat -c "%a %u:%g" tool.sh src/app.js && ./tool.sh && stat -c %s sparse.bin && du -k sparse.bin | cut -f1 && cat deep/a/b/c'] });
+      const lines = check.stdout.trim().split('\n');
+      t.equal(lines[0], 'from the snapshot', 'files restored');
+      t.equal(lines[1], 'src/app.js', 'a link is still a link');
+      t.equal(lines[2], '750 1000:1000', 'modes and owners kept');
+      t.equal(lines[3], '644 1000:1000');
+      t.equal(lines[4], 'run');
+      t.equal(lines[5], String(50 * 1024 * 1024 + 5), 'the sparse file has its size');
+      t.ok(Number(lines[6]) < 1024, `and is still sparse (${lines[6]} KiB on disk)`);
+      t.equal(lines[7], 'x');
+      await b.close();
+
+      t.equal((await call('POST', '/v1/sandboxes', { template: 'python', snapshot: snap.body.id })).status, 400, 'a snapshot starts a sandbox of its own template only');
+      t.equal((await call('POST', '/v1/sandboxes', { template: 'node', snapshot: 'nosuchsnapshot00' })).status, 404);
+      t.same((await call('DELETE', `/v1/snapshots/${snap.body.id}`)).body, { id: snap.body.id, deleted: true });
+      t.same((await call('DELETE', `/v1/snapshots/${snap.body.id}`)).body, { id: snap.body.id, deleted: false }, 'idempotent');
+      t.same((await call('DELETE', `/v1/snapshots/${stoppedSnap.body.id}`)).body, { id: stoppedSnap.body.id, deleted: true });
+      t.same(await stored(), [], 'the archives are gone from the store');
+      t.equal((await call('GET', `/v1/snapshots/${snap.body.id}`)).status, 404);
+      for (const id of [res.body.id, from.body.id]) t.equal((await call('DELETE', `/v1/sandboxes/${id}`)).status, 200);
+    });
+  }
+}

@@ -105,6 +105,12 @@ const PROGRAMS: Record<string, Program> = {
     command: true,
     run: async (argv) => (await import('./client/commands.js')).runSandbox(argv),
   },
+  snapshot: {
+    summary: 'List and delete workspace snapshots (`omega snapshot --help`)',
+    settings: clientSettings,
+    command: true,
+    run: async (argv) => (await import('./client/commands.js')).runSnapshot(argv),
+  },
   hosts: {
     summary: 'List the master\'s hosts with their load, capacity and health',
     settings: clientSettings,

@@ -31,6 +31,9 @@ export interface CreateRequest {
 
 export type { Created, SandboxView };
 
+/** A manager's refusals that another host would give too: the create fails at once with them. */
+const NOT_THE_HOSTS_FAULT = new Set(['GIT_FAILED', 'SNAPSHOT_FAILED', 'SNAPSHOT_NOT_FOUND']);
+
 /** Hosts tried for one create before giving up. */
 const MAX_ATTEMPTS = 4;
 
@@ -130,10 +133,10 @@ export class Sandboxes {
         ),
         req.internal ? Promise.resolve() : this.writeNames({ id, address: slot.address }),
       ]);
-      if (started.status === 'rejected' && started.reason instanceof UpstreamError && started.reason.code === 'GIT_FAILED') {
-        // The repository is at fault, not the host: no other host would clone it either.
-        await this.undo(id, slot, log, 'its repository could not be cloned', { names: named.status === 'fulfilled' || !notDelivered(named.reason), container: true });
-        throw new OmegaError('GIT_FAILED', started.reason.upstreamMessage);
+      if (started.status === 'rejected' && started.reason instanceof UpstreamError && NOT_THE_HOSTS_FAULT.has(started.reason.code)) {
+        // The repository or the snapshot is at fault, not the host: no other host would do better.
+        await this.undo(id, slot, log, `the manager said ${started.reason.code}`, { names: named.status === 'fulfilled' || !notDelivered(named.reason), container: true });
+        throw new OmegaError(started.reason.code as 'GIT_FAILED', started.reason.upstreamMessage);
       }
       if (started.status === 'rejected') {
         lastError = started.reason;

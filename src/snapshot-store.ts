@@ -1,10 +1,9 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, NoSuchKey, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { OmegaError } from './errors.js';
 import { parseSnapshotStoreUrl } from './snapshot-url.js';
 
@@ -86,18 +85,25 @@ class DirectoryStore implements SnapshotStore {
   }
 }
 
+/** The SDK, loaded on a store's first use: a program that never touches S3 never loads it (its startup stays short). */
+const sdk = async () => ({ ...(await import('@aws-sdk/client-s3')), ...(await import('@aws-sdk/lib-storage')) });
+
 class S3Store implements SnapshotStore {
   readonly shown: string;
-  private readonly client: S3Client;
+  private clientP: Promise<S3Client> | null = null;
 
   constructor(
     private readonly bucket: string,
     private readonly prefix: string,
-    opts: S3Options,
+    private readonly opts: S3Options,
   ) {
     this.shown = `s3://${bucket}/${prefix}`;
+  }
+
+  private client(): Promise<S3Client> {
     // Path-style addressing with an endpoint of one's own (MinIO, s3rver, ...): no bucket in the host name.
-    this.client = new S3Client({ region: opts.region, ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}) });
+    this.clientP ??= sdk().then((m) => new m.S3Client({ region: this.opts.region, ...(this.opts.endpoint ? { endpoint: this.opts.endpoint, forcePathStyle: true } : {}) }));
+    return this.clientP;
   }
 
   private key(key: string): string {
@@ -107,26 +113,34 @@ class S3Store implements SnapshotStore {
 
   async put(key: string, body: Readable): Promise<{ bytes: number }> {
     let bytes = 0;
-    const counted = new PassThrough();
-    counted.on('data', (c: Buffer) => (bytes += c.length));
+    // Counted as the upload reads it (a 'data' listener would start the flow before anyone reads).
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        bytes += chunk.length;
+        done(null, chunk);
+      },
+    });
     body.on('error', (err) => counted.destroy(err));
     body.pipe(counted);
-    const upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key: this.key(key), Body: counted, ContentType: 'application/gzip' }, partSize: 8 << 20, queueSize: 2 });
+    const { Upload } = await sdk();
+    const upload = new Upload({ client: await this.client(), params: { Bucket: this.bucket, Key: this.key(key), Body: counted, ContentType: 'application/gzip' }, partSize: 8 << 20, queueSize: 2 });
     await upload.done();
     return { bytes };
   }
 
   async get(key: string): Promise<Readable> {
+    const { GetObjectCommand } = await sdk();
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      const r = await (await this.client()).send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
       return r.Body as Readable;
     } catch (err) {
-      if (err instanceof NoSuchKey || (err as { name?: string }).name === 'NoSuchKey') throw new OmegaError('SNAPSHOT_NOT_FOUND', `snapshot ${key} is not in ${this.shown}`);
+      if ((err as { name?: string }).name === 'NoSuchKey') throw new OmegaError('SNAPSHOT_NOT_FOUND', `snapshot ${key} is not in ${this.shown}`);
       throw err;
     }
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+    const { DeleteObjectCommand } = await sdk();
+    await (await this.client()).send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
   }
 }

@@ -1,6 +1,6 @@
 import { EXIT, UsageError, describeFailure, processIo, runCommand, type Command, type Context, type Io, type OptionSpec } from './command.js';
 import { MasterApiError, MasterUnreachableError, type SandboxView } from './master-client.js';
-import { hostTable, sandboxFields, sandboxTable } from './views.js';
+import { hostTable, sandboxFields, sandboxTable, snapshotTable } from './views.js';
 import { forEachLimit } from '../../src/limit.js';
 
 /** `omega sandbox create|list|get|delete` and `omega hosts`: the master's API for people (tables) and scripts (--json). */
@@ -159,6 +159,64 @@ const resume: Command = {
   },
 };
 
+const snapshot: Command = {
+  args: '<id> [options]',
+  summary: 'Write a sandbox\'s workspace to the snapshot store; prints the snapshot (create a sandbox from it with the API\'s {snapshot}).',
+  options: { json },
+  positionals: { min: 1, max: 1 },
+  async run(ctx) {
+    const s = await ctx.client.snapshot(ctx.positionals[0]!);
+    if (ctx.values.json) printJson(ctx.io, s);
+    else ctx.io.out(snapshotTable([s], { color: ctx.io.color }));
+    return EXIT.ok;
+  },
+};
+
+const snapshotList: Command = {
+  args: '[options]',
+  summary: 'List the snapshots, newest first.',
+  options: { json: { ...json, description: 'Print the master\'s JSON as it is ({snapshots: [...]})' } },
+  positionals: { min: 0, max: 0 },
+  async run(ctx) {
+    const r = await ctx.client.snapshots();
+    if (ctx.values.json) printJson(ctx.io, r);
+    else ctx.io.out(snapshotTable(r.snapshots, { color: ctx.io.color }));
+    return EXIT.ok;
+  },
+};
+
+const snapshotDelete: Command = {
+  args: '<id>... [options]',
+  summary: 'Delete snapshots, their archives from the store first; each is reported deleted or already gone.',
+  options: {},
+  positionals: { min: 1, max: Infinity },
+  async run(ctx) {
+    for (const id of ctx.positionals) {
+      const r = await ctx.client.deleteSnapshot(id);
+      ctx.io.out(`${r.id}  ${r.deleted ? 'deleted' : 'was already gone'}`);
+    }
+    return EXIT.ok;
+  },
+};
+
+export const SNAPSHOT_COMMANDS: Record<string, Command> = { list: snapshotList, delete: snapshotDelete };
+
+/** `omega snapshot list|delete`. */
+export async function runSnapshot(argv: string[], io: Io = processIo(), env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [name, ...rest] = argv;
+  const usage = ['Usage: omega snapshot <command> [options]', '', 'Commands:', ...Object.entries(SNAPSHOT_COMMANDS).map(([n, c]) => `  ${n.padEnd(9)}${c.summary.split('. ')[0]!.replace(/\.$/, '')}`)].join('\n');
+  if (name === '--help' || name === '-h' || name === 'help') {
+    io.out(usage);
+    return EXIT.ok;
+  }
+  const cmd = name && Object.hasOwn(SNAPSHOT_COMMANDS, name) ? SNAPSHOT_COMMANDS[name] : undefined;
+  if (!cmd) {
+    io.err(name ? `omega snapshot: unknown command "${name}"\n\n${usage}` : usage);
+    return EXIT.usage;
+  }
+  return runCommand(`omega snapshot ${name}`, cmd, rest, io, env);
+}
+
 const hosts: Command = {
   args: '[options]',
   summary: 'List the hosts the master knows: address, sandboxes on it and room, health, when its manager started.',
@@ -172,7 +230,7 @@ const hosts: Command = {
   },
 };
 
-export const SANDBOX_COMMANDS: Record<string, Command> = { create, list, get, pause, resume, delete: del };
+export const SANDBOX_COMMANDS: Record<string, Command> = { create, list, get, pause, resume, snapshot, delete: del };
 
 export const SANDBOX_SUMMARY = 'Create, list, show, pause, resume and delete sandboxes through the master\'s API';
 export const HOSTS_SUMMARY = 'List the master\'s hosts with their load, capacity and health';

@@ -1,7 +1,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Created, SandboxView } from '../../src/protocol/master.js';
+import type { Created, SandboxView, SnapshotView } from '../../src/protocol/master.js';
 
-export type { Created, SandboxView };
+export type { Created, SandboxView, SnapshotView };
 
 /** One host of `GET /v1/hosts`. */
 export interface HostInfo {
@@ -139,6 +139,18 @@ export class MasterClient {
 
   delete(id: string): Promise<{ id: string; deleted: boolean }> {
     return this.call('DELETE', `/v1/sandboxes/${encodeURIComponent(id)}`);
+  }
+
+  snapshot(id: string): Promise<SnapshotView> {
+    return this.call('POST', `/v1/sandboxes/${encodeURIComponent(id)}/snapshots`, undefined, CREATE_TIMEOUT_MS);
+  }
+
+  snapshots(): Promise<{ snapshots: SnapshotView[] }> {
+    return this.call('GET', '/v1/snapshots');
+  }
+
+  deleteSnapshot(id: string): Promise<{ id: string; deleted: boolean }> {
+    return this.call('DELETE', `/v1/snapshots/${encodeURIComponent(id)}`);
   }
 
   pause(id: string, memory: boolean): Promise<SandboxView> {

@@ -1,4 +1,4 @@
-import type { Created, HostInfo, SandboxView } from './master-client.js';
+import type { Created, HostInfo, SandboxView, SnapshotView } from './master-client.js';
 import { renderFields, renderTable, shortDuration, type Color, type Column } from './table.js';
 
 /** What people read; scripts use --json, which is the master's JSON unchanged. */
@@ -54,6 +54,30 @@ export function sandboxFields(s: SandboxView | Created, opts: { color: boolean; 
   if (opts.token === 'show' && 'token' in s) fields.push(['token', s.token]);
   else if (opts.token === 'hide') fields.push(['token', TOKEN_HIDDEN, 'dim']);
   return renderFields(fields, opts);
+}
+
+export function snapshotTable(snapshots: SnapshotView[], opts: { color: boolean; now?: number }): string {
+  const now = opts.now ?? Date.now();
+  const columns: Column<SnapshotView>[] = [
+    { header: 'ID', value: (s) => s.id },
+    { header: 'SANDBOX', value: (s) => s.sandboxId },
+    { header: 'TEMPLATE', value: (s) => s.template },
+    { header: 'SIZE', value: (s) => humanBytes(s.bytes), align: 'right' },
+    { header: 'AGE', value: (s) => ago(s.createdAt, now) },
+  ];
+  return renderTable(snapshots, columns, opts);
+}
+
+export function humanBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 export function hostTable(hosts: HostInfo[], opts: { color: boolean; now?: number }): string {

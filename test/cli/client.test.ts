@@ -72,7 +72,12 @@ if (docker) {
 const redis = await TestRedis.create();
 t.teardown(() => redis.destroy());
 const dns = await startDns(t, redis);
+// Snapshots in a directory of the test's own, for the master and (through the environment) the manager it starts.
+const snapshotDir = mkdtempSync(join(tmpdir(), 'omega-cli-snapshots-'));
+t.teardown(() => rmSync(snapshotDir, { recursive: true, force: true }));
+process.env.OMEGA_SNAPSHOT_STORE = `file://${snapshotDir}`;
 const { server, call } = await startMaster(t, redis, dns, {
+  OMEGA_SNAPSHOT_STORE: `file://${snapshotDir}`,
   OMEGA_PROVIDER: 'local',
   OMEGA_LOCAL_FIRST_ADDRESS: HOST,
   OMEGA_LOCAL_MAX_HOSTS: '1',
@@ -272,6 +277,15 @@ if (docker) {
     t.equal(resumed.code, 0, resumed.stderr);
     t.same(JSON.parse(resumed.stdout), (await call('GET', `/v1/sandboxes/${id}`)).body, 'the API\'s view');
     t.equal(JSON.parse(resumed.stdout).state, 'running');
+    const snap = await omega(['sandbox', 'snapshot', id, '--json'], master);
+    t.equal(snap.code, 0, snap.stderr);
+    const taken = JSON.parse(snap.stdout);
+    t.match(taken, { sandboxId: id });
+    const listed = await omega(['snapshot', 'list'], master);
+    t.same(rows(listed.stdout)[0], ['ID', 'SANDBOX', 'TEMPLATE', 'SIZE', 'AGE']);
+    t.equal(rows(listed.stdout)[1]?.[0], taken.id, 'the snapshot listed');
+    const gone = await omega(['snapshot', 'delete', taken.id], master);
+    t.equal(gone.stdout.trim(), `${taken.id}  deleted`);
     const stopped = await omega(['sandbox', 'pause', id, '--stop', '--json'], master);
     t.equal(JSON.parse(stopped.stdout).paused.kind, 'stopped', '--stop stops it');
     t.equal((await omega(['sandbox', 'resume', id], master)).code, 0);

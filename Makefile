@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause clean
+.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause bench-snapshot clean
 
 all: build
 
@@ -70,6 +70,10 @@ bench-gvisor: deps apt-test images runsc
 ## Resume of a frozen and of a stopped sandbox through the master, beside docker unpause alone.
 bench-pause: deps apt-test images
 	node --import=tsx bench/pause.ts
+
+## A 100 MiB workspace of mixed files snapshotted and restored, to a directory and to S3 (s3rver).
+bench-snapshot: deps apt-test images
+	node --import=tsx bench/snapshot.ts
 
 bench-allocate: deps apt-test images
 	node --import=tsx bench/allocate.ts

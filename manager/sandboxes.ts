@@ -140,6 +140,7 @@ export class Sandboxes {
         token: req.token,
         claimSecret: warm.claimSecret,
         ...(req.env ? { env: req.env } : {}),
+        ...(req.autoResume ? { autoResume: true as const } : {}),
         createdAtMs: Date.now(),
       };
       try {
@@ -419,6 +420,38 @@ export class Sandboxes {
   }
 
   private readonly changes = new Map<string, Promise<void>>();
+
+  /**
+   * Where the ingress reaches a sandbox's worker, waking it first when it
+   * is paused and was created with autoResume: a `wake` host event asks the
+   * masters (one of them resumes it, as an API call would), and the
+   * connection waits, up to `waitMs`, for this host's row to say running.
+   * null when the sandbox is not here, or paused without autoResume.
+   */
+  async routeWaking(id: string, waitMs: number): Promise<ContainerEntry | null> {
+    let e = await this.registry.get(id);
+    if (!e || e.state === 'running') return e;
+    if ((e.state !== 'paused' && e.state !== 'stopped') || !e.autoResume) return null;
+    const last = this.wakes.get(id) ?? 0;
+    if (Date.now() - last > 5000) {
+      this.wakes.set(id, Date.now());
+      await this.registry.report(id, e, { state: 'wake', why: 'a connection came while it was paused' });
+      this.log.info({ sandboxId: id }, 'waking a paused sandbox for a connection');
+    }
+    const until = Date.now() + waitMs;
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 5));
+      e = await this.registry.get(id);
+      if (!e) return null;
+      if (e.state === 'running') {
+        this.wakes.delete(id);
+        return e;
+      }
+    }
+    return null;
+  }
+
+  private readonly wakes = new Map<string, number>();
 
   /** A container of this host stopped (the engine's event): report it if it served a sandbox. */
   async exitedContainer(containerId: string, sandboxId: string | null, why: string): Promise<boolean> {

@@ -110,7 +110,8 @@ export class ManagerServer implements Component {
           maxConnections: config.ingressMaxConnections,
           maxConnectionsPerSource: config.ingressMaxConnectionsPerSource,
           route: async (id) => {
-            const e = await this.registry.get(id);
+            // A paused sandbox with autoResume is woken and served once it runs.
+            const e = await this.sandboxes.routeWaking(id, config.readyTimeoutMs);
             return e && e.state === 'running' ? { host: e.address ?? config.publishIp ?? config.hostIp, port: e.hostPort } : null;
           },
         },

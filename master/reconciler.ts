@@ -56,7 +56,7 @@ export class MasterReconciler {
 
   start(): void {
     this.task.start();
-    this.events.start((e) => this.containerStopped(e.sandbox, e.host, e.why));
+    this.events.start((e) => (e.state === 'wake' ? this.wake(e.sandbox, e.host) : this.containerStopped(e.sandbox, e.host, e.why)));
   }
 
   async stop(): Promise<void> {
@@ -70,6 +70,22 @@ export class MasterReconciler {
   }
 
   /** A manager says the container of `id` stopped: lost, and its names go now. True if it was running there. */
+  /**
+   * A connection reached a paused sandbox created with autoResume (its
+   * host's ingress said so): resumed, once, by the master that took the
+   * event; the ingress waits for it and then serves the connection.
+   */
+  private async wake(id: string, host: string): Promise<void> {
+    const r = await this.store.get(id);
+    if (!r || r.host !== host || r.state !== 'paused' || !r.autoResume) return;
+    try {
+      await this.sandboxes.resume(id);
+      this.log.info({ sandboxId: id }, 'woken by a connection');
+    } catch (err) {
+      this.log.warn({ sandboxId: id, err: describe(err) }, 'waking a paused sandbox failed');
+    }
+  }
+
   async containerStopped(id: string, hostId: string, why: string): Promise<boolean> {
     if (!(await this.store.markLost(id, hostId, why))) return false;
     this.log.warn({ sandboxId: id, hostId, why }, 'sandbox container stopped; marked lost');

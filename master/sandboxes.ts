@@ -27,6 +27,7 @@ export interface CreateRequest {
   git?: GitSource;
   /** A snapshot id: the workspace starts as it. */
   snapshot?: string;
+  autoResume?: boolean;
 }
 
 export type { Created, SandboxView };
@@ -90,6 +91,7 @@ export class Sandboxes {
       metadata: r.metadata,
       ...(r.onTimeout === 'pause' ? { onTimeout: 'pause' as const } : {}),
       ...(r.onIdle === 'pause' ? { onIdle: 'pause' as const } : {}),
+      ...(r.autoResume ? { autoResume: true as const } : {}),
       ...(r.state === 'lost' && r.lostAtMs ? { lostAt: new Date(r.lostAtMs).toISOString(), lostReason: r.lostReason ?? 'unknown' } : {}),
       ...(r.state === 'paused' && r.pauseKind ? { paused: { kind: r.pauseKind, since: new Date(r.pausedAtMs ?? r.stateSinceMs).toISOString(), remainingSeconds: Math.round((r.remainingMs ?? 0) / 1000) } } : {}),
     };
@@ -122,13 +124,13 @@ export class Sandboxes {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       // A fresh id per attempt: a host that failed may still start the old one; the undo below removes it.
       const id = newSandboxId();
-      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal, onTimeout: req.onTimeout, onIdle: req.onIdle, lifetimeMs: timeoutSeconds * 1000 };
+      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal, onTimeout: req.onTimeout, onIdle: req.onIdle, lifetimeMs: timeoutSeconds * 1000, autoResume: req.autoResume };
       const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded));
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
       const [started, named] = await Promise.allSettled([
         this.managers.create(
           slot.managerUrl,
-          { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false as const }), ...(req.env ? { env: req.env } : {}), ...(req.git ? { git: req.git } : {}), ...(req.snapshot ? { snapshot: req.snapshot } : {}) },
+          { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false as const }), ...(req.env ? { env: req.env } : {}), ...(req.git ? { git: req.git } : {}), ...(req.snapshot ? { snapshot: req.snapshot } : {}), ...(req.autoResume ? { autoResume: true as const } : {}) },
           this.config.createTimeoutMs,
         ),
         req.internal ? Promise.resolve() : this.writeNames({ id, address: slot.address }),

@@ -38,6 +38,8 @@ export interface SandboxRecord {
   deletedFrom: SandboxState | null;
   onTimeout: 'delete' | 'pause';
   onIdle: 'delete' | 'pause';
+  /** A connection to it while paused resumes it (through its host's ingress). */
+  autoResume: boolean;
   /** Its time limit, ms: what a sandbox paused by it has again once resumed. */
   lifetimeMs: number | null;
   /** Pausing or paused: how. */
@@ -89,6 +91,7 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     deletedFrom: (h.deletedFrom as SandboxState | undefined) ?? null,
     onTimeout: h.onTimeout === 'pause' ? 'pause' : 'delete',
     onIdle: h.onIdle === 'pause' ? 'pause' : 'delete',
+    autoResume: h.autoResume === '1',
     lifetimeMs: num(h.lifetimeMs),
     pauseKind: (h.pauseKind as PauseKind | undefined) ?? null,
     pausedAtMs: num(h.pausedAtMs),
@@ -141,13 +144,14 @@ export class Store {
    */
   async allocate(
     id: string,
-    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean; onTimeout?: 'delete' | 'pause'; onIdle?: 'delete' | 'pause'; lifetimeMs?: number },
+    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean; onTimeout?: 'delete' | 'pause'; onIdle?: 'delete' | 'pause'; lifetimeMs?: number; autoResume?: boolean },
     excluded: string[] = [],
   ): Promise<{ hostId: string; address: string; managerUrl: string } | null> {
     const extra = ['template', fields.template, 'expiresAtMs', String(fields.expiresAtMs)];
     if (fields.idleSeconds) extra.push('idleSeconds', String(fields.idleSeconds));
     if (fields.onTimeout === 'pause') extra.push('onTimeout', 'pause');
     if (fields.onIdle === 'pause') extra.push('onIdle', 'pause');
+    if (fields.autoResume) extra.push('autoResume', '1');
     if (fields.lifetimeMs) extra.push('lifetimeMs', String(fields.lifetimeMs));
     if (fields.metadata && Object.keys(fields.metadata).length) extra.push('metadata', JSON.stringify(fields.metadata));
     // Marked before the names are written (right after this), so a crash in between leaves a reason to remove them.

@@ -27,6 +27,8 @@ export interface CreateSandboxRequest {
   git?: GitSource;
   /** A snapshot key: the workspace starts as that snapshot's. */
   snapshot?: string;
+  /** Paused, a connection through this host's ingress asks a master to resume it. */
+  autoResume?: boolean;
 }
 
 
@@ -80,6 +82,7 @@ export interface ContainerEntry {
   claimSecret?: string;
   /** The create's `env`, given again to a stopped container's worker at resume. */
   env?: Record<string, string>;
+  autoResume?: true;
   /** false: created with no outbound network (absent: with it); `ip` is the address the host firewall refuses. */
   internet?: false;
   ip?: string;
@@ -110,6 +113,7 @@ export const createSandboxBodySchema = {
     internet: { type: 'boolean' },
     env: sandboxEnvSchema,
     git: gitSchema,
+    autoResume: { type: 'boolean' },
     /** A snapshot's key in the store: its workspace is restored before the worker is claimed. */
     snapshot: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,127}$' },
   },

@@ -41,6 +41,7 @@ export interface SandboxView {
   /** Present when its time limit or its idleness pauses it rather than delete it. */
   onTimeout?: 'pause';
   onIdle?: 'pause';
+  autoResume?: true;
   /** A paused sandbox: how, since when, and the time it has left once resumed (its time limit is suspended). */
   paused?: { kind: PauseKind; since: string; remainingSeconds: number };
   /** A lost sandbox: since when, and why (its container stopped, its host went silent). */
@@ -105,6 +106,8 @@ export const createBodySchema = {
     onTimeout: { type: 'string', enum: ['delete', 'pause'] },
     /** What idleSeconds without activity does: likewise. */
     onIdle: { type: 'string', enum: ['delete', 'pause'] },
+    /** Paused, a connection to its name (through its host's TLS ingress) resumes it and is served once it runs. */
+    autoResume: { type: 'boolean' },
     /** The environment of its terminals and processes (not of the agent's own settings). */
     env: sandboxEnvSchema,
     /** A repository cloned into its workspace before the create answers (422 GIT_FAILED with git's message when it cannot be). */

@@ -216,6 +216,31 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.type(((await health.body.json()) as { idleMs: number }).idleMs, 'number');
   });
 
+  t.test('autoResume: a connection to a paused sandbox\'s name wakes it and is served; without autoResume it is refused', async (t) => {
+    const res = await call('POST', '/v1/sandboxes', { template: 'node', autoResume: true });
+    t.equal(res.status, 201, JSON.stringify(res.body));
+    t.equal(res.body.autoResume, true);
+    const c = await open(res.body.url, res.body.token);
+    const { procId } = await c.call('proc.run', { command: 'node', args: ['-e', 'let n = 0; setInterval(() => console.log(++n), 50)'] });
+    await c.close();
+    for (const memory of [true, false]) {
+      t.equal((await call('POST', `/v1/sandboxes/${res.body.id}/pause`, { memory })).body.state, 'paused');
+      const t0 = performance.now();
+      const woken = await open(res.body.url, res.body.token);
+      const ms = performance.now() - t0;
+      t.comment(`a connection that woke a sandbox paused ${memory ? 'with memory' : 'stopped'}: connected after ${ms.toFixed(0)} ms`);
+      t.equal((await woken.runToEnd({ command: 'echo', args: ['awake'] })).stdout.trim(), 'awake', `served once it runs (paused ${memory ? 'with memory' : 'stopped'})`);
+      if (memory) t.equal((await woken.call('proc.attach', { procId })).exit, null, 'its program goes on');
+      await woken.close();
+      t.equal((await call('GET', `/v1/sandboxes/${res.body.id}`)).body.state, 'running', 'the master has it running');
+    }
+    const plain = await call('POST', '/v1/sandboxes', { template: 'node' });
+    await call('POST', `/v1/sandboxes/${plain.body.id}/pause`, {});
+    t.match((await probe(`${plain.body.id}.sandbox.test`)).text, /^HTTP\/1\.1 404 /, 'a paused sandbox without autoResume is not woken');
+    t.equal((await call('GET', `/v1/sandboxes/${plain.body.id}`)).body.state, 'paused');
+    for (const id of [res.body.id, plain.body.id]) t.equal((await call('DELETE', `/v1/sandboxes/${id}`)).status, 200);
+  });
+
   t.test('a deleted sandbox\'s name is refused by the ingress', async (t) => {
     t.equal((await call('DELETE', `/v1/sandboxes/${sb.id}`)).status, 200);
     await sleep(100);

@@ -27,6 +27,9 @@ interface LostHost {
  * creates on full hosts starts one host, then another only if that one
  * fills up too. A host found lost goes to its provider (handleLostHosts).
  */
+/** How long after a launched host registered the creates waiting for it try it before another host is launched. */
+const REGISTERED_GRACE_MS = 2000;
+
 export class Scaler {
   private readonly owner = randomBytes(8).toString('hex');
   private launching: Promise<void> | null = null;
@@ -36,6 +39,7 @@ export class Scaler {
   private readonly lost = new Map<string, LostHost>();
   private readonly now: () => number;
   launches = 0;
+  private registeredAtMs = 0;
   /** Lost hosts by what was done about them, each host counted once per loss (for the metrics). */
   readonly lostHosts: Record<Exclude<LostHostAction, 'none'>, number> = { restarted: 0, terminated: 0, reported: 0 };
 
@@ -57,7 +61,9 @@ export class Scaler {
     let pause = 50;
     while (Date.now() < deadline) {
       if (this.refusal && this.refusal.untilMs > Date.now()) throw this.refusal.err;
-      if (!this.launching && (await this.store.tryScaleOutLock(this.owner, this.opts.waitMs))) {
+      // A host that has just registered gets a moment to be admitted and allocated from before another is launched.
+      const settling = Date.now() - this.registeredAtMs < REGISTERED_GRACE_MS;
+      if (!this.launching && !settling && (await this.store.tryScaleOutLock(this.owner, this.opts.waitMs))) {
         this.launching = this.launchOne().finally(() => (this.launching = null));
       }
       await sleep(pause);
@@ -80,6 +86,7 @@ export class Scaler {
         const h = (await this.store.hosts()).find((x) => x.hostId === host.hostId);
         if (h?.alive) {
           this.log.info({ hostId: host.hostId, ms: Date.now() - started }, 'scale-out: host registered');
+          this.registeredAtMs = Date.now();
           return;
         }
         await sleep(100);

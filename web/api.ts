@@ -60,6 +60,14 @@ export class MasterApi {
     return this.call<SandboxView>('GET', `/v1/sandboxes/${encodeURIComponent(id)}`);
   }
 
+  pause(id: string): Promise<SandboxView> {
+    return this.call<SandboxView>('POST', `/v1/sandboxes/${encodeURIComponent(id)}/pause`, {});
+  }
+
+  resume(id: string): Promise<SandboxView> {
+    return this.call<SandboxView>('POST', `/v1/sandboxes/${encodeURIComponent(id)}/resume`, {});
+  }
+
   delete(id: string): Promise<{ id: string; deleted: boolean }> {
     return this.call('DELETE', `/v1/sandboxes/${encodeURIComponent(id)}`);
   }

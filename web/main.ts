@@ -122,7 +122,17 @@ function route(): void {
     renderList();
     return;
   }
-  session = new Session(id, { api, fresh: fresh?.id === id, created: fresh?.id === id ? fresh.view : undefined, onGone });
+  session = new Session(id, {
+    api,
+    fresh: fresh?.id === id,
+    created: fresh?.id === id ? fresh.view : undefined,
+    onGone,
+    reopen: () => {
+      session?.dispose();
+      session = null;
+      route();
+    },
+  });
   fresh = null;
   void session.start();
   renderList();

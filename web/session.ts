@@ -23,6 +23,8 @@ export interface SessionOptions {
   /** The create's answer when `fresh`: the sandbox as the master sees it, so connecting need not wait for a GET. */
   created?: SandboxView;
   onGone(id: string, reason: string, view: SandboxView | null): void;
+  /** Open this sandbox afresh (after a resume). */
+  reopen?(): void;
 }
 
 const SAVE_TEXT: Record<SaveState, string> = { saved: 'saved', unsaved: 'edited', saving: 'saving…', error: 'not saved', none: '' };
@@ -68,6 +70,7 @@ export class Session {
     const on = (id: string, fn: () => void) => byTestId(id).addEventListener('click', fn, { signal: this.abort.signal });
     on('run', () => void this.run());
     on('delete', () => void this.delete());
+    on('pause', () => void this.pauseOrResume());
     on('new-file', () => this.toggleNewFile());
     byTestId('new-file-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -82,6 +85,7 @@ export class Session {
 
   async start(): Promise<void> {
     document.body.dataset.view = 'sandbox';
+    byTestId('pause').textContent = 'Pause';
     this.setButtons(false);
     byTestId('hostname').textContent = this.id;
     this.status.set('connecting', 'looking up the sandbox…');
@@ -92,6 +96,17 @@ export class Session {
       if (!this.watch.view) await new Promise((r) => setTimeout(r, 3000));
     }
     this.template = this.watch.view.template;
+    if (this.watch.view.state === 'paused') {
+      // Opened while paused: brought back first (its frozen programs go on), then connected as usual.
+      this.status.set('resuming', 'resuming the paused sandbox…');
+      try {
+        this.watch.view = await this.opts.api.resume(this.id);
+      } catch (err) {
+        this.status.set('error', 'resume failed');
+        notice('The master did not resume the sandbox', 'error', (err as Error).message);
+        return;
+      }
+    }
     const saved = store.sandbox(this.id);
     if (!saved) {
       this.status.set('error', 'no token for this sandbox');
@@ -230,6 +245,37 @@ export class Session {
       notice(`Could not create ${path}`, 'error', (err as Error).message);
     }
   }
+
+  /**
+   * Pause: the editor saved, the sandbox frozen (the worker too, so the
+   * connection is closed first, not left to time out), the button offering
+   * Resume, which reopens the sandbox where it was.
+   */
+  private async pauseOrResume(): Promise<void> {
+    const button = byTestId('pause') as HTMLButtonElement;
+    button.disabled = true;
+    try {
+      if (this.paused) {
+        this.status.set('resuming', 'resuming…');
+        await this.opts.api.resume(this.id);
+        this.opts.reopen?.();
+        return;
+      }
+      await this.editor.flush().catch(() => {});
+      this.paused = true;
+      this.socket?.stop();
+      this.setButtons(false);
+      await this.opts.api.pause(this.id);
+      this.status.set('paused', 'paused: its programs are frozen and its time limit waits');
+      button.textContent = 'Resume';
+    } catch (err) {
+      notice(this.paused ? 'The master did not pause the sandbox' : 'The master did not resume the sandbox', 'error', (err as Error).message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  private paused = false;
 
   private async delete(): Promise<void> {
     if (!confirm(`Delete sandbox ${this.id}? Its files and processes go with it.`)) return;

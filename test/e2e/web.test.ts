@@ -288,6 +288,22 @@ if (ready) {
     t.notMatch(preview.url(), 'omega_token', 'the worker took the token out of the address');
   });
 
+  t.test('Pause, then Resume: the same shell goes on', async (t) => {
+    await page.bringToFront();
+    await page.locator(testid('pause')).click();
+    await waitIn(page, 'status paused', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'paused', null);
+    t.equal((await api('GET', `/v1/sandboxes/${id}`)).body.state, 'paused', 'the master has it paused');
+    t.equal(await page.locator(testid('pause')).innerText(), 'Resume');
+    await page.locator(testid('pause')).click();
+    await waitIn(page, 'connected again', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'connected', null);
+    t.equal((await api('GET', `/v1/sandboxes/${id}`)).body.state, 'running');
+    await page.locator(`${testid('terminal')} .xterm`).click();
+    await page.keyboard.press('Control+C');
+    await page.keyboard.type('echo resumed-$((6*7))\n');
+    await waitIn(page, 'the resumed terminal to take input', () => document.querySelector('[data-testid="terminal"] .xterm-rows')?.textContent?.includes('resumed-42'), null);
+    t.pass('the shell from before the pause answers');
+  });
+
   t.test('delete: both tabs say gone', async (t) => {
     await page.bringToFront();
     page.once('dialog', (d) => void d.accept());

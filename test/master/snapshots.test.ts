@@ -28,7 +28,9 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
   ] as const) {
     t.test(`snapshots in ${name}: taken, listed, restored into a new sandbox, deleted`, async (t) => {
       const dns = await startDns(t, redis);
-      await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node,python', OMEGA_POOL_SIZE: '0', ...env });
+      // Two hosts: the sandbox made from the snapshot lands on the other one (the least loaded), as after losing a host.
+      const hostA = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node,python', OMEGA_POOL_SIZE: '0', ...env });
+      const hostB = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node,python', OMEGA_POOL_SIZE: '0', ...env });
       const { call } = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node,python', ...env });
       const res = await call('POST', '/v1/sandboxes', { template: 'node' });
       t.equal(res.status, 201, JSON.stringify(res.body));
@@ -51,6 +53,8 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
 
       const from = await call('POST', '/v1/sandboxes', { template: 'node', snapshot: snap.body.id });
       t.equal(from.status, 201, JSON.stringify(from.body));
+      t.not(from.body.host, res.body.host, 'restored on the other host');
+      t.ok([hostA.hostId, hostB.hostId].includes(from.body.host));
       const b = await connectWorker(t, `ws://127.0.0.1:${from.body.port}/`, from.body.token);
       const check = await b.runToEnd({ command: 'sh', args: ['-c', 'exec 2>&1; cd /workspace && node link.js && readlink link.js && stat -c "%a %u:%g" tool.sh src/app.js && ./tool.sh && stat -c %s sparse.bin && du -k sparse.bin | cut -f1 && cat deep/a/b/c'] });
       const lines = check.stdout.trim().split('\n');

@@ -7,7 +7,7 @@ import t from 'tap';
 import { createRedis } from '../../src/redis/connection.js';
 import { hostKeys } from '../../src/redis/keys.js';
 import { startDns } from '../helpers/dns.js';
-import { dockerInspect, requireDocker } from '../helpers/docker.js';
+import { dockerInspect, removeHostContainers, requireDocker } from '../helpers/docker.js';
 import { startManager } from '../helpers/manager.js';
 import { startMaster } from '../helpers/master.js';
 import { sleep } from '../helpers/ports.js';
@@ -19,6 +19,8 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
   t.teardown(() => redis.destroy());
   const dns = await startDns(t, redis);
   const m = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node' });
+  // What a failing test leaves (its deletes not reached), removed all the same.
+  t.teardown(() => removeHostContainers(m.hostId));
   const { call, server } = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node' });
   const other = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node' });
   const rc = createRedis(redis.url);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { startDns } from '../helpers/dns.js';
-import { requireDocker } from '../helpers/docker.js';
+import { removeHostContainers, requireDocker } from '../helpers/docker.js';
 import { startManager } from '../helpers/manager.js';
 import { startMaster } from '../helpers/master.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -31,6 +31,11 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
       // Two hosts: the sandbox made from the snapshot lands on the other one (the least loaded), as after losing a host.
       const hostA = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node,python', OMEGA_POOL_SIZE: '0', ...env });
       const hostB = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node,python', OMEGA_POOL_SIZE: '0', ...env });
+      // What a failing test leaves (its deletes not reached), removed all the same.
+      t.teardown(() => {
+        removeHostContainers(hostA.hostId);
+        removeHostContainers(hostB.hostId);
+      });
       const { call } = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node,python', ...env });
       const res = await call('POST', '/v1/sandboxes', { template: 'node' });
       t.equal(res.status, 201, JSON.stringify(res.body));

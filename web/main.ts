@@ -84,19 +84,22 @@ function renderList(): void {
         'li',
         { className: s.id === current ? 'current' : '' },
         el('a', { text: s.id, attrs: { href: `#${s.id}` }, testid: `sandbox-${s.id}` }),
-        el('span', { className: 'muted', text: ` ${s.template} · ${new Date(s.createdAt).toLocaleTimeString()}` }),
+        el('span', { className: 'muted', text: ` ${s.template} · ${new Date(s.createdAt).toLocaleTimeString()}${states.get(s.id) === 'paused' ? ' · paused' : ''}` }),
       ),
     ),
   );
   if (!saved.length) list.append(el('li', { className: 'muted', text: 'None yet.' }));
 }
 
+/** The state the master last gave for each listed sandbox (the list says which are paused). */
+const states = new Map<string, string>();
+
 /** Forget the sandboxes the master no longer has (their tokens are useless now). */
 async function pruneList(): Promise<void> {
   await Promise.all(
     store.sandboxes().map(async (s) => {
       try {
-        await api.get(s.id);
+        states.set(s.id, (await api.get(s.id)).state);
       } catch (err) {
         if (err instanceof ApiError && err.status === 404) store.forgetSandbox(s.id);
       }

@@ -294,6 +294,12 @@ if (ready) {
     await waitIn(page, 'status paused', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'paused', null);
     t.equal((await api('GET', `/v1/sandboxes/${id}`)).body.state, 'paused', 'the master has it paused');
     t.equal(await page.locator(testid('pause')).innerText(), 'Resume');
+    // A page loaded now (the welcome page, which opens nothing) lists it as paused.
+    const lister = await context.newPage();
+    await lister.goto(`${up.masterUrl}/`);
+    await waitIn(lister, 'the list to say paused', (sid) => document.querySelector(`[data-testid="sandbox-${sid}"]`)?.parentElement?.textContent?.includes('paused'), id);
+    t.pass('the sandbox list says it is paused');
+    await lister.close();
     await page.locator(testid('pause')).click();
     await waitIn(page, 'connected again', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'connected', null);
     t.equal((await api('GET', `/v1/sandboxes/${id}`)).body.state, 'running');

@@ -4,13 +4,13 @@
  * sandboxes reach neither the host nor private addresses) beside the same
  * create without it, warm pool, through the master, in the same run.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { request } from 'undici';
-import { otherMachine } from '../test/helpers/netns.js';
+import { otherMachine, serveGit } from '../test/helpers/netns.js';
 import { TestRedis } from '../test/helpers/redis.js';
 import { startStack } from './stack.js';
 
@@ -35,17 +35,7 @@ async function main(): Promise<void> {
   git(work, 'commit', '-q', '-m', 'a thousand files');
   git(dir, 'clone', '-q', '--bare', work, join(dir, 'repo.git'));
   const other = otherMachine(t, 18096);
-  const daemon = spawn('ip', ['netns', 'exec', other.ns, 'git', 'daemon', '--reuseaddr', '--export-all', `--base-path=${dir}`, `--listen=${other.public}`, '--port=9418', dir], { stdio: 'ignore' });
-  cleanups.push(() => daemon.kill());
-  const url = `git://${other.public}:9418/repo.git`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      execFileSync('git', ['ls-remote', url], { stdio: 'ignore', timeout: 2000 });
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const url = await serveGit(t, other, dir, 'repo.git');
   const redis = await TestRedis.create();
   const stack = await startStack(redis.url, { manager: { OMEGA_TEMPLATES: 'node', OMEGA_POOL_SIZE: '1' }, master: { OMEGA_TEMPLATES: 'node' } });
   try {

@@ -153,14 +153,14 @@ export const managerSettings = {
     env: 'OMEGA_SANDBOX_DISK_MB',
     flag: 'sandbox-disk-mb',
     description: 'Size of a sandbox\'s /workspace (its own filesystem: writing past it fails with ENOSPC), for every template or per template (2048,python=512: python 512, the others 2048); 0: a plain volume on the host\'s disk, unlimited',
-    default: 1024 as Record<string, number> | number,
+    default: { all: 1024, each: {} } as { all?: number; each: Record<string, number> },
     defaultText: '1024',
     parse: (raw: string) => {
       const v = defaultAndPerTemplate(raw);
       for (const n of [v.all, ...Object.values(v.each)]) if (n !== undefined && n !== 0 && (n < 16 || n > 1_048_576)) throw new Error('a size must be 0 (unlimited) or 16 to 1048576 MB');
-      return v.all !== undefined && Object.keys(v.each).length === 0 ? v.all : { ...v.each, ...(v.all !== undefined ? { '*': v.all } : {}) };
+      return v;
     },
-  } satisfies Setting<Record<string, number> | number>,
+  } satisfies Setting<{ all?: number; each: Record<string, number> }>,
   workspaceImageDir: {
     env: 'OMEGA_WORKSPACE_IMAGE_DIR',
     flag: 'workspace-image-dir',
@@ -203,7 +203,7 @@ export function loadConfig(opts: LoadOptions): ManagerConfig {
   const poolSize: Record<string, number> = {};
   for (const t of s.templates) poolSize[t] = typeof s.poolSize === 'number' ? s.poolSize : (s.poolSize[t] ?? 0);
   const diskMb: Record<string, number> = {};
-  for (const t of s.templates) diskMb[t] = typeof s.diskMb === 'number' ? s.diskMb : ((s.diskMb as Record<string, number>)[t] ?? (s.diskMb as Record<string, number>)['*'] ?? 1024);
+  for (const t of s.templates) diskMb[t] = s.diskMb.each[t] ?? s.diskMb.all ?? 1024;
   return Object.freeze({
     ...s,
     hostId: s.hostId ?? s.hostIp,

@@ -5,7 +5,7 @@ import { once, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { splitPortLabel } from '../src/protocol/dns.js';
 import { proxyLine } from '../src/protocol/proxy.js';
-import { ConnectionCounts } from '../src/throttle.js';
+import { ConnectionCounts, refusalWarner } from '../src/throttle.js';
 import type { CertBundle } from '../src/tls/bundle.js';
 
 /**
@@ -68,8 +68,7 @@ export class Ingress implements Component {
   private readonly refused = new WeakMap<object, Refusal>();
   private readonly sockets = new Set<net.Socket>();
   private readonly perSource = new ConnectionCounts();
-  private refusedPerSource = 0;
-  private warnedAtMs = 0;
+  private readonly refusedPerSource: (source: string) => void;
   /** Raw sockets whose handshake has not finished, by peer address:port. */
   private readonly raw = new Map<string, net.Socket>();
   private hasCertificate = false;
@@ -89,6 +88,7 @@ export class Ingress implements Component {
     this.tlsServer.on('tlsClientError', (err, s) => this.clientError(err, s));
     this.front = net.createServer({ noDelay: true }, (s) => this.accept(s));
     this.front.maxConnections = opts.maxConnections;
+    this.refusedPerSource = refusalWarner((f) => this.log.warn(f, 'ingress: refusing connections past the per-source limit'), opts.maxConnectionsPerSource);
   }
 
   /** Serve this certificate to new handshakes; open connections keep theirs (nothing drops). */
@@ -118,11 +118,7 @@ export class Ingress implements Component {
     const source = s.remoteAddress ?? '';
     if (!this.perSource.tryOpen(source, this.opts.maxConnectionsPerSource)) {
       s.destroy();
-      this.refusedPerSource++;
-      if (Date.now() - this.warnedAtMs > 10_000) {
-        this.warnedAtMs = Date.now();
-        this.log.warn({ source, refused: this.refusedPerSource, limit: this.opts.maxConnectionsPerSource }, 'ingress: refusing connections past the per-source limit');
-      }
+      this.refusedPerSource(source);
       return;
     }
     s.once('close', () => this.perSource.close(source));

@@ -43,7 +43,7 @@ export class Sandboxes {
   }
 
   isInflight(containerOrSandbox: string): boolean {
-    return this.inflight.has(containerOrSandbox) || this.deleting.has(containerOrSandbox) || this.startingContainers.has(containerOrSandbox);
+    return this.inflight.has(containerOrSandbox) || this.deleting.has(containerOrSandbox) || this.changes.has(containerOrSandbox) || this.startingContainers.has(containerOrSandbox);
   }
 
   private readonly startingContainers = new Set<string>();
@@ -277,7 +277,8 @@ export class Sandboxes {
    * row that says running changes; false otherwise.
    */
   async exited(id: string, containerId: string, why: string): Promise<boolean> {
-    if (this.deleting.has(id)) return false;
+    // Its own delete, pause or resume stops it: not a crash.
+    if (this.deleting.has(id) || this.changes.has(id)) return false;
     const entry = await this.registry.get(id);
     if (!entry || entry.containerId !== containerId || entry.state !== 'running') return false;
     await this.registry.report(id, { ...entry, state: 'exited', exitedAtMs: Date.now(), why }, { state: 'exited', why });
@@ -408,14 +409,10 @@ export class Sandboxes {
       () => undefined,
     );
     this.changes.set(id, settled);
-    this.deleting.add(id);
     try {
       return await p;
     } finally {
-      if (this.changes.get(id) === settled) {
-        this.changes.delete(id);
-        this.deleting.delete(id);
-      }
+      if (this.changes.get(id) === settled) this.changes.delete(id);
     }
   }
 

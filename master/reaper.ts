@@ -2,7 +2,7 @@ import { Periodic } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import type { Sandboxes } from './sandboxes.js';
 import { describe } from './sandboxes.js';
-import type { Store } from './store.js';
+import type { SandboxRecord, Store } from './store.js';
 import type { WorkerAddress, WorkerRoutes } from './worker-route.js';
 
 /** A host that does not say its heartbeat TTL (an older manager): the managers' default. */
@@ -70,7 +70,7 @@ export class Reaper {
     for (const id of await this.store.expired(Date.now())) {
       if (!(await this.store.claimExpired(id))) continue; // another master has it
       try {
-        await this.end(id, 'onTimeout', 'expired');
+        await this.end(id, await this.store.get(id), 'onTimeout', 'expired');
         done.push(id);
       } catch (err) {
         this.log.warn({ sandboxId: id, err: describe(err) }, 'expiry failed; the reconciler finishes the delete');
@@ -90,7 +90,7 @@ export class Reaper {
         if (idleMs === null || idleMs < r.idleSeconds * 1000) return;
         if (!(await this.store.claimExpired(r.id))) return;
         try {
-          await this.end(r.id, 'onIdle', 'idle');
+          await this.end(r.id, r, 'onIdle', 'idle');
           done.push(r.id);
         } catch (err) {
           this.log.warn({ sandboxId: r.id, err: describe(err) }, 'idle delete failed; the reconciler finishes the delete');
@@ -105,8 +105,7 @@ export class Reaper {
    * memory when it was created so (then it has its whole lifetime again once
    * resumed). Its expiry was claimed first, so one master does this.
    */
-  private async end(id: string, rule: 'onTimeout' | 'onIdle', why: string): Promise<void> {
-    const r = await this.store.get(id);
+  private async end(id: string, r: SandboxRecord | null, rule: 'onTimeout' | 'onIdle', why: string): Promise<void> {
     if (r?.[rule] === 'pause') {
       await this.sandboxes.pause(id, 'memory', { timeLeftMs: r.lifetimeMs ?? undefined, why });
       return;

@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { ERRORS, OmegaError } from './errors.js';
 import type { Logger } from './log.js';
 import { isRedisUnavailable } from './redis/connection.js';
-import { FailureLimiter, limitConnectionsPerSource } from './throttle.js';
+import { FailureLimiter, limitConnectionsPerSource, refusalWarner } from './throttle.js';
 
 /**
  * A fastify instance with Omega's error envelope:
@@ -27,16 +27,8 @@ export function createHttpApp(log: Logger, opts: { https?: boolean; maxConnectio
     bodyLimit: 1 << 20,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
-  let refused = 0;
-  let warnedAtMs = 0;
-  limitConnectionsPerSource(app.server, opts.maxConnectionsPerSource ?? 0, (source) => {
-    refused++;
-    // One line per 10 s at most, however hard someone knocks.
-    if (Date.now() - warnedAtMs < 10_000) return;
-    warnedAtMs = Date.now();
-    log.warn({ source, refused, limit: opts.maxConnectionsPerSource }, 'refusing connections past the per-source limit');
-    refused = 0;
-  });
+  const limit = opts.maxConnectionsPerSource ?? 0;
+  limitConnectionsPerSource(app.server, limit, refusalWarner((f) => log.warn(f, 'refusing connections past the per-source limit'), limit));
   app.addHook('onResponse', async (req, reply) => {
     req.log.debug({ method: req.method, url: req.routeOptions.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
   });

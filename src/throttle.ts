@@ -92,6 +92,23 @@ export function limitConnectionsPerSource(server: Server, perSource: number, onR
   return counts;
 }
 
+/**
+ * What to call for each connection refused past a per-source limit: one
+ * warning per `everyMs` at most, however hard someone knocks, saying how
+ * many were refused since the last one.
+ */
+export function refusalWarner(warn: (fields: { source: string; refused: number; limit: number }) => void, limit: number, everyMs = 10_000): (source: string) => void {
+  let refused = 0;
+  let warnedAtMs = 0;
+  return (source) => {
+    refused++;
+    if (Date.now() - warnedAtMs < everyMs) return;
+    warnedAtMs = Date.now();
+    warn({ source, refused, limit });
+    refused = 0;
+  };
+}
+
 /** Open connections per source. */
 export class ConnectionCounts {
   private readonly open = new Map<string, number>();

@@ -261,6 +261,7 @@ export class Session {
         this.opts.reopen?.();
         return;
       }
+      // A save that fails shows as "not saved" in the editor (onSaveState); the pause goes on regardless.
       await this.editor.flush().catch(() => {});
       this.paused = true;
       this.socket?.stop();

@@ -9,6 +9,13 @@ const json: OptionSpec = { type: 'boolean', description: 'Print the master\'s JS
 
 const printJson = (io: Io, value: unknown) => io.out(JSON.stringify(value, null, 2));
 
+/** One sandbox as the master's JSON (--json) or a field a line; the command is done. */
+function printSandbox(ctx: Context, s: SandboxView): number {
+  if (ctx.values.json) printJson(ctx.io, s);
+  else ctx.io.out(sandboxFields(s, { color: ctx.io.color }));
+  return EXIT.ok;
+}
+
 function wholeNumber(ctx: Context, flag: string): number | undefined {
   const raw = ctx.values[flag];
   if (raw === undefined) return undefined;
@@ -82,9 +89,7 @@ const get: Command = {
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     const s = await ctx.client.get(ctx.positionals[0]!);
-    if (ctx.values.json) printJson(ctx.io, s);
-    else ctx.io.out(sandboxFields(s, { color: ctx.io.color }));
-    return EXIT.ok;
+    return printSandbox(ctx, s);
   },
 };
 
@@ -140,9 +145,7 @@ const pause: Command = {
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     const s = await ctx.client.pause(ctx.positionals[0]!, !ctx.values.stop);
-    if (ctx.values.json) printJson(ctx.io, s);
-    else ctx.io.out(sandboxFields(s, { color: ctx.io.color }));
-    return EXIT.ok;
+    return printSandbox(ctx, s);
   },
 };
 
@@ -153,9 +156,7 @@ const resume: Command = {
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     const s = await ctx.client.resume(ctx.positionals[0]!);
-    if (ctx.values.json) printJson(ctx.io, s);
-    else ctx.io.out(sandboxFields(s, { color: ctx.io.color }));
-    return EXIT.ok;
+    return printSandbox(ctx, s);
   },
 };
 

@@ -56,8 +56,12 @@ export async function writeArchive(dir: string, store: SnapshotStore, key: strin
     return put;
   } catch (err) {
     tar.kill('SIGKILL');
-    await store.delete(key).catch(() => undefined);
-    throw new OmegaError('SNAPSHOT_FAILED', `writing the workspace to ${store.shown} failed: ${(err as Error).message}`, { cause: err });
+    // Half an archive must not stay under the key; if it cannot be removed, the error says so too.
+    const left = await store.delete(key).then(
+      () => '',
+      (e: unknown) => `; removing what was written failed too: ${(e as Error).message}`,
+    );
+    throw new OmegaError('SNAPSHOT_FAILED', `writing the workspace to ${store.shown} failed: ${(err as Error).message}${left}`, { cause: err });
   }
 }
 

@@ -1,7 +1,7 @@
 import { TEMPLATE_NAME_PATTERN } from '../protocol/master.js';
 import { parseRedisUrl } from '../redis/url.js';
 import { parseSnapshotStoreUrl } from '../snapshot-url.js';
-import { bool, oneOf, safeUrl, str, type Setting } from './settings.js';
+import { bool, int, oneOf, safeUrl, str, type Setting } from './settings.js';
 
 /** Settings every program shares. */
 export const commonSettings = {
@@ -39,11 +39,7 @@ export const commonSettings = {
     flag: 'max-connections-per-source',
     description: 'Connections one address may hold open at once to this program\'s API (more are closed at once); 0: no limit',
     default: 256,
-    parse: (raw: string) => {
-      const n = Number(raw);
-      if (!Number.isInteger(n) || n < 0 || n > 1_000_000) throw new Error('must be a whole number from 0 to 1000000');
-      return n;
-    },
+    parse: int(0, 1_000_000),
   } satisfies Setting<number>,
 };
 

@@ -66,3 +66,25 @@ export const CONNECT_PROBE = `
     s.on('timeout', () => { s.destroy(); done('TIMEOUT'); });
     s.on('error', (e) => done(e.code));
   }))).then((r) => console.log(JSON.stringify(r)));`;
+
+/**
+ * git daemon serving the bare repositories under `baseDir` on the other
+ * machine's internet address (sandboxes reach neither the host nor private
+ * addresses), stopped at teardown; resolves once `repo` answers ls-remote,
+ * with its git:// URL.
+ */
+export async function serveGit(t: Test, m: OtherMachine, baseDir: string, repo: string): Promise<string> {
+  const daemon = spawn('ip', ['netns', 'exec', m.ns, 'git', 'daemon', '--reuseaddr', '--export-all', `--base-path=${baseDir}`, `--listen=${m.public}`, '--port=9418', baseDir], { stdio: 'ignore' });
+  t.teardown(() => daemon.kill());
+  const url = `git://${m.public}:9418/${repo}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      execFileSync('git', ['ls-remote', url], { stdio: 'ignore', timeout: 2000 });
+      return url;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`git daemon did not serve ${url} within 10 s`, { cause: err });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

@@ -5,7 +5,7 @@
 // the create's env reaches the sandbox's programs. The git daemon runs on an
 // "internet" address in a network namespace of the test's own: a sandbox
 // reaches neither the host nor private addresses.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { startDns } from '../helpers/dns.js';
 import { removeHostContainers, requireDocker } from '../helpers/docker.js';
 import { startManager } from '../helpers/manager.js';
 import { startMaster } from '../helpers/master.js';
-import { otherMachine } from '../helpers/netns.js';
+import { otherMachine, serveGit } from '../helpers/netns.js';
 import { waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
 import { connectWorker } from '../helpers/worker-client.js';
@@ -38,17 +38,7 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
   git(dir, 'clone', '-q', '--bare', work, join(dir, 'repo.git'));
 
   const other = otherMachine(t, 18097);
-  const daemon = spawn('ip', ['netns', 'exec', other.ns, 'git', 'daemon', '--reuseaddr', '--export-all', `--base-path=${dir}`, `--listen=${other.public}`, '--port=9418', dir], { stdio: 'ignore' });
-  t.teardown(() => daemon.kill());
-  const url = `git://${other.public}:9418/repo.git`;
-  await waitFor('the git daemon', () => {
-    try {
-      execFileSync('git', ['ls-remote', url], { stdio: 'ignore', timeout: 2000 });
-      return true;
-    } catch {
-      return false;
-    }
-  }, 10_000, 100);
+  const url = await serveGit(t, other, dir, 'repo.git');
 
   const redis = await TestRedis.create();
   t.teardown(() => redis.destroy());

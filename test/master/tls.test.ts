@@ -2,21 +2,15 @@
 // master over https, a host's ingress routing by name to the sandbox's worker,
 // names resolved at Omega's DNS server, every client trusting only that CA.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { workerAddressOf } from '../../master/worker-route.js';
-import { createLocalCa } from '../../src/tls/local-ca.js';
-import { startDns, zoneLookup } from '../helpers/dns.js';
-import { requireDocker, releaseWorkspaceImages } from '../helpers/docker.js';
-import { quickLocalManagers, startMaster } from '../helpers/master.js';
-import { freePort, sleep, waitFor } from '../helpers/ports.js';
-import { TestRedis } from '../helpers/redis.js';
-import { connectWorker, type TestClient } from '../helpers/worker-client.js';
+import { requireDocker } from '../helpers/docker.js';
+import { quickLocalManagers } from '../helpers/master.js';
+import { sleep, waitFor } from '../helpers/ports.js';
+import { startTlsStack } from '../helpers/tls-stack.js';
 
 const HOST = '127.0.0.70';
 
@@ -25,51 +19,14 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
   process.env.OMEGA_INGRESS_HANDSHAKE_TIMEOUT_MS = '700';
   process.env.OMEGA_TLS_RELOAD_INTERVAL_MS = '200';
 
-  const dir = mkdtempSync(join(tmpdir(), 'omega-tls-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const ca = await createLocalCa('Omega test CA');
-  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
-  writeFileSync(join(dir, 'ca-key.pem'), ca.keyPem, { mode: 0o600 });
-
-  const redis = await TestRedis.create();
-  t.teardown(() => redis.destroy());
-  const dns = await startDns(t, redis);
-  const ingressPort = await freePort();
-  const { server, call } = await startMaster(
-    t,
-    redis,
-    dns,
-    {
-      OMEGA_TLS: 'local',
-      OMEGA_TLS_CA_CERT_FILE: join(dir, 'ca.pem'),
-      OMEGA_TLS_CA_KEY_FILE: join(dir, 'ca-key.pem'),
-      OMEGA_PROVIDER: 'local',
-      OMEGA_LOCAL_FIRST_ADDRESS: HOST,
-      OMEGA_LOCAL_MAX_HOSTS: '1',
-      OMEGA_LOCAL_CAPACITY: '4',
-      OMEGA_LOCAL_POOL_SIZE: 'node=1,python=0',
-      OMEGA_LOCAL_MANAGER_PORT: String(await freePort()),
-      OMEGA_LOCAL_INGRESS_PORT: String(ingressPort),
-      OMEGA_TEMPLATES: 'node',
-      OMEGA_IDLE_CHECK_INTERVAL_MS: '300',
-      OMEGA_SCALE_OUT_WAIT_MS: '30000',
-    },
-    { ca: ca.certPem },
-  );
-  t.teardown(() => {
-    const ids = execFileSync('docker', ['ps', '-aq', '--filter', `label=omega.host=${HOST}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
-    if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
-    const volumes = execFileSync('docker', ['volume', 'ls', '-q', '--filter', `label=omega.host=${HOST}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
-    if (volumes.length) execFileSync('docker', ['volume', 'rm', '-f', ...volumes], { stdio: 'ignore' });
-    releaseWorkspaceImages(HOST);
+  const { ca, server, call, ingressPort, lookup, open } = await startTlsStack(t, HOST, {
+    OMEGA_LOCAL_POOL_SIZE: 'node=1,python=0',
+    OMEGA_TEMPLATES: 'node',
+    OMEGA_IDLE_CHECK_INTERVAL_MS: '300',
   });
-
-  /** Name lookups through Omega's DNS server only, as a client pointed at it would make them. */
-  const lookup = zoneLookup(dns.port);
   /** Only the test CA is trusted: no system roots, no exceptions. */
   const trusting = new Agent({ connect: { ca: ca.certPem, lookup: lookup as any } });
   t.teardown(() => trusting.close());
-  const open = (url: string, token: string | null): Promise<TestClient> => connectWorker(null, url, token, 'header', { ca: ca.certPem, lookup: lookup as any });
 
   /** One raw request over TLS to the ingress: what it answered, and the certificate it showed. */
   const probe = (servername: string | undefined, host = servername ?? HOST) =>

@@ -44,6 +44,7 @@ t.test('a malformed PROXY line closes the connection', async (t) => {
     let text = '';
     s.on('data', (d) => (text += d));
     s.on('close', () => resolve(text || 'closed'));
+    // A reset is the refusal being tested; its close resolves.
     s.on('error', () => {});
   });
   t.equal(status, 'closed');
@@ -57,6 +58,7 @@ t.test('connections past the per-source limit are closed at once; other sources 
     Array.from({ length: 8 }, () => new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1', () => s.write(proxyLine('198.51.100.20', 1234, '10.0.0.2', 443)));
       held.push(s);
+      // A reset is the refusal being tested; its close resolves.
       s.on('error', () => {});
       s.on('close', () => resolve(true));
       setTimeout(() => resolve(false), 1500);

@@ -99,6 +99,17 @@ export function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** Whether a process group still has a member. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: a member exists but is not ours to signal.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** The sandbox's own variables (the create's `env`, set by its claim). */
 let sandboxEnv: Record<string, string> = {};
 

@@ -6,7 +6,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Language, OutputStream, Params, ProcessInfo, ProcExit, Result, RunParams } from '../src/protocol/worker.js';
 import type { Client } from './clients.js';
 import { WorkerError } from './errors.js';
-import { childEnv, Job, JobTable, killGroup } from './jobs.js';
+import { childEnv, groupAlive, Job, JobTable, killGroup } from './jobs.js';
 import type { WorkerLogger } from './log.js';
 import { Ring } from './ring.js';
 import type { SandboxUser } from './user.js';
@@ -31,6 +31,7 @@ class Proc extends Job {
   timedOut = false;
   private readonly done: Promise<void>;
   private timer: NodeJS.Timeout | null = null;
+  private watch: NodeJS.Timeout | null = null;
 
   constructor(
     id: string,
@@ -56,16 +57,18 @@ class Proc extends Job {
     child.stdin?.on('error', () => {});
     if (timeoutMs) {
       this.timer = setTimeout(() => {
-        this.timedOut = true;
+        this.timer = null;
+        if (this.watch) clearInterval(this.watch);
+        if (!this.exit) this.timedOut = true;
         killGroup(child.pid, 'SIGKILL');
-      }, timeoutMs);
+      }, timeoutMs).unref();
     }
     this.done = new Promise((resolve) => {
       let finished = false;
       const finish = (code: number | null, signal: NodeJS.Signals | null) => {
         if (finished) return;
         finished = true;
-        if (this.timer) clearTimeout(this.timer);
+        if (this.timer) this.lingerUntilDeadline();
         child.stdout?.destroy();
         child.stderr?.destroy();
         this.exitedAt = Date.now();
@@ -77,6 +80,25 @@ class Proc extends Job {
       child.on('close', finish);
       child.on('exit', (code, signal) => setTimeout(() => finish(code, signal), PIPE_DRAIN_MS).unref());
     });
+  }
+
+  /**
+   * The time limit ends everything the run started, not just its main
+   * process: what it left running in its group (a fork bomb, a job put in the
+   * background) is killed at the deadline too. The group is checked each
+   * second, and the deadline dropped once it is empty, so that its number,
+   * free again, is never signalled.
+   */
+  private lingerUntilDeadline(): void {
+    const drop = () => {
+      if (this.timer) clearTimeout(this.timer);
+      if (this.watch) clearInterval(this.watch);
+      this.timer = this.watch = null;
+    };
+    if (!groupAlive(this.child.pid)) return drop();
+    this.watch = setInterval(() => {
+      if (!groupAlive(this.child.pid)) drop();
+    }, 1000).unref();
   }
 
   info(): ProcessInfo {

@@ -49,6 +49,34 @@ t.test('a time limit kills the whole process group', async (t) => {
   t.pass('nothing of the group is left');
 });
 
+t.test('a time limit also ends what the run left in the background; without one it lives on', async (t) => {
+  const { port } = await startWorker(t);
+  const c = await connect(t, port);
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const background = async (timeoutMs?: number) => {
+    const { procId } = await c.call('proc.run', { command: 'bash', args: ['-c', 'sleep 60 >/dev/null 2>&1 & echo $!'], ...(timeoutMs ? { timeoutMs } : {}) });
+    const exit = await c.waitEvent('proc.exit', (d) => d.procId === procId, 5000);
+    t.match(exit, { exitCode: 0, timedOut: false }, 'the run itself ends at once');
+    return Number(c.output('proc.stdout', procId).trim());
+  };
+  const limited = await background(1500);
+  t.ok(alive(limited), 'its background job is still running after it exits');
+  await waitFor('the background job to be killed at the deadline', () => !alive(limited), 10_000);
+  t.pass('killed at the deadline');
+
+  const free = await background();
+  await new Promise((r) => setTimeout(r, 2000));
+  t.ok(alive(free), 'without a time limit the background job lives on');
+  process.kill(free, 'SIGKILL');
+});
+
 t.test('proc.kill, interactive stdin, limits', async (t) => {
   const { port } = await startWorker(t, { OMEGA_WORKER_MAX_RUNNING: '2' });
   const c = await connect(t, port);

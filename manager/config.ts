@@ -3,6 +3,9 @@ import { commonSettings, snapshotSettings, defaultAndPerTemplate, devSetting, pe
 import { DEFAULT_WORKSPACE_IMAGE_DIR } from './runtime/disk.js';
 import { ConfigError, hostPort, int, loadSettings, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
+/** A workspace's size where no setting names one. */
+const DEFAULT_DISK_MB = 1024;
+
 export const managerSettings = {
   ...commonSettings,
   ...snapshotSettings,
@@ -153,8 +156,8 @@ export const managerSettings = {
     env: 'OMEGA_SANDBOX_DISK_MB',
     flag: 'sandbox-disk-mb',
     description: 'Size of a sandbox\'s /workspace (its own filesystem: writing past it fails with ENOSPC), for every template or per template (2048,python=512: python 512, the others 2048); 0: a plain volume on the host\'s disk, unlimited',
-    default: { all: 1024, each: {} } as { all?: number; each: Record<string, number> },
-    defaultText: '1024',
+    default: { all: DEFAULT_DISK_MB, each: {} } as { all?: number; each: Record<string, number> },
+    defaultText: String(DEFAULT_DISK_MB),
     parse: (raw: string) => {
       const v = defaultAndPerTemplate(raw);
       for (const n of [v.all, ...Object.values(v.each)]) if (n !== undefined && n !== 0 && (n < 16 || n > 1_048_576)) throw new Error('a size must be 0 (unlimited) or 16 to 1048576 MB');
@@ -203,7 +206,7 @@ export function loadConfig(opts: LoadOptions): ManagerConfig {
   const poolSize: Record<string, number> = {};
   for (const t of s.templates) poolSize[t] = typeof s.poolSize === 'number' ? s.poolSize : (s.poolSize[t] ?? 0);
   const diskMb: Record<string, number> = {};
-  for (const t of s.templates) diskMb[t] = s.diskMb.each[t] ?? s.diskMb.all ?? 1024;
+  for (const t of s.templates) diskMb[t] = s.diskMb.each[t] ?? s.diskMb.all ?? DEFAULT_DISK_MB;
   return Object.freeze({
     ...s,
     hostId: s.hostId ?? s.hostIp,

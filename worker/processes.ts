@@ -57,8 +57,7 @@ class Proc extends Job {
     child.stdin?.on('error', () => {});
     if (timeoutMs) {
       this.timer = setTimeout(() => {
-        this.timer = null;
-        if (this.watch) clearInterval(this.watch);
+        this.dropDeadline();
         if (!this.exit) this.timedOut = true;
         killGroup(child.pid, 'SIGKILL');
       }, timeoutMs).unref();
@@ -90,15 +89,16 @@ class Proc extends Job {
    * free again, is never signalled.
    */
   private lingerUntilDeadline(): void {
-    const drop = () => {
-      if (this.timer) clearTimeout(this.timer);
-      if (this.watch) clearInterval(this.watch);
-      this.timer = this.watch = null;
-    };
-    if (!groupAlive(this.child.pid)) return drop();
+    if (!groupAlive(this.child.pid)) return this.dropDeadline();
     this.watch = setInterval(() => {
-      if (!groupAlive(this.child.pid)) drop();
+      if (!groupAlive(this.child.pid)) this.dropDeadline();
     }, 1000).unref();
+  }
+
+  private dropDeadline(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.watch) clearInterval(this.watch);
+    this.timer = this.watch = null;
   }
 
   info(): ProcessInfo {

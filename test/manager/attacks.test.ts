@@ -55,8 +55,8 @@ if (requireDocker(t, ['omega/sandbox-node:latest', 'omega/sandbox-python:latest'
   const cb = await open(b.url, b.token);
   t.teardown(() => Promise.all([ca1.close(), cb.close()]));
   /** Run a shell script as user code in sandbox `c`; its stdout and stderr together, trimmed. */
-  const run = async (c: TestClient, script: string, timeoutMs?: number) => {
-    const r = await c.runToEnd({ command: 'sh', args: ['-c', `exec 2>&1\n${script}`], ...(timeoutMs ? { timeoutMs } : {}) }, 120_000);
+  const run = async (c: TestClient, script: string, opts: { timeoutMs?: number; interactive?: boolean } = {}) => {
+    const r = await c.runToEnd({ command: 'sh', args: ['-c', `exec 2>&1\n${script}`], ...opts }, 120_000);
     return { out: r.stdout.trim(), exit: r.exit };
   };
   const containerIp = (id: string) => sh('docker', ['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', id]).trim();
@@ -110,8 +110,8 @@ if (requireDocker(t, ['omega/sandbox-node:latest', 'omega/sandbox-python:latest'
   t.test('processes: fork bomb, memory bomb, a gigabyte of output', async (t) => {
     // The run then waits on its open stdin (a builtin read: no fork needed), so
     // what ends it is the time limit, which kills the bomb with it.
-    const bomb = await ca1.runToEnd({ command: 'sh', args: ['-c', 'exec 2>&1\nbash -c ":(){ :|:& };:"; read line'], interactive: true, timeoutMs: 5000 }, 120_000);
-    const forkFailed = /fork|Resource temporarily unavailable/.test(bomb.stdout);
+    const bomb = await run(ca1, 'bash -c ":(){ :|:& };:"; read line', { interactive: true, timeoutMs: 5000 });
+    const forkFailed = /fork|Resource temporarily unavailable/.test(bomb.out);
     let after = '';
     for (let i = 0; i < 20 && after !== 'alive'; i++) {
       after = (await run(ca1, 'echo alive').catch(() => ({ out: 'spawn failed' }))).out;

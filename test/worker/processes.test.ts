@@ -30,6 +30,16 @@ t.test('python and node programs run with their output and exit code', async (t)
   t.equal(await c.code('proc.kill', { procId: 'p999' }), 'NO_SUCH_PROCESS');
 });
 
+/** Whether a process (or, given -pgid, a process group) is still there. */
+const exists = (target: number) => {
+  try {
+    process.kill(target, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+};
+
 t.test('a time limit kills the whole process group', async (t) => {
   const { port } = await startWorker(t);
   const c = await connect(t, port);
@@ -38,28 +48,13 @@ t.test('a time limit kills the whole process group', async (t) => {
   t.match(exit, { timedOut: true, signal: 'SIGKILL', exitCode: null });
   t.ok(exit.durationMs >= 300 && exit.durationMs < 3000, `took ${exit.durationMs} ms`);
   // Killed members may linger a moment as zombies until their new parent reaps them.
-  await waitFor('the group to be gone', () => {
-    try {
-      process.kill(-pid, 0);
-      return false;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'ESRCH';
-    }
-  });
+  await waitFor('the group to be gone', () => !exists(-pid));
   t.pass('nothing of the group is left');
 });
 
 t.test('a time limit also ends what the run left in the background; without one it lives on', async (t) => {
   const { port } = await startWorker(t);
   const c = await connect(t, port);
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   const background = async (timeoutMs?: number) => {
     const { procId } = await c.call('proc.run', { command: 'bash', args: ['-c', 'sleep 60 >/dev/null 2>&1 & echo $!'], ...(timeoutMs ? { timeoutMs } : {}) });
     const exit = await c.waitEvent('proc.exit', (d) => d.procId === procId, 5000);
@@ -67,13 +62,13 @@ t.test('a time limit also ends what the run left in the background; without one 
     return Number(c.output('proc.stdout', procId).trim());
   };
   const limited = await background(1500);
-  t.ok(alive(limited), 'its background job is still running after it exits');
-  await waitFor('the background job to be killed at the deadline', () => !alive(limited), 10_000);
+  t.ok(exists(limited), 'its background job is still running after it exits');
+  await waitFor('the background job to be killed at the deadline', () => !exists(limited), 10_000);
   t.pass('killed at the deadline');
 
   const free = await background();
   await new Promise((r) => setTimeout(r, 2000));
-  t.ok(alive(free), 'without a time limit the background job lives on');
+  t.ok(exists(free), 'without a time limit the background job lives on');
   process.kill(free, 'SIGKILL');
 });
 

@@ -151,6 +151,7 @@ export class Sandboxes {
         await this.discardLogged(warm, log);
         throw new OmegaError('REDIS_UNAVAILABLE', undefined, { cause: err });
       }
+      if (existing && existing.containerId !== entry.containerId) await this.dropReplaced(req.id, existing, log);
       log.info({ containerId: entry.containerId.slice(0, 12), hostPort: entry.hostPort, source }, 'sandbox started');
       return this.info(req.id, entry);
     } finally {
@@ -158,6 +159,21 @@ export class Sandboxes {
     }
   }
 
+
+  /**
+   * A sandbox restored here under its id (from a snapshot, after it was
+   * lost) replaces what its old row kept (a crashed container, the
+   * workspace kept for a lost sandbox): removed now rather than left to a
+   * reconcile pass. A failure is logged: that pass removes it.
+   */
+  private async dropReplaced(id: string, old: ContainerEntry, log: Logger): Promise<void> {
+    try {
+      if (old.containerId) await this.runtime.remove(old.containerId);
+      if (old.volume) await this.runtime.removeVolume(old.volume);
+    } catch (err) {
+      log.warn({ err, sandboxId: id }, 'removing what a restored sandbox replaced failed; the reconciler removes it');
+    }
+  }
 
   private info(id: string, e: ContainerEntry): SandboxInfo {
     return {

@@ -166,14 +166,14 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       async (req) => o.sandboxes.pause(req.params.id, req.body?.memory === false ? 'stopped' : 'memory'),
     );
 
-    v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/snapshots', { schema: { params: idParamsSchema } }, async (req, reply) => reply.status(201).send(await o.sandboxes.snapshot(req.params.id)));
+    v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/snapshots', { schema: { params: idParamsSchema } }, async (req, reply) => reply.status(201).send(await o.sandboxes.persistence.snapshot(req.params.id)));
     v1.get('/v1/snapshots', async () => ({ snapshots: await o.store.listSnapshots() }));
     v1.get<{ Params: { id: string } }>('/v1/snapshots/:id', { schema: { params: snapshotIdParamsSchema } }, async (req) => {
       const s = await o.store.getSnapshot(req.params.id);
       if (!s) throw new OmegaError('SNAPSHOT_NOT_FOUND', `no snapshot ${req.params.id}`);
       return s;
     });
-    v1.delete<{ Params: { id: string } }>('/v1/snapshots/:id', { schema: { params: snapshotIdParamsSchema } }, async (req) => ({ id: req.params.id, deleted: await o.sandboxes.deleteSnapshot(req.params.id) }));
+    v1.delete<{ Params: { id: string } }>('/v1/snapshots/:id', { schema: { params: snapshotIdParamsSchema } }, async (req) => ({ id: req.params.id, deleted: await o.sandboxes.persistence.deleteSnapshot(req.params.id) }));
 
     v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/resume', { schema: { params: idParamsSchema } }, async (req) => o.sandboxes.resume(req.params.id));
 

@@ -44,6 +44,8 @@ export class Reaper {
       routes: WorkerRoutes;
       /** Seconds a sandbox may stay frozen with its memory before it is stopped (0: never). */
       frozenSeconds?: number;
+      /** Seconds a sandbox may stay stopped before it is archived (0: never). */
+      stoppedSeconds?: number;
     },
     private readonly log: Logger,
   ) {
@@ -54,6 +56,8 @@ export class Reaper {
       task(opts.reapIntervalMs, 'hosts', () => this.checkHosts()),
       task(opts.idleCheckIntervalMs, 'idle', () => this.reapIdle()),
       task(opts.reapIntervalMs, 'frozen', () => this.stopFrozen()),
+      task(opts.reapIntervalMs, 'stopped', () => this.archiveStopped()),
+      task(opts.reapIntervalMs, 'snapshots', () => this.sandboxes.persistence.takeDue()),
     ];
   }
 
@@ -127,6 +131,24 @@ export class Reaper {
         if (v.paused?.kind === 'stopped') done.push(id);
       } catch (err) {
         this.log.warn({ sandboxId: id, err: describe(err) }, 'stopping a sandbox frozen too long failed; retried next pass');
+      }
+    }
+    return done;
+  }
+
+  /**
+   * Sandboxes stopped for longer than stoppedSeconds are archived: their
+   * workspace goes to the snapshot store and their host's disk and slot are
+   * freed. Each is taken by one master (its own Lua step).
+   */
+  async archiveStopped(): Promise<string[]> {
+    if (!this.opts.stoppedSeconds) return [];
+    const done: string[] = [];
+    for (const id of await this.store.stoppedSince(Date.now() - this.opts.stoppedSeconds * 1000)) {
+      try {
+        if (await this.sandboxes.persistence.archive(id)) done.push(id);
+      } catch (err) {
+        this.log.warn({ sandboxId: id, err: describe(err) }, 'archiving a sandbox stopped too long failed; retried next pass');
       }
     }
     return done;

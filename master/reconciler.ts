@@ -5,6 +5,7 @@ import type { HostEvents } from './host-events.js';
 import { describe, type Sandboxes } from './sandboxes.js';
 import { SANDBOX_ID_FORMAT } from '../src/ids.js';
 import type { SandboxRecord, Store } from './store.js';
+import type { ContainerEntry } from '../src/protocol/manager.js';
 
 export interface MasterReconcileReport {
   /** Index entries without a record, dropped. */
@@ -93,6 +94,30 @@ export class MasterReconciler {
     return true;
   }
 
+  /**
+   * A pause, resume, archive or restore its master left half done: settled
+   * by what the host's own row says it did. A restore whose sandbox runs on
+   * its new host is finished; one that does not is taken back (what it
+   * started there removed). An archive whose container is gone is finished
+   * (its snapshot was recorded before the container was removed); one whose
+   * container is still there is taken back to stopped.
+   */
+  private async settleAbandoned(r: SandboxRecord, entry: ContainerEntry | undefined): Promise<boolean> {
+    if (r.state === 'resuming' && r.movedFrom) {
+      if (entry?.state === 'running') {
+        return !!(await this.store.settle(r.id, 'resuming', 'running', { hostPort: String(entry.hostPort), containerId: entry.containerId }, ''));
+      }
+      await this.sandboxes.persistence.back(r.id, r.managerUrl, this.log.child({ sandboxId: r.id }), '');
+      return true;
+    }
+    if (r.state === 'pausing' && r.pauseKind === 'archived') {
+      if (!entry || entry.state === 'removed') return 'record' in (await this.store.move(r.id, 'archive', ''));
+      return !!(await this.store.settle(r.id, 'pausing', 'paused', { pauseKind: 'stopped' }, ''));
+    }
+    const to = entry?.state === 'paused' || entry?.state === 'stopped' ? 'paused' : 'running';
+    return !!(await this.store.settle(r.id, r.state as 'pausing' | 'resuming', to, {}, ''));
+  }
+
   private async pass(): Promise<MasterReconcileReport> {
     const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [] };
     const now = Date.now();
@@ -126,10 +151,7 @@ export class MasterReconciler {
           await this.sandboxes.delete(id, 'an unfinished delete');
           report.finished.push(id);
         } else if ((r.state === 'pausing' || r.state === 'resuming') && (abandoned || age > 2 * this.opts.createTimeoutMs)) {
-          // A pause or resume its master left half done: settled by what the host's own row says it did.
-          const entry = tables.get(r.host)?.get(id);
-          const to = entry?.state === 'paused' || entry?.state === 'stopped' ? 'paused' : 'running';
-          if (await this.store.settle(id, r.state, to, {}, '')) report.finished.push(id);
+          if (await this.settleAbandoned(r, tables.get(r.host)?.get(id))) report.finished.push(id);
         } else if (r.state === 'lost') {
           if (r.lostAtMs && now - r.lostAtMs > this.opts.lostRetentionSeconds * 1000) {
             await this.sandboxes.delete(id, 'lost past its retention');

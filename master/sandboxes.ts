@@ -7,8 +7,9 @@ import type { MasterConfig } from './config.js';
 import type { Scaler } from './scaler.js';
 import { newSandboxId, newSandboxToken } from '../src/ids.js';
 import type { PauseKind, SandboxRecord, SandboxState, Store } from './store.js';
-import type { Created, GitSource, SandboxView, SnapshotView } from '../src/protocol/master.js';
+import type { Created, GitSource, SandboxView } from '../src/protocol/master.js';
 import type { SnapshotStore } from '../src/snapshot-store.js';
+import { Persistence } from './persistence.js';
 
 export interface CreateRequest {
   template: string;
@@ -60,6 +61,9 @@ type Slot = { hostId: string; address: string; managerUrl: string };
  * is gone (its liveness key lapsed).
  */
 export class Sandboxes {
+  /** Snapshots, archives and restores. */
+  readonly persistence: Persistence;
+
   constructor(
     private readonly config: MasterConfig,
     private readonly store: Store,
@@ -68,8 +72,10 @@ export class Sandboxes {
     private readonly scaler: Scaler,
     private readonly log: Logger,
     /** Where snapshots' archives are (to delete them); the managers write and read them. */
-    private readonly snapshots: SnapshotStore | null = null,
-  ) {}
+    snapshots: SnapshotStore | null = null,
+  ) {
+    this.persistence = new Persistence(config, store, managers, this, scaler, log.child({ component: 'persistence' }), snapshots);
+  }
 
   hostname(id: string): string {
     return `${id}.${this.config.zone}`;
@@ -124,7 +130,7 @@ export class Sandboxes {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       // A fresh id per attempt: a host that failed may still start the old one; the undo below removes it.
       const id = newSandboxId();
-      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal, onTimeout: req.onTimeout, onIdle: req.onIdle, lifetimeMs: timeoutSeconds * 1000, autoResume: req.autoResume };
+      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal, onTimeout: req.onTimeout, onIdle: req.onIdle, lifetimeMs: timeoutSeconds * 1000, autoResume: req.autoResume, token, internet: req.internet ?? this.config.sandboxInternet, env: req.env };
       const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded));
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
       const [started, named] = await Promise.allSettled([
@@ -168,6 +174,7 @@ export class Sandboxes {
         if (gone) throw new OmegaError('REDIS_UNAVAILABLE', 'the sandbox\'s record was lost while it was being created (a Redis failover?); try again');
         throw new OmegaError('MANAGER_UNAVAILABLE', 'the sandbox\'s host was lost, or the sandbox deleted, while it was being created');
       }
+      if (!req.internal) await this.scheduleSnapshots(id);
       log.info({ hostPort: info.hostPort, source: info.source }, 'sandbox created');
       return { ...this.view(rec), token, source: info.source };
     }
@@ -234,8 +241,20 @@ export class Sandboxes {
       throw err;
     }
     await this.store.release(id);
+    // Its periodic or archive snapshot goes with it (one asked for stays); a failure here is retried by the reconciler's sweep.
+    if (r.snapshot) await this.persistence.dropIfOwned(r.snapshot);
     log.info({ why, from: r.deletedFrom }, 'sandbox deleted');
     return true;
+  }
+
+  /** Put a sandbox that runs on the periodic snapshot schedule (when OMEGA_SNAPSHOT_INTERVAL_SECONDS is set). */
+  async scheduleSnapshots(id: string): Promise<void> {
+    if (this.config.snapshotIntervalSeconds) await this.store.scheduleSnapshot(id, Date.now() + this.config.snapshotIntervalSeconds * 1000);
+  }
+
+  /** Both names of a sandbox removed (one idempotent batch). */
+  removeNamesOnly(id: string): Promise<void> {
+    return this.dns.removeNames(this.names(id));
   }
 
   /** A lost sandbox's names, removed at once (its record says lost; the names would point at nothing). */
@@ -263,20 +282,21 @@ export class Sandboxes {
    * Both kinds keep their slot on the host: a frozen one holds its memory,
    * a stopped one its disk, and either resumes in place.
    */
-  async pause(id: string, kind: PauseKind, opts: { timeLeftMs?: number; why?: string } = {}): Promise<SandboxView> {
+  async pause(id: string, kind: Exclude<PauseKind, 'archived'>, opts: { timeLeftMs?: number; why?: string } = {}): Promise<SandboxView> {
     const begun = await this.store.beginPause(id, 'pause', kind, opts.timeLeftMs);
     if (!('record' in begun)) {
       const r = begun.state === 'paused' ? await this.store.get(id) : null;
       if (r && !r.internal) return this.view(r);
-      throw this.notPausable(id, begun.state, 'paused');
+      throw this.notPausable(id, begun.state === 'archived' ? 'paused' : begun.state, 'paused');
     }
     const r = begun.record;
     const log = this.log.child({ sandboxId: id });
     try {
       await this.managers.pause(r.managerUrl, id, kind);
     } catch (err) {
-      // Back to running, its time left its expiry again; unless a delete took it meanwhile.
-      await this.store.settle(id, 'pausing', 'running').catch((e: unknown) => log.warn({ err: e }, 'could not take a failed pause back; the reconciler does'));
+      // Back where it was: running (its time left its expiry again), or frozen when it was being stopped; unless a delete took it meanwhile.
+      const back = r.pausedAtMs ? this.store.settle(id, 'pausing', 'paused', { pauseKind: 'memory' }) : this.store.settle(id, 'pausing', 'running');
+      await back.catch((e: unknown) => log.warn({ err: e }, 'could not take a failed pause back; the reconciler does'));
       throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;
     }
     const done = await this.store.settle(id, 'pausing', 'paused');
@@ -285,13 +305,22 @@ export class Sandboxes {
     return this.view(done);
   }
 
-  /** Resume a paused sandbox where it was: same id, name and token, files intact; a running one is a no-op. */
+  /**
+   * Resume a paused sandbox where it was: same id, name and token, files
+   * intact; a running one is a no-op. An archived one, or one lost with its
+   * host, comes back from its latest snapshot on a host with room.
+   */
   async resume(id: string): Promise<SandboxView> {
     const begun = await this.store.beginPause(id, 'resume');
+    if (!('record' in begun) && (begun.state === 'archived' || begun.state === 'lost')) {
+      const r = await this.persistence.restore(id, (await this.store.get(id))?.host ?? '');
+      if (r.internal) throw new OmegaError('SANDBOX_NOT_FOUND', `no sandbox ${id}`);
+      return this.view(r);
+    }
     if (!('record' in begun)) {
       const r = begun.state === 'running' ? await this.store.get(id) : null;
       if (r && !r.internal) return this.view(r);
-      throw this.notPausable(id, begun.state, 'resumed');
+      throw this.notPausable(id, begun.state === 'archived' ? 'paused' : begun.state, 'resumed');
     }
     const r = begun.record;
     const log = this.log.child({ sandboxId: id });
@@ -308,50 +337,7 @@ export class Sandboxes {
     return this.view(done);
   }
 
-  /**
-   * Write a running or paused sandbox's workspace to the snapshot store
-   * (its host's manager makes the archive; a running sandbox is frozen for
-   * that time) and record it.
-   */
-  async snapshot(id: string): Promise<SnapshotView> {
-    const r = await this.store.get(id);
-    if (!r || r.internal || r.state === 'deleting') throw new OmegaError('SANDBOX_NOT_FOUND', `no sandbox ${id}`);
-    if (r.state !== 'running' && r.state !== 'paused') throw new OmegaError('SANDBOX_BUSY', `sandbox ${id} is ${r.state}; a snapshot is taken of a running or paused one`);
-    const snapId = newSandboxId();
-    const t0 = Date.now();
-    let written;
-    try {
-      written = await this.managers.snapshot(r.managerUrl, id, snapId);
-    } catch (err) {
-      if (err instanceof UpstreamError) throw new OmegaError(err.code === 'SANDBOX_NOT_FOUND' ? 'SANDBOX_NOT_FOUND' : 'SNAPSHOT_FAILED', err.upstreamMessage, { cause: err });
-      throw err;
-    }
-    const view: SnapshotView = { id: snapId, sandboxId: id, template: r.template, bytes: written.bytes, createdAt: new Date().toISOString() };
-    try {
-      await this.store.putSnapshot(view);
-    } catch (err) {
-      // Not recorded: nobody could find the archive again.
-      await this.snapshots?.delete(snapId).catch((e: unknown) => this.log.warn({ err: e, snapshot: snapId }, 'an unrecorded snapshot archive stays in the store'));
-      throw err;
-    }
-    this.log.info({ sandboxId: id, snapshot: snapId, bytes: written.bytes, ms: Date.now() - t0 }, 'snapshot taken');
-    return view;
-  }
-
-  /** Remove a snapshot's archive, then its record; false when there was none. Idempotent. */
-  async deleteSnapshot(id: string): Promise<boolean> {
-    const snap = await this.store.getSnapshot(id);
-    if (!snap) return false;
-    if (!this.snapshots) throw new OmegaError('SNAPSHOT_FAILED', 'this master has no snapshot store');
-    try {
-      await this.snapshots.delete(id);
-    } catch (err) {
-      throw new OmegaError('SNAPSHOT_FAILED', `removing snapshot ${id} from ${this.snapshots.shown} failed: ${(err as Error).message}`, { cause: err });
-    }
-    return this.store.forgetSnapshot(id);
-  }
-
-  private notPausable(id: string, state: SandboxState | null, what: string): OmegaError {
+  notPausable(id: string, state: SandboxState | null, what: string): OmegaError {
     if (state === null || state === 'deleting') return new OmegaError('SANDBOX_NOT_FOUND', `no sandbox ${id}`);
     return new OmegaError('SANDBOX_BUSY', `sandbox ${id} is ${state}; it can be ${what} once it is ${what === 'paused' ? 'running' : 'paused'}`);
   }

@@ -115,6 +115,7 @@ export class MasterServer implements Component {
         reapIntervalMs: config.reapIntervalMs,
         idleCheckIntervalMs: config.idleCheckIntervalMs,
         frozenSeconds: config.frozenSeconds,
+        stoppedSeconds: config.stoppedSeconds,
         hostForgetSeconds: config.hostForgetSeconds,
         heldByProvider: (hostId) => this.provider?.owns(hostId) ?? false,
         redisUpSinceMs: () => this.redisUpSinceMs,

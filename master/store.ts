@@ -4,7 +4,7 @@ import { hostKeyPrefix, hostKeys, type HostKeys } from '../src/redis/keys.js';
 import { AllocateFailure, defineScripts, RELEASE_NOT_DELETING } from '../src/redis/scripts.js';
 import type { ContainerEntry } from '../src/protocol/manager.js';
 
-import type { PauseKind, SandboxState, SnapshotView } from '../src/protocol/master.js';
+import type { PauseKind, SandboxState, SnapshotKind, SnapshotView } from '../src/protocol/master.js';
 
 export type { PauseKind, SandboxState };
 
@@ -47,6 +47,16 @@ export interface SandboxRecord {
   pausedAtMs: number | null;
   /** Pausing, paused or resuming: the time it had left when paused (its expiry once resumed is now + this). */
   remainingMs: number | null;
+  /** Resuming onto a host from a snapshot (moveSandbox): what it was before, to go back to if that fails. */
+  movedFrom: 'lost' | 'archived' | null;
+  /** Its latest snapshot: what it is restored from once lost or archived. */
+  snapshot: string | null;
+  /** false: created without outbound network (kept for a restore elsewhere). */
+  internet: boolean | null;
+  /** The create's environment for its programs (kept for a restore elsewhere); never shown. */
+  env: Record<string, string> | null;
+  /** The token its worker is claimed with (a restore on another host claims a new worker with it); never shown. */
+  token: string | null;
 }
 
 export interface HostView {
@@ -96,11 +106,16 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     pauseKind: (h.pauseKind as PauseKind | undefined) ?? null,
     pausedAtMs: num(h.pausedAtMs),
     remainingMs: num(h.remainingMs),
+    movedFrom: (h.movedFrom as 'lost' | 'archived' | undefined) ?? null,
+    snapshot: h.snapshot || null,
+    token: h.token || null,
+    internet: h.internet === '0' ? false : null,
+    env: h.env ? (JSON.parse(h.env) as Record<string, string>) : null,
   };
 }
 
 function snapshotView(id: string, h: Record<string, string>): SnapshotView {
-  return { id, sandboxId: h.sandboxId ?? '', template: h.template ?? '', bytes: Number(h.bytes ?? 0), createdAt: new Date(Number(h.createdAtMs ?? 0)).toISOString() };
+  return { id, sandboxId: h.sandboxId ?? '', template: h.template ?? '', bytes: Number(h.bytes ?? 0), createdAt: new Date(Number(h.createdAtMs ?? 0)).toISOString(), kind: (h.kind as SnapshotKind | undefined) ?? 'manual' };
 }
 
 /** A script's HGETALL answer (field, value, ...) as an object. */
@@ -144,10 +159,13 @@ export class Store {
    */
   async allocate(
     id: string,
-    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean; onTimeout?: 'delete' | 'pause'; onIdle?: 'delete' | 'pause'; lifetimeMs?: number; autoResume?: boolean },
+    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean; onTimeout?: 'delete' | 'pause'; onIdle?: 'delete' | 'pause'; lifetimeMs?: number; autoResume?: boolean; token?: string; internet?: boolean; env?: Record<string, string> },
     excluded: string[] = [],
   ): Promise<{ hostId: string; address: string; managerUrl: string } | null> {
     const extra = ['template', fields.template, 'expiresAtMs', String(fields.expiresAtMs)];
+    if (fields.token) extra.push('token', fields.token);
+    if (fields.internet === false) extra.push('internet', '0');
+    if (fields.env && Object.keys(fields.env).length) extra.push('env', JSON.stringify(fields.env));
     if (fields.idleSeconds) extra.push('idleSeconds', String(fields.idleSeconds));
     if (fields.onTimeout === 'pause') extra.push('onTimeout', 'pause');
     if (fields.onIdle === 'pause') extra.push('onIdle', 'pause');
@@ -214,15 +232,15 @@ export class Store {
    * owned by this master; the record when taken, else the state the
    * sandbox is in (null when there is none).
    */
-  async beginPause(id: string, op: 'pause' | 'resume', kind: PauseKind = 'memory', timeLeftMs?: number): Promise<{ record: SandboxRecord } | { state: SandboxState | null }> {
+  async beginPause(id: string, op: 'pause' | 'resume', kind: PauseKind = 'memory', timeLeftMs?: number): Promise<{ record: SandboxRecord } | { state: SandboxState | 'archived' | null }> {
     const r = await this.redis.beginPause(this.keys.sandbox(id), this.keys.expiry, id, op, this.masterId, Date.now(), kind, timeLeftMs === undefined ? '' : String(timeLeftMs));
-    if (typeof r === 'string') return { state: (r || null) as SandboxState | null };
+    if (typeof r === 'string') return { state: (r || null) as SandboxState | 'archived' | null };
     return { record: parse(id, pairs(r))! };
   }
 
   /** End a pause or resume (see settleSandbox-2.lua); the record, or null when it left `from` or this master's hands. `owner` '' lets the reconciler take over. */
   async settle(id: string, from: 'pausing' | 'resuming', to: 'paused' | 'running', fields: Record<string, string> = {}, owner = this.masterId): Promise<SandboxRecord | null> {
-    const flat = await this.redis.settleSandbox(this.keys.sandbox(id), this.keys.expiry, this.keys.frozen, id, from, owner, to, Date.now(), ...Object.entries(fields).flat());
+    const flat = await this.redis.settleSandbox(this.keys.sandbox(id), this.keys.expiry, this.keys.frozen, this.keys.stopped, id, from, owner, to, Date.now(), ...Object.entries(fields).flat());
     return flat ? parse(id, pairs(flat)) : null;
   }
 
@@ -273,14 +291,15 @@ export class Store {
     return new Set(ids.filter((_, i) => res[i]?.[1] === null));
   }
 
-  /** Record a snapshot whose archive is in the store (its id is fresh: there is nothing to check first). */
-  async putSnapshot(s: SnapshotView): Promise<void> {
-    const ms = Date.parse(s.createdAt);
-    await this.redis
-      .multi()
-      .hset(this.keys.snapshot(s.id), { sandboxId: s.sandboxId, template: s.template, bytes: String(s.bytes), createdAtMs: String(ms) })
-      .zadd(this.keys.snapshots, ms, s.id)
-      .exec();
+  /**
+   * Record a snapshot whose archive is in the store and make it its
+   * sandbox's latest; the snapshot that was the latest before ('' none), or
+   * null when the sandbox is gone or deleting (nothing recorded).
+   */
+  async noteSnapshot(s: SnapshotView): Promise<string | null> {
+    const k = this.keys;
+    const r = await this.redis.noteSnapshot(k.snapshot(s.id), k.snapshots, k.sandbox(s.sandboxId), s.id, Date.parse(s.createdAt), 'sandboxId', s.sandboxId, 'template', s.template, 'bytes', String(s.bytes), 'kind', s.kind);
+    return r === 0 ? null : r;
   }
 
   async getSnapshot(id: string): Promise<SnapshotView | null> {
@@ -305,6 +324,48 @@ export class Store {
   async forgetSnapshot(id: string): Promise<boolean> {
     const res = (await this.redis.multi().del(this.keys.snapshot(id)).zrem(this.keys.snapshots, id).exec()) ?? [];
     return res[0]?.[1] === 1;
+  }
+
+  /**
+   * Move a sandbox off its host or onto one (moveSandbox-1.lua): `archive`
+   * ends an archive this master began; `begin` takes a lost or archived
+   * sandbox to `resuming` on a host with room (`preferred` first); `back`
+   * undoes a begin that failed. The record (begin: the host) when taken,
+   * else the state it is in (null: none), or 'no-room'.
+   */
+  async move(id: string, op: 'archive' | 'back', owner?: string): Promise<{ record: SandboxRecord } | { state: SandboxState | 'archived' | null }>;
+  async move(id: string, op: 'begin', owner: string, preferred: string, excluded: string[]): Promise<{ slot: { hostId: string; address: string; managerUrl: string } } | { state: SandboxState | 'archived' | null } | 'no-room'>;
+  async move(id: string, op: 'archive' | 'begin' | 'back', owner = this.masterId, preferred = '', excluded: string[] = []): Promise<unknown> {
+    const r = await this.redis.moveSandbox(this.keys.load, this.prefix, id, op, owner, Date.now(), preferred, excluded.join(','));
+    if (r === -1) return 'no-room';
+    if (typeof r === 'string') return { state: (r || null) as SandboxState | null };
+    if (op === 'begin') return { slot: { hostId: r[0]!, address: r[1]!, managerUrl: r[2]! } };
+    return { record: parse(id, pairs(r))! };
+  }
+
+  /** Put a running sandbox on the periodic snapshot schedule (a no-op when it is on it). */
+  async scheduleSnapshot(id: string, atMs: number): Promise<void> {
+    await this.redis.zadd(this.keys.snapshotDue, 'NX', atMs, id);
+  }
+
+  /** Sandboxes whose periodic snapshot is due, oldest first. */
+  snapshotsDue(nowMs: number, limit = 100): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.snapshotDue, '-inf', nowMs, 'LIMIT', 0, limit);
+  }
+
+  /** Take a due periodic snapshot (only one master wins it), due again at `nextMs`. */
+  async claimSnapshotDue(id: string, nowMs: number, nextMs: number): Promise<boolean> {
+    return (await this.redis.claimDue(this.keys.snapshotDue, id, nowMs, nextMs)) === 1;
+  }
+
+  /** Off the periodic schedule (a sandbox that is gone). */
+  async unscheduleSnapshot(id: string): Promise<void> {
+    await this.redis.zrem(this.keys.snapshotDue, id);
+  }
+
+  /** Sandboxes stopped (paused without memory) since before `beforeMs`, oldest first. */
+  stoppedSince(beforeMs: number, limit = 100): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.stopped, '-inf', beforeMs, 'LIMIT', 0, limit);
   }
 
   /** Sandboxes paused with memory since before `beforeMs`, oldest first. */

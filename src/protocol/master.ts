@@ -12,8 +12,13 @@ export const TEMPLATE_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,31}$';
 
 export type SandboxState = 'creating' | 'running' | 'pausing' | 'paused' | 'resuming' | 'deleting' | 'lost';
 
-/** How a paused sandbox keeps its work: frozen in memory (processes go on at resume), or stopped (only its workspace kept). */
-export type PauseKind = 'memory' | 'stopped';
+/**
+ * How a paused sandbox keeps its work: frozen in memory (processes go on at
+ * resume), stopped (only its workspace kept, on its host), or archived (its
+ * workspace in the snapshot store, nothing on any host: resumed on a host
+ * with room).
+ */
+export type PauseKind = 'memory' | 'stopped' | 'archived';
 
 export const SANDBOX_STATES: readonly SandboxState[] = ['creating', 'running', 'pausing', 'paused', 'resuming', 'deleting', 'lost'];
 
@@ -143,7 +148,11 @@ export interface SnapshotView {
   /** The compressed archive's size in the store. */
   bytes: number;
   createdAt: string;
+  /** Asked for (kept until deleted), periodic (OMEGA_SNAPSHOT_INTERVAL_SECONDS: only a sandbox's latest kept) or an archive (a sandbox stopped too long); the last two go with their sandbox. */
+  kind: SnapshotKind;
 }
+
+export type SnapshotKind = 'manual' | 'periodic' | 'archive';
 
 export const snapshotIdParamsSchema = {
   type: 'object',

@@ -67,10 +67,14 @@ export function hostKeys(prefix: string) {
     expiry: `${p}:expiry`,
     /** sorted set (master): sandbox id -> paused with memory at (ms); frozen past OMEGA_FROZEN_SECONDS, the reaper stops them */
     frozen: `${p}:frozen`,
-    /** hash (master): a workspace snapshot: sandboxId, template, bytes, createdAtMs (its archive is in the snapshot store under its id) */
+    /** hash (master): a workspace snapshot: sandboxId, template, bytes, createdAtMs, kind (manual|periodic|archive) (its archive is in the snapshot store under its id) */
     snapshot: (id: string) => `${p}:snapshot:${id}`,
     /** sorted set (master): snapshot id -> created at (ms), for listing */
     snapshots: `${p}:snapshots`,
+    /** sorted set (master): sandbox id -> paused without memory (stopped) at (ms); stopped past OMEGA_STOPPED_SECONDS, the reaper archives them */
+    stopped: `${p}:stopped`,
+    /** sorted set (master): sandbox id -> when its next periodic snapshot is due (ms), with OMEGA_SNAPSHOT_INTERVAL_SECONDS */
+    snapshotDue: `${p}:snapshot-due`,
     /** string with an expiry (master): a sandbox id recently in use, not to be handed out again while DNS may cache it */
     tomb: (id: string) => `${p}:tomb:${id}`,
     /** string with an expiry (master): held by the master that is adding a host (one scale-out at a time) */

@@ -33,7 +33,10 @@ const SCRIPTS = [
   'storeCertificate-2.lua',
   'releaseLock-1.lua',
   'beginPause-2.lua',
-  'settleSandbox-3.lua',
+  'settleSandbox-4.lua',
+  'moveSandbox-1.lua',
+  'claimDue-1.lua',
+  'noteSnapshot-3.lua',
 ].map(load);
 
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
@@ -105,6 +108,9 @@ declare module 'ioredis' {
     storeCertificate(lock: string, certificate: string, token: string, bundleJson: string, fingerprint: string, nowMs: number): Result<number, Context>;
     releaseLock(lock: string, token: string): Result<number, Context>;
     beginPause(sandbox: string, expiry: string, id: string, op: 'pause' | 'resume', owner: string, nowMs: number, kind: string, timeLeftMs: string): Result<string[] | string, Context>;
-    settleSandbox(sandbox: string, expiry: string, frozen: string, id: string, expected: string, owner: string, to: string, nowMs: number, ...fields: string[]): Result<string[] | 0, Context>;
+    settleSandbox(sandbox: string, expiry: string, frozen: string, stopped: string, id: string, expected: string, owner: string, to: string, nowMs: number, ...fields: string[]): Result<string[] | 0, Context>;
+    moveSandbox(load: string, prefix: string, id: string, op: 'archive' | 'begin' | 'back', owner: string, nowMs: number, preferred: string, excluded: string): Result<string[] | string | -1, Context>;
+    noteSnapshot(snapshot: string, snapshots: string, sandbox: string, id: string, createdAtMs: number, ...fields: string[]): Result<string | 0, Context>;
+    claimDue(due: string, id: string, nowMs: number, nextMs: number): Result<number, Context>;
   }
 }

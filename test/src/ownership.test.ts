@@ -25,7 +25,7 @@ function ownerOf(key: string): 'manager' | 'master' | 'dns' | 'unknown' {
   if (rest === undefined) return 'unknown';
   if (/^host:[^:]+:(status|sandboxes)$/.test(rest)) return 'master';
   if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^alive:/.test(rest) || rest === 'hosts' || rest === 'host-events') return 'manager';
-  if (/^(load|sandboxes|expiry|frozen|scaleout)$/.test(rest) || /^(sandbox|tomb|master):/.test(rest)) return 'master';
+  if (/^(load|sandboxes|expiry|frozen|stopped|snapshot-due|snapshots|scaleout)$/.test(rest) || /^(sandbox|snapshot|tomb|master):/.test(rest)) return 'master';
   return 'unknown';
 }
 
@@ -50,6 +50,10 @@ t.test('the classification names every key keys.ts builds', async (t) => {
     [k.sandboxes, 'master'],
     [k.expiry, 'master'],
     [k.frozen, 'master'],
+    [k.snapshotDue, 'master'],
+    [k.stopped, 'master'],
+    [k.snapshots, 'master'],
+    [k.snapshot('s'), 'master'],
     [k.tomb('s'), 'master'],
     [k.scaleOut, 'master'],
     [k.master('m'), 'master'],

@@ -3,8 +3,12 @@
 
     pause:  running -> pausing (its time left kept, out of the expiry index:
             a paused sandbox's time limit is suspended); also paused with
-            memory -> pausing to stop it (a sandbox frozen too long)
-    resume: paused  -> resuming
+            memory -> pausing to stop it (a sandbox frozen too long); paused
+            and stopped -> pausing to archive it (kind 'archived': stopped
+            too long, its workspace goes to the snapshot store and
+            moveSandbox ends it)
+    resume: paused  -> resuming (not an archived one: it has no host to
+            resume on; the answer 'archived' sends the caller to moveSandbox)
 
   The master then asks the host's manager, and settleSandbox ends it. A
   delete (beginDelete) may take the sandbox from any of these states; the
@@ -16,7 +20,7 @@
   ARGV[2] 'pause' or 'resume'
   ARGV[3] the calling master's id
   ARGV[4] now (ms)
-  ARGV[5] pause kind ('memory' or 'stopped'; pause only)
+  ARGV[5] pause kind ('memory', 'stopped' or 'archived'; pause only)
   ARGV[6] the time it has once resumed, in ms, instead of what is left of its
           expiry ('' for that): a sandbox paused by its time limit gets its
           whole lifetime again
@@ -32,6 +36,11 @@ if ARGV[2] == 'pause' then
     redis.call('HSET', KEYS[1], 'state', 'pausing', 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', 'stopped')
     return redis.call('HGETALL', KEYS[1])
   end
+  if ARGV[5] == 'archived' then
+    if state ~= 'paused' or redis.call('HGET', KEYS[1], 'pauseKind') ~= 'stopped' then return state end
+    redis.call('HSET', KEYS[1], 'state', 'pausing', 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', 'archived')
+    return redis.call('HGETALL', KEYS[1])
+  end
   if state ~= 'running' then return state end
   local left = tonumber(redis.call('HGET', KEYS[1], 'expiresAtMs') or ARGV[4]) - tonumber(ARGV[4])
   if ARGV[6] and ARGV[6] ~= '' then left = tonumber(ARGV[6]) end
@@ -40,6 +49,7 @@ if ARGV[2] == 'pause' then
   redis.call('HSET', KEYS[1], 'state', 'pausing', 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', ARGV[5], 'remainingMs', tostring(left))
 else
   if state ~= 'paused' then return state end
+  if redis.call('HGET', KEYS[1], 'pauseKind') == 'archived' then return 'archived' end
   redis.call('HSET', KEYS[1], 'state', 'resuming', 'owner', ARGV[3], 'stateSinceMs', ARGV[4])
 end
 return redis.call('HGETALL', KEYS[1])

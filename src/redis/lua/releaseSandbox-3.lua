@@ -29,6 +29,8 @@ end
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('ZREM', p .. ':frozen', id)
+redis.call('ZREM', p .. ':stopped', id)
+redis.call('ZREM', p .. ':snapshot-due', id)
 redis.call('SET', p .. ':tomb:' .. id, '1', 'EX', ARGV[3])
 if not rec[1] then return 0 end
 redis.call('DEL', sandbox)

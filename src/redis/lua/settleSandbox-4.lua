@@ -6,12 +6,14 @@
 
     pausing  -> paused   (pausedAtMs set)
     pausing  -> running  (the pause failed: its time left becomes its expiry again)
-    resuming -> running  (likewise; the host port may be new: a stopped container started again)
+    resuming -> running  (likewise; the host port may be new: a stopped container started again,
+                          or a lost or archived sandbox restored on a host: moveSandbox began it)
     resuming -> paused   (the resume failed: still paused)
 
   KEYS[1] sandbox  hash
   KEYS[2] expiry   sorted set: sandbox id -> expires at (ms)
   KEYS[3] frozen   sorted set: sandbox id -> paused with memory at (ms)
+  KEYS[4] stopped  sorted set: sandbox id -> stopped at (ms) (stopped past OMEGA_STOPPED_SECONDS, it is archived)
   ARGV[1] sandbox id
   ARGV[2] expected state ('pausing' or 'resuming')
   ARGV[3] the master that must own it ('' : any, for the reconciler taking over)
@@ -29,15 +31,22 @@ for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[4] == 'running' then
   local expires = tonumber(ARGV[5]) + tonumber(redis.call('HGET', KEYS[1], 'remainingMs') or '0')
   redis.call('HSET', KEYS[1], 'expiresAtMs', tostring(expires))
-  redis.call('HDEL', KEYS[1], 'pauseKind', 'pausedAtMs', 'remainingMs')
+  redis.call('HDEL', KEYS[1], 'pauseKind', 'pausedAtMs', 'remainingMs', 'movedFrom', 'lostAtMs', 'lostReason')
   redis.call('ZADD', KEYS[2], expires, ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[4], ARGV[1])
 else
   redis.call('HSET', KEYS[1], 'pausedAtMs', ARGV[5])
-  if redis.call('HGET', KEYS[1], 'pauseKind') == 'memory' then
+  local kind = redis.call('HGET', KEYS[1], 'pauseKind')
+  if kind == 'memory' then
     redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
   else
     redis.call('ZREM', KEYS[3], ARGV[1])
+  end
+  if kind == 'stopped' then
+    redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+  else
+    redis.call('ZREM', KEYS[4], ARGV[1])
   end
 end
 return redis.call('HGETALL', KEYS[1])

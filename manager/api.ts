@@ -7,15 +7,18 @@ import {
   deleteSandboxQuerySchema,
   sandboxIdParamsSchema,
   snapshotBodySchema,
+  workspaceParamsSchema,
   type CreateSandboxRequest,
 } from '../src/protocol/manager.js';
 import { redisConnectionErrors } from '../src/redis/errors.js';
 import { pauseBodySchema } from '../src/protocol/master.js';
 import type { WarmPool } from './pool.js';
 import type { Sandboxes } from './sandboxes.js';
+import type { Workspaces } from './workspaces.js';
 
 export interface ManagerApiOptions {
   sandboxes: Sandboxes;
+  workspaces: Workspaces;
   pool: WarmPool;
   token: string | undefined;
   status(): { docker: boolean; redis: boolean; registered: boolean; hostId: string };
@@ -101,6 +104,17 @@ export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
     );
 
     v1.get('/v1/sandboxes', async () => ({ sandboxes: await o.sandboxes.list() }));
+
+    v1.get('/v1/workspaces', async () => ({ workspaces: await o.workspaces.list() }));
+    v1.post<{ Params: { name: string }; Body: { key: string } }>(
+      '/v1/workspaces/:name/snapshots',
+      { schema: { params: workspaceParamsSchema, body: snapshotBodySchema } },
+      async (req) => o.workspaces.snapshot(req.params.name, req.body.key),
+    );
+    v1.delete<{ Params: { name: string } }>('/v1/workspaces/:name', { schema: { params: workspaceParamsSchema } }, async (req) => ({
+      name: req.params.name,
+      deleted: await o.workspaces.remove(req.params.name),
+    }));
   });
   return app;
 }

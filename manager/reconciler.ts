@@ -1,4 +1,5 @@
 import { Periodic } from '../src/lifecycle.js';
+import { workspaceVolume } from './workspaces.js';
 import type { Logger } from '../src/log.js';
 import type { WarmPool } from './pool.js';
 import type { HostRegistry } from './registry.js';
@@ -120,7 +121,7 @@ export class Reconciler {
 
     // Volumes nothing refers to (a manager killed between creating a volume and its container).
     const [after, rowsAfter] = await Promise.all([this.runtime.list(), this.registry.entries()]);
-    const referenced = new Set([...after.map((c) => c.labels[LABELS.volume]), ...[...rowsAfter.values()].map((e) => e.volume)]);
+    const referenced = new Set([...after.map((c) => c.labels[LABELS.volume]), ...[...rowsAfter.values()].map((e) => e.volume), ...(await this.registry.workspacesHere()).map((n) => workspaceVolume(this.registry.hostId, n))]);
     for (const v of await this.runtime.volumes()) {
       if (referenced.has(v.name) || now - v.createdMs < this.opts.graceMs) continue;
       await this.runtime.removeVolume(v.name);

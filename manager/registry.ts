@@ -168,6 +168,11 @@ export class HostRegistry {
   }
 
   /** The master's view of these sandboxes (state and host), null for those it has no record of. */
+  /** The named workspaces the master places on this host (their volumes are kept here). */
+  workspacesHere(): Promise<string[]> {
+    return this.redis.smembers(this.keys.workspacesOn(this.host.hostId));
+  }
+
   async owners(ids: string[]): Promise<Map<string, SandboxOwner | null>> {
     const out = new Map<string, SandboxOwner | null>();
     if (!ids.length) return out;

@@ -10,6 +10,7 @@ import type { WorkerClient } from './worker-client.js';
 import type { SandboxNetwork } from './runtime/network.js';
 import { openVolume, readArchive, writeArchive } from './runtime/archive.js';
 import type { SnapshotStore } from '../src/snapshot-store.js';
+import { isWorkspaceVolume, workspaceVolume } from './workspaces.js';
 
 /** Row states that hold one of the host's slots. */
 const HOLDS_SLOT = new Set(['running', 'paused', 'stopped']);
@@ -76,7 +77,8 @@ export class Sandboxes {
     // The create's own repository, else the template's (cloned in the background).
     const claim = { sandboxId: req.id, token: req.token, ...(req.git ? { git: req.git } : gitRepo ? { gitRepo } : {}), ...(req.env ? { env: req.env } : {}) };
 
-    let warm = req.limits ? undefined : this.pool.take(req.template);
+    // A named workspace's volume is mounted when its container starts: no warm container has it.
+    let warm = req.limits || req.workspace ? undefined : this.pool.take(req.template);
     // Out of the pool and not yet in the table: marked in flight in the same tick, so a reconcile pass leaves it alone.
     if (warm) this.startingContainers.add(warm.containerId);
     const claimed = warm?.containerId;
@@ -98,7 +100,9 @@ export class Sandboxes {
       }
       if (!warm) {
         source = 'cold';
-        warm = await this.startContainer(req.template, { sandbox: req.id }, req.limits);
+        // A workspace that comes here from a snapshot starts from it alone, not over what an old volume of its name kept.
+        if (req.workspace && req.snapshot) await this.runtime.removeVolume(workspaceVolume(this.config.hostId, req.workspace));
+        warm = await this.startContainer(req.template, { sandbox: req.id }, req.limits, req.workspace ? workspaceVolume(this.config.hostId, req.workspace) : undefined);
         try {
           await this.workers.claim(warm.address, warm.hostPort, warm.claimSecret, claim);
         } catch (err) {
@@ -169,7 +173,7 @@ export class Sandboxes {
   private async dropReplaced(id: string, old: ContainerEntry, log: Logger): Promise<void> {
     try {
       if (old.containerId) await this.runtime.remove(old.containerId);
-      if (old.volume) await this.runtime.removeVolume(old.volume);
+      if (old.volume && !isWorkspaceVolume(old.volume)) await this.runtime.removeVolume(old.volume);
     } catch (err) {
       log.warn({ err, sandboxId: id }, 'removing what a restored sandbox replaced failed; the reconciler removes it');
     }
@@ -202,10 +206,10 @@ export class Sandboxes {
    * Start a container and wait for its worker. `owner` labels it with its
    * sandbox (cold start) or as a pool member; a failed start is removed.
    */
-  async startContainer(template: string, owner: { sandbox: string } | { pool: true }, limits?: CreateSandboxRequest['limits']): Promise<WarmContainer> {
+  async startContainer(template: string, owner: { sandbox: string } | { pool: true }, limits?: CreateSandboxRequest['limits'], namedVolume?: string): Promise<WarmContainer> {
     const slot = 'sandbox' in owner ? owner.sandbox : `pool-${randomBytes(6).toString('hex')}`;
     const claimSecret = randomBytes(24).toString('base64url');
-    const volume = `omega-ws-${slot}`;
+    const volume = namedVolume ?? `omega-ws-${slot}`;
     const c = this.config;
     const started = await this.runtime.start({
       name: `omega-${slot}`,
@@ -225,6 +229,7 @@ export class Sandboxes {
       pids: limits?.pids ?? c.pids,
       tmpMb: c.tmpMb,
       diskMb: c.diskMb[template] ?? 0,
+      ...(namedVolume ? { reuseVolume: true } : {}),
       nofile: c.nofile,
     });
     this.startingContainers.add(started.id);
@@ -241,9 +246,10 @@ export class Sandboxes {
     }
   }
 
+  /** Remove a container and its volume; a named workspace's volume stays (the workspace outlives its sandboxes). */
   async discard(c: { containerId: string; volume: string }): Promise<void> {
     await this.runtime.remove(c.containerId);
-    await this.runtime.removeVolume(c.volume);
+    if (!isWorkspaceVolume(c.volume)) await this.runtime.removeVolume(c.volume);
   }
 
   /**
@@ -279,7 +285,8 @@ export class Sandboxes {
     if (keepVolume && entry) {
       await this.registry.report(id, { ...entry, state: 'removed' });
     } else {
-      for (const v of volumes) await this.runtime.removeVolume(v);
+      // A named workspace's volume stays: it is removed only with the workspace.
+      for (const v of volumes) if (!isWorkspaceVolume(v)) await this.runtime.removeVolume(v);
       if (entry) await this.registry.remove(id);
     }
     const found = !!entry || containers.length > 0;

@@ -19,6 +19,7 @@ import { DEFAULT_BLOCKED_CIDRS, hostResolvers, SandboxNetwork } from './runtime/
 import { WorkspaceDisks } from './runtime/disk.js';
 import { join } from 'node:path';
 import { Sandboxes } from './sandboxes.js';
+import { Workspaces } from './workspaces.js';
 import { openSnapshotStore } from '../src/snapshot-store.js';
 import { WorkerClient } from './worker-client.js';
 
@@ -38,6 +39,7 @@ export class ManagerServer implements Component {
   readonly runtime: DockerRuntime;
   readonly registry: HostRegistry;
   readonly sandboxes: Sandboxes;
+  readonly workspaces: Workspaces;
   readonly pool: WarmPool;
   readonly reconciler: Reconciler;
   readonly api: FastifyInstance;
@@ -92,6 +94,7 @@ export class ManagerServer implements Component {
       config.poolRefillParallel,
     );
     this.sandboxes.pool = this.pool;
+    this.workspaces = new Workspaces(this.runtime, config.hostId, () => this.sandboxes.snapshots, log.child({ component: 'workspaces' }));
     this.sandboxes.network = this.network;
     this.reconciler = new Reconciler(
       this.runtime,
@@ -131,6 +134,7 @@ export class ManagerServer implements Component {
     }
     this.api = buildManagerApi({
       sandboxes: this.sandboxes,
+      workspaces: this.workspaces,
       pool: this.pool,
       token: config.token,
       maxConnectionsPerSource: config.maxConnectionsPerSource,

@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { isOmegaError, OmegaError } from '../src/errors.js';
 import { bearerAuth, createHttpApp } from '../src/http.js';
 import type { Logger } from '../src/log.js';
-import { createBodySchema, idParamsSchema, listQuerySchema, pauseBodySchema, runBodySchema, SANDBOX_STATES, snapshotIdParamsSchema, timeoutBodySchema } from '../src/protocol/master.js';
+import { createBodySchema, idParamsSchema, listQuerySchema, pauseBodySchema, runBodySchema, SANDBOX_STATES, snapshotIdParamsSchema, timeoutBodySchema, workspaceNameParamsSchema } from '../src/protocol/master.js';
 import { redisConnectionErrors } from '../src/redis/errors.js';
 import type { Runner, RunRequest } from './runner.js';
 import type { CreateRequest, Sandboxes } from './sandboxes.js';
@@ -137,7 +137,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       const started = process.hrtime.bigint();
       try {
         const b = req.body;
-        const created = await o.sandboxes.create({ template: b.template, timeoutSeconds: b.timeoutSeconds, idleSeconds: b.idleSeconds, metadata: b.metadata, internet: b.internet, onTimeout: b.onTimeout, onIdle: b.onIdle, env: b.env, git: b.git, snapshot: b.snapshot, autoResume: b.autoResume });
+        const created = await o.sandboxes.create({ template: b.template, timeoutSeconds: b.timeoutSeconds, idleSeconds: b.idleSeconds, metadata: b.metadata, internet: b.internet, onTimeout: b.onTimeout, onIdle: b.onIdle, env: b.env, git: b.git, snapshot: b.snapshot, autoResume: b.autoResume, workspace: b.workspace });
         createSeconds.observe({ template: created.template, source: created.source }, Number(process.hrtime.bigint() - started) / 1e9);
         return reply.status(201).send(created);
       } catch (err) {
@@ -175,6 +175,11 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
     });
     v1.delete<{ Params: { id: string } }>('/v1/snapshots/:id', { schema: { params: snapshotIdParamsSchema } }, async (req) => ({ id: req.params.id, deleted: await o.sandboxes.persistence.deleteSnapshot(req.params.id) }));
 
+    v1.get('/v1/workspaces', async () => ({ workspaces: await o.sandboxes.workspaces.list() }));
+    v1.delete<{ Params: { name: string } }>('/v1/workspaces/:name', { schema: { params: workspaceNameParamsSchema } }, async (req) => ({
+      name: req.params.name,
+      deleted: await o.sandboxes.workspaces.delete(req.params.name),
+    }));
     v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/resume', { schema: { params: idParamsSchema } }, async (req) => o.sandboxes.resume(req.params.id));
 
     v1.post<{ Params: { id: string }; Body: { seconds: number } }>(

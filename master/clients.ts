@@ -76,7 +76,7 @@ export class ManagerClient {
     this.http = new JsonClient(agent, token, 'MANAGER_UNAVAILABLE');
   }
 
-  create(managerUrl: string, body: { id: string; template: string; token: string; internet?: false; env?: Record<string, string>; git?: GitSource; snapshot?: string; autoResume?: true }, timeoutMs: number): Promise<SandboxInfo> {
+  create(managerUrl: string, body: { id: string; template: string; token: string; internet?: false; env?: Record<string, string>; git?: GitSource; snapshot?: string; autoResume?: true; workspace?: string }, timeoutMs: number): Promise<SandboxInfo> {
     return this.http.call('POST', `${managerUrl}/v1/sandboxes`, body, timeoutMs);
   }
 
@@ -98,6 +98,21 @@ export class ManagerClient {
   /** Thaw or start it again (its worker answering); idempotent. The answer's hostPort may be new. */
   async resume(managerUrl: string, id: string, timeoutMs = 60_000): Promise<SandboxInfo> {
     return this.http.call('POST', `${managerUrl}/v1/sandboxes/${id}/resume`, {}, timeoutMs);
+  }
+
+  /** Write a named workspace's volume on that host to the snapshot store as `key`. */
+  snapshotWorkspace(managerUrl: string, name: string, key: string, timeoutMs = 600_000): Promise<{ bytes: number }> {
+    return this.http.call('POST', `${managerUrl}/v1/workspaces/${name}/snapshots`, { key }, timeoutMs);
+  }
+
+  /** Remove a named workspace's volume from that host; false when it had none. */
+  async deleteWorkspace(managerUrl: string, name: string, timeoutMs = 30_000): Promise<boolean> {
+    return (await this.http.call<{ deleted: boolean }>('DELETE', `${managerUrl}/v1/workspaces/${name}`, undefined, timeoutMs)).deleted;
+  }
+
+  /** The named workspaces' volumes on that host, with what their files take. */
+  async workspaces(managerUrl: string, timeoutMs = 10_000): Promise<Array<{ name: string; bytes: number }>> {
+    return (await this.http.call<{ workspaces: Array<{ name: string; bytes: number }> }>('GET', `${managerUrl}/v1/workspaces`, undefined, timeoutMs)).workspaces;
   }
 
   async list(managerUrl: string): Promise<Array<SandboxInfo & { state: string }>> {

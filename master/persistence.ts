@@ -60,7 +60,7 @@ export class Persistence {
       if (err instanceof UpstreamError) throw new OmegaError(err.code === 'SANDBOX_NOT_FOUND' ? 'SANDBOX_NOT_FOUND' : 'SNAPSHOT_FAILED', err.upstreamMessage, { cause: err });
       throw err;
     }
-    const view: SnapshotView = { id: snapId, sandboxId: id, template: r.template, bytes: written.bytes, createdAt: new Date().toISOString(), kind };
+    const view: SnapshotView = { id: snapId, sandboxId: id, template: r.template, bytes: written.bytes, createdAt: new Date().toISOString(), kind, ...(r.workspace ? { workspace: r.workspace } : {}) };
     let before: string | null;
     try {
       before = await this.store.noteSnapshot(view);
@@ -73,7 +73,10 @@ export class Persistence {
       await this.removeArchive(snapId);
       throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while its snapshot was taken`);
     }
+    // Of a sandbox with a named workspace: the workspace's latest too (what it comes back from when its host is gone).
+    const wsBefore = r.workspace ? await this.store.changeWorkspace(r.workspace, 'snapshot', snapId) : '';
     if (before) await this.dropIfOwned(before);
+    if (typeof wsBefore === 'string' && wsBefore && wsBefore !== 'missing' && wsBefore !== before) await this.dropIfOwned(wsBefore);
     this.log.info({ sandboxId: id, snapshot: snapId, kind, bytes: written.bytes, ms: Date.now() - t0 }, 'snapshot taken');
     return view;
   }
@@ -91,10 +94,15 @@ export class Persistence {
     return this.store.forgetSnapshot(id);
   }
 
-  /** A snapshot that belongs to its sandbox (periodic, archive) removed once nothing needs it; one asked for stays. */
+  /**
+   * A snapshot that belongs to what it was taken of (periodic, archive,
+   * workspace) removed once nothing needs it: not while it is a named
+   * workspace's latest. One asked for stays.
+   */
   async dropIfOwned(snapId: string): Promise<void> {
     const s = await this.store.getSnapshot(snapId);
     if (!s || s.kind === 'manual') return;
+    if (s.workspace && (await this.store.getWorkspace(s.workspace))?.snapshot === snapId) return;
     try {
       await this.deleteSnapshot(snapId);
     } catch (err) {
@@ -113,6 +121,8 @@ export class Persistence {
    * `archived`) until resumed on a host with room, or deleted.
    */
   async archive(id: string): Promise<boolean> {
+    // A named workspace's files stay on its host with it (its volume outlives the container): nothing to free.
+    if ((await this.store.get(id))?.workspace) return false;
     const begun = await this.store.beginPause(id, 'pause', 'archived');
     if (!('record' in begun)) return false;
     const r = begun.record;
@@ -164,7 +174,7 @@ export class Persistence {
       const [started, named] = await Promise.allSettled([
         this.managers.create(
           slot.managerUrl,
-          { id, template: r.template, token: r.token, snapshot: r.snapshot, ...(r.internet === false ? { internet: false as const } : {}), ...(r.env ? { env: r.env } : {}), ...(r.autoResume ? { autoResume: true as const } : {}) },
+          { id, template: r.template, token: r.token, snapshot: r.snapshot, ...(r.workspace ? { workspace: r.workspace } : {}), ...(r.internet === false ? { internet: false as const } : {}), ...(r.env ? { env: r.env } : {}), ...(r.autoResume ? { autoResume: true as const } : {}) },
           this.config.createTimeoutMs,
         ),
         this.sandboxes.writeNames({ id, address: slot.address }),
@@ -174,6 +184,7 @@ export class Persistence {
         const done = await this.store.settle(id, 'resuming', 'running', { hostPort: String(info.hostPort), containerId: info.containerId, ingressPort: info.ingressPort ? String(info.ingressPort) : '' });
         if (!done) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while it was being restored`);
         await this.sandboxes.scheduleSnapshots(id);
+        if (r.workspace) await this.sandboxes.workspaces.placed({ workspace: r.workspace }, id, slot.hostId);
         log.info({ from: r.state === 'lost' ? 'lost' : 'archived', snapshot: r.snapshot }, 'sandbox restored from its snapshot');
         return done;
       }

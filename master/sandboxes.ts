@@ -10,6 +10,7 @@ import type { PauseKind, SandboxRecord, SandboxState, Store } from './store.js';
 import type { Created, GitSource, SandboxView } from '../src/protocol/master.js';
 import type { SnapshotStore } from '../src/snapshot-store.js';
 import { Persistence } from './persistence.js';
+import { Workspaces, type WorkspacePlan } from './workspaces.js';
 
 export interface CreateRequest {
   template: string;
@@ -29,6 +30,8 @@ export interface CreateRequest {
   /** A snapshot id: the workspace starts as it. */
   snapshot?: string;
   autoResume?: boolean;
+  /** A named workspace that outlives the sandbox. */
+  workspace?: string;
 }
 
 export type { Created, SandboxView };
@@ -63,6 +66,8 @@ type Slot = { hostId: string; address: string; managerUrl: string };
 export class Sandboxes {
   /** Snapshots, archives and restores. */
   readonly persistence: Persistence;
+  /** Named workspaces. */
+  readonly workspaces: Workspaces;
 
   constructor(
     private readonly config: MasterConfig,
@@ -75,6 +80,7 @@ export class Sandboxes {
     snapshots: SnapshotStore | null = null,
   ) {
     this.persistence = new Persistence(config, store, managers, this, scaler, log.child({ component: 'persistence' }), snapshots);
+    this.workspaces = new Workspaces(store, managers, this.persistence, log.child({ component: 'workspaces' }));
   }
 
   hostname(id: string): string {
@@ -99,6 +105,7 @@ export class Sandboxes {
       ...(r.onIdle === 'pause' ? { onIdle: 'pause' as const } : {}),
       ...(r.autoResume ? { autoResume: true as const } : {}),
       ...(r.state === 'lost' && r.lostAtMs ? { lostAt: new Date(r.lostAtMs).toISOString(), lostReason: r.lostReason ?? 'unknown' } : {}),
+      ...(r.workspace ? { workspace: r.workspace } : {}),
       ...(r.state === 'paused' && r.pauseKind ? { paused: { kind: r.pauseKind, since: new Date(r.pausedAtMs ?? r.stateSinceMs).toISOString(), remainingSeconds: Math.round((r.remainingMs ?? 0) / 1000) } } : {}),
     };
   }
@@ -123,6 +130,11 @@ export class Sandboxes {
       if (!snap) throw new OmegaError('SNAPSHOT_NOT_FOUND', `no snapshot ${req.snapshot}`);
       if (snap.template !== req.template) throw new OmegaError('VALIDATION_FAILED', `snapshot ${snap.id} is of a ${snap.template} sandbox; create a ${snap.template} one from it`);
     }
+    // Where a named workspace's volume is: the host tried first (the attach below is what counts).
+    const wsHint = req.workspace ? await this.store.getWorkspace(req.workspace) : null;
+    if (wsHint && (wsHint.host || wsHint.snapshot) && (req.snapshot || req.git)) {
+      throw new OmegaError('VALIDATION_FAILED', `workspace ${req.workspace} exists with its files; snapshot and git start a new workspace only`);
+    }
     const timeoutSeconds = Math.min(req.timeoutSeconds ?? this.config.defaultTimeoutSeconds, this.config.maxTimeoutSeconds);
     const token = newSandboxToken();
     const excluded: string[] = [];
@@ -130,13 +142,24 @@ export class Sandboxes {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       // A fresh id per attempt: a host that failed may still start the old one; the undo below removes it.
       const id = newSandboxId();
-      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal, onTimeout: req.onTimeout, onIdle: req.onIdle, lifetimeMs: timeoutSeconds * 1000, autoResume: req.autoResume, token, internet: req.internet ?? this.config.sandboxInternet, env: req.env };
-      const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded));
+      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal, onTimeout: req.onTimeout, onIdle: req.onIdle, lifetimeMs: timeoutSeconds * 1000, autoResume: req.autoResume, token, internet: req.internet ?? this.config.sandboxInternet, env: req.env, workspace: req.workspace };
+      const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded, wsHint?.host ?? ''));
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
+      let plan: WorkspacePlan | null = null;
+      if (req.workspace) {
+        // After the allocation: a sandbox that exists (creating) holds the workspace against racing creates.
+        try {
+          plan = await this.workspaces.plan(await this.workspaces.attach(req.workspace, id, req.template), id, slot);
+        } catch (err) {
+          await this.undo(id, slot, log, 'the workspace could not be attached', { names: false, container: false });
+          throw err;
+        }
+      }
+      const snapshot = plan?.snapshot ?? req.snapshot;
       const [started, named] = await Promise.allSettled([
         this.managers.create(
           slot.managerUrl,
-          { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false as const }), ...(req.env ? { env: req.env } : {}), ...(req.git ? { git: req.git } : {}), ...(req.snapshot ? { snapshot: req.snapshot } : {}), ...(req.autoResume ? { autoResume: true as const } : {}) },
+          { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false as const }), ...(req.env ? { env: req.env } : {}), ...(req.git ? { git: req.git } : {}), ...(snapshot ? { snapshot } : {}), ...(req.autoResume ? { autoResume: true as const } : {}), ...(plan ? { workspace: plan.workspace } : {}) },
           this.config.createTimeoutMs,
         ),
         req.internal ? Promise.resolve() : this.writeNames({ id, address: slot.address }),
@@ -160,6 +183,14 @@ export class Sandboxes {
         throw new OmegaError('DNS_UNAVAILABLE', describe(err), { cause: err });
       }
       const info = started.value;
+      if (plan) {
+        try {
+          await this.workspaces.placed(plan, id, slot.hostId);
+        } catch (err) {
+          await this.undo(id, slot, log, 'the workspace was taken meanwhile');
+          throw err;
+        }
+      }
       const { record: rec, replicated } = await this.store.finishCreate(id, { expiresAtMs: Date.now() + timeoutSeconds * 1000, hostPort: info.hostPort, ingressPort: info.ingressPort, containerId: info.containerId });
       if (rec && !replicated) {
         // Not answered unless it would survive a failover: undone, and the client may retry.
@@ -192,6 +223,7 @@ export class Sandboxes {
       // No record at all (lost in a Redis failover): what it started is removed all the same.
       await this.removeEverything({ id, dns: (rec ? rec.dns : true) && what.names }, slot, log, what.container);
       if (rec) await this.store.release(id);
+      if (rec?.workspace) await this.workspaces.detach(rec.workspace, id);
       log.warn({ why }, 'create undone');
     } catch (err) {
       log.warn({ why, err }, 'undoing the create failed; the reconciler finishes it');
@@ -241,6 +273,8 @@ export class Sandboxes {
       throw err;
     }
     await this.store.release(id);
+    // Its workspace stays, free for the next sandbox (a crash before this leaves it held by a sandbox that is gone: free too).
+    if (r.workspace) await this.workspaces.detach(r.workspace, id);
     // Its periodic or archive snapshot goes with it (one asked for stays); a failure here is retried by the reconciler's sweep.
     if (r.snapshot) await this.persistence.dropIfOwned(r.snapshot);
     log.info({ why, from: r.deletedFrom }, 'sandbox deleted');

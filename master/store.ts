@@ -55,6 +55,8 @@ export interface SandboxRecord {
   internet: boolean | null;
   /** The create's environment for its programs (kept for a restore elsewhere); never shown. */
   env: Record<string, string> | null;
+  /** The named workspace it has. */
+  workspace: string | null;
   /** The token its worker is claimed with (a restore on another host claims a new worker with it); never shown. */
   token: string | null;
 }
@@ -109,13 +111,28 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     movedFrom: (h.movedFrom as 'lost' | 'archived' | undefined) ?? null,
     snapshot: h.snapshot || null,
     token: h.token || null,
+    workspace: h.workspace || null,
     internet: h.internet === '0' ? false : null,
     env: h.env ? (JSON.parse(h.env) as Record<string, string>) : null,
   };
 }
 
 function snapshotView(id: string, h: Record<string, string>): SnapshotView {
-  return { id, sandboxId: h.sandboxId ?? '', template: h.template ?? '', bytes: Number(h.bytes ?? 0), createdAt: new Date(Number(h.createdAtMs ?? 0)).toISOString(), kind: (h.kind as SnapshotKind | undefined) ?? 'manual' };
+  return { id, sandboxId: h.sandboxId ?? '', template: h.template ?? '', bytes: Number(h.bytes ?? 0), createdAt: new Date(Number(h.createdAtMs ?? 0)).toISOString(), kind: (h.kind as SnapshotKind | undefined) ?? 'manual', ...(h.workspace ? { workspace: h.workspace } : {}) };
+}
+
+/** A named workspace as the master keeps it (the hash under hostKeys().workspace(name)). */
+export interface WorkspaceRecord {
+  name: string;
+  template: string;
+  host: string | null;
+  sandbox: string | null;
+  snapshot: string | null;
+  createdAtMs: number;
+}
+
+function workspaceRecord(name: string, h: Record<string, string>): WorkspaceRecord {
+  return { name, template: h.template ?? '', host: h.host || null, sandbox: h.sandbox || null, snapshot: h.snapshot || null, createdAtMs: Number(h.createdAtMs ?? 0) };
 }
 
 /** A script's HGETALL answer (field, value, ...) as an object. */
@@ -159,12 +176,15 @@ export class Store {
    */
   async allocate(
     id: string,
-    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean; onTimeout?: 'delete' | 'pause'; onIdle?: 'delete' | 'pause'; lifetimeMs?: number; autoResume?: boolean; token?: string; internet?: boolean; env?: Record<string, string> },
+    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean; onTimeout?: 'delete' | 'pause'; onIdle?: 'delete' | 'pause'; lifetimeMs?: number; autoResume?: boolean; token?: string; internet?: boolean; env?: Record<string, string>; workspace?: string },
     excluded: string[] = [],
+    /** A host to try first (where a named workspace's volume is); '' for none. */
+    preferred = '',
   ): Promise<{ hostId: string; address: string; managerUrl: string } | null> {
     const extra = ['template', fields.template, 'expiresAtMs', String(fields.expiresAtMs)];
     if (fields.token) extra.push('token', fields.token);
     if (fields.internet === false) extra.push('internet', '0');
+    if (fields.workspace) extra.push('workspace', fields.workspace);
     if (fields.env && Object.keys(fields.env).length) extra.push('env', JSON.stringify(fields.env));
     if (fields.idleSeconds) extra.push('idleSeconds', String(fields.idleSeconds));
     if (fields.onTimeout === 'pause') extra.push('onTimeout', 'pause');
@@ -175,7 +195,7 @@ export class Store {
     // Marked before the names are written (right after this), so a crash in between leaves a reason to remove them.
     extra.push(...(fields.internal ? ['internal', '1'] : ['dns', '1']));
     const k = this.keys;
-    const once = () => this.redis.allocateSandbox(k.load, k.sandboxes, this.prefix, id, Date.now(), excluded.join(','), this.masterId, ...extra);
+    const once = () => this.redis.allocateSandbox(k.load, k.sandboxes, this.prefix, id, Date.now(), excluded.join(','), this.masterId, preferred, ...extra);
     let r = await once();
     if (r === AllocateFailure.NoRoom && (await this.admitHosts()).length) r = await once();
     if (r === AllocateFailure.NoRoom) return null;
@@ -298,8 +318,45 @@ export class Store {
    */
   async noteSnapshot(s: SnapshotView): Promise<string | null> {
     const k = this.keys;
-    const r = await this.redis.noteSnapshot(k.snapshot(s.id), k.snapshots, k.sandbox(s.sandboxId), s.id, Date.parse(s.createdAt), 'sandboxId', s.sandboxId, 'template', s.template, 'bytes', String(s.bytes), 'kind', s.kind);
+    const r = await this.redis.noteSnapshot(k.snapshot(s.id), k.snapshots, k.sandbox(s.sandboxId), s.id, Date.parse(s.createdAt), 'sandboxId', s.sandboxId, 'template', s.template, 'bytes', String(s.bytes), 'kind', s.kind, ...(s.workspace ? ['workspace', s.workspace] : []));
     return r === 0 ? null : r;
+  }
+
+  /** Record a snapshot of no sandbox (a workspace's, as it moves): its id is fresh, there is nothing to check. */
+  async putSnapshot(s: SnapshotView): Promise<void> {
+    const ms = Date.parse(s.createdAt);
+    const fields = { sandboxId: s.sandboxId, template: s.template, bytes: String(s.bytes), createdAtMs: String(ms), kind: s.kind, ...(s.workspace ? { workspace: s.workspace } : {}) };
+    await this.redis.multi().hset(this.keys.snapshot(s.id), fields).zadd(this.keys.snapshots, ms, s.id).exec();
+  }
+
+  /**
+   * Change a named workspace (changeWorkspace-1.lua): its record after the
+   * change (forget: before it), or the refusal: 'busy:<sandbox>',
+   * 'template:<template>', 'missing'. `snapshot` answers the snapshot that
+   * was its latest ('' none).
+   */
+  async changeWorkspace(name: string, op: 'attach' | 'place' | 'detach' | 'snapshot' | 'forget', arg: string, arg2 = ''): Promise<WorkspaceRecord | string> {
+    const r = await this.redis.changeWorkspace(this.keys.workspaces, this.prefix, name, op, arg, arg2, Date.now());
+    if (typeof r === 'string') return r;
+    return workspaceRecord(name, pairs(r));
+  }
+
+  async getWorkspace(name: string): Promise<WorkspaceRecord | null> {
+    const h = await this.redis.hgetall(this.keys.workspace(name));
+    return h.template ? workspaceRecord(name, h) : null;
+  }
+
+  /** Every named workspace, oldest first, at most `limit`. */
+  async listWorkspaces(limit = 1000): Promise<WorkspaceRecord[]> {
+    const names = await this.redis.zrange(this.keys.workspaces, 0, String(limit - 1));
+    if (!names.length) return [];
+    const pipe = this.redis.pipeline();
+    for (const n of names) pipe.hgetall(this.keys.workspace(n));
+    const res = (await pipe.exec()) ?? [];
+    return names.flatMap((n, i) => {
+      const h = (res[i]?.[1] as Record<string, string>) ?? {};
+      return h.template ? [workspaceRecord(n, h)] : [];
+    });
   }
 
   async getSnapshot(id: string): Promise<SnapshotView | null> {

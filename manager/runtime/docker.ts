@@ -35,6 +35,8 @@ export interface ContainerSpec {
   cpus: number;
   pids: number;
   tmpMb: number;
+  /** A named workspace's volume: mounted as it is when it exists (made when new). */
+  reuseVolume?: boolean;
   /** Size of the workspace's own filesystem; 0: a plain volume. */
   diskMb: number;
   nofile: number;
@@ -109,9 +111,11 @@ export class DockerRuntime {
   async start(spec: ContainerSpec): Promise<RunningContainer> {
     let container: Docker.Container;
     try {
+      // A named workspace's volume that exists already is mounted as it is: its files are the point.
+      const reuse = spec.reuseVolume === true && (await this.volumeExists(spec.volume));
       // A workspace of its own size: its filesystem image on a loop device, which the local driver mounts.
-      const device = this.disks && spec.diskMb > 0 ? await this.disks.create(spec.volume, spec.diskMb) : null;
-      try {
+      const device = !reuse && this.disks && spec.diskMb > 0 ? await this.disks.create(spec.volume, spec.diskMb) : null;
+      if (!reuse) try {
         await this.docker.createVolume({
           Name: spec.volume,
           Labels: { [LABELS.managed]: 'true', [LABELS.host]: this.hostId },
@@ -312,6 +316,16 @@ export class DockerRuntime {
 
   /** Every volume of Omega's on this host. */
   /** A volume's mountpoint and driver options (a workspace image's device), as the engine has them. */
+  async volumeExists(name: string): Promise<boolean> {
+    try {
+      await this.docker.getVolume(name).inspect();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw dockerError(err, `inspecting volume ${name}`);
+    }
+  }
+
   async volumeInfo(name: string): Promise<{ Mountpoint: string; Options?: Record<string, string> | null }> {
     try {
       return (await this.docker.getVolume(name).inspect()) as { Mountpoint: string; Options?: Record<string, string> | null };

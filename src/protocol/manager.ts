@@ -1,4 +1,4 @@
-import { gitSchema, sandboxEnvSchema, TEMPLATE_NAME_PATTERN, type GitSource } from './master.js';
+import { gitSchema, sandboxEnvSchema, TEMPLATE_NAME_PATTERN, WORKSPACE_NAME_PATTERN, type GitSource } from './master.js';
 
 export type { GitSource };
 import { SANDBOX_ID_PATTERN } from './worker.js';
@@ -29,6 +29,8 @@ export interface CreateSandboxRequest {
   snapshot?: string;
   /** Paused, a connection through this host's ingress asks a master to resume it. */
   autoResume?: boolean;
+  /** A named workspace: its volume (kept on this host, made if new) is the sandbox's /workspace; a cold start. */
+  workspace?: string;
 }
 
 
@@ -116,7 +118,14 @@ export const createSandboxBodySchema = {
     autoResume: { type: 'boolean' },
     /** A snapshot's key in the store: its workspace is restored before the worker is claimed. */
     snapshot: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,127}$' },
+    workspace: { type: 'string', pattern: WORKSPACE_NAME_PATTERN },
   },
+} as const;
+
+export const workspaceParamsSchema = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', pattern: WORKSPACE_NAME_PATTERN } },
 } as const;
 
 export const snapshotBodySchema = {

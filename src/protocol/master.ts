@@ -10,6 +10,9 @@ import { SANDBOX_ID_PATTERN } from './worker.js';
 /** A template name: the suffix of its image (`omega/sandbox-<template>`). */
 export const TEMPLATE_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,31}$';
 
+/** A named workspace: lower-case letters, digits and dashes (it names a volume on its host). */
+export const WORKSPACE_NAME_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
+
 export type SandboxState = 'creating' | 'running' | 'pausing' | 'paused' | 'resuming' | 'deleting' | 'lost';
 
 /**
@@ -52,6 +55,8 @@ export interface SandboxView {
   /** A lost sandbox: since when, and why (its container stopped, its host went silent). */
   lostAt?: string;
   lostReason?: string;
+  /** The named workspace it has. */
+  workspace?: string;
 }
 
 /** The answer to a create: the view, plus what only this answer carries. */
@@ -119,7 +124,30 @@ export const createBodySchema = {
     git: gitSchema,
     /** A snapshot id: the workspace starts as that snapshot's (of the same template). */
     snapshot: { type: 'string', pattern: SANDBOX_ID_PATTERN },
+    /** A named workspace that outlives the sandbox (made when new); one sandbox has it at a time. */
+    workspace: { type: 'string', pattern: WORKSPACE_NAME_PATTERN },
   },
+} as const;
+
+/** A named workspace as the API shows it. */
+export interface WorkspaceView {
+  name: string;
+  template: string;
+  /** The host its volume is on (null: none yet, or only in the snapshot store). */
+  host: string | null;
+  /** The sandbox that has it now, if any. */
+  sandbox: string | null;
+  /** Its latest snapshot (what it comes back from when its host is gone). */
+  snapshot: string | null;
+  /** What its files take on its host's disk (null: not known, the host did not answer). */
+  bytes: number | null;
+  createdAt: string;
+}
+
+export const workspaceNameParamsSchema = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', pattern: WORKSPACE_NAME_PATTERN } },
 } as const;
 
 export const idParamsSchema = {
@@ -148,11 +176,18 @@ export interface SnapshotView {
   /** The compressed archive's size in the store. */
   bytes: number;
   createdAt: string;
-  /** Asked for (kept until deleted), periodic (OMEGA_SNAPSHOT_INTERVAL_SECONDS: only a sandbox's latest kept) or an archive (a sandbox stopped too long); the last two go with their sandbox. */
+  /**
+   * Asked for (kept until deleted), periodic (OMEGA_SNAPSHOT_INTERVAL_SECONDS:
+   * only a sandbox's latest kept), an archive (a sandbox stopped too long),
+   * or a workspace's (taken as it moved to another host); all but the first
+   * go with what they belong to.
+   */
   kind: SnapshotKind;
+  /** The named workspace it is of (its sandbox had it). */
+  workspace?: string;
 }
 
-export type SnapshotKind = 'manual' | 'periodic' | 'archive';
+export type SnapshotKind = 'manual' | 'periodic' | 'archive' | 'workspace';
 
 export const snapshotIdParamsSchema = {
   type: 'object',

@@ -54,6 +54,12 @@ export function hostKeys(prefix: string) {
     load: `${p}:load`,
     /** set (master): ids of the sandboxes placed on the host */
     sandboxesOn: (hostId: string) => `${p}:host:${hostId}:sandboxes`,
+    /** set (master): names of the named workspaces whose volume is on the host (its manager keeps those volumes) */
+    workspacesOn: (hostId: string) => `${p}:host:${hostId}:workspaces`,
+    /** hash (master): a named workspace: template, host (where its volume is; '' none), sandbox (attached; '' none), snapshot (latest), createdAtMs */
+    workspace: (name: string) => `${p}:workspace:${name}`,
+    /** sorted set (master): workspace name -> created at (ms), for listing */
+    workspaces: `${p}:workspaces`,
     /**
      * hash (master): one sandbox: host, address, managerUrl, state
      * (creating|running|deleting|lost), owner (the master creating or deleting

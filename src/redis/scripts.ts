@@ -37,6 +37,7 @@ const SCRIPTS = [
   'moveSandbox-1.lua',
   'claimDue-1.lua',
   'noteSnapshot-3.lua',
+  'changeWorkspace-1.lua',
 ].map(load);
 
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
@@ -83,6 +84,7 @@ declare module 'ioredis' {
       nowMs: number,
       excluded: string,
       owner: string,
+      preferred: string,
       ...fields: string[]
     ): Result<[hostId: string, address: string, managerUrl: string] | AllocateFailure, Context>;
     finishCreate(sandbox: string, expiry: string, id: string, owner: string, nowMs: number, expiresAtMs: number, hostPort: number, containerId: string, ingressPort: number | ''): Result<string[] | 0, Context>;
@@ -111,6 +113,7 @@ declare module 'ioredis' {
     settleSandbox(sandbox: string, expiry: string, frozen: string, stopped: string, id: string, expected: string, owner: string, to: string, nowMs: number, ...fields: string[]): Result<string[] | 0, Context>;
     moveSandbox(load: string, prefix: string, id: string, op: 'archive' | 'begin' | 'back', owner: string, nowMs: number, preferred: string, excluded: string): Result<string[] | string | -1, Context>;
     noteSnapshot(snapshot: string, snapshots: string, sandbox: string, id: string, createdAtMs: number, ...fields: string[]): Result<string | 0, Context>;
+    changeWorkspace(workspaces: string, prefix: string, name: string, op: 'attach' | 'place' | 'detach' | 'snapshot' | 'forget', arg: string, arg2: string, nowMs: number): Result<string[] | string, Context>;
     claimDue(due: string, id: string, nowMs: number, nextMs: number): Result<number, Context>;
   }
 }

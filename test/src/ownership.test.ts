@@ -23,9 +23,9 @@ function ownerOf(key: string): 'manager' | 'master' | 'dns' | 'unknown' {
   if (key.includes(':{dns}:')) return 'dns';
   const rest = key.split(':{hosts}:')[1];
   if (rest === undefined) return 'unknown';
-  if (/^host:[^:]+:(status|sandboxes)$/.test(rest)) return 'master';
+  if (/^host:[^:]+:(status|sandboxes|workspaces)$/.test(rest)) return 'master';
   if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^alive:/.test(rest) || rest === 'hosts' || rest === 'host-events') return 'manager';
-  if (/^(load|sandboxes|expiry|frozen|stopped|snapshot-due|snapshots|scaleout)$/.test(rest) || /^(sandbox|snapshot|tomb|master):/.test(rest)) return 'master';
+  if (/^(load|sandboxes|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master):/.test(rest)) return 'master';
   return 'unknown';
 }
 
@@ -52,6 +52,9 @@ t.test('the classification names every key keys.ts builds', async (t) => {
     [k.frozen, 'master'],
     [k.snapshotDue, 'master'],
     [k.stopped, 'master'],
+    [k.workspacesOn('h'), 'master'],
+    [k.workspace('w'), 'master'],
+    [k.workspaces, 'master'],
     [k.snapshots, 'master'],
     [k.snapshot('s'), 'master'],
     [k.tomb('s'), 'master'],

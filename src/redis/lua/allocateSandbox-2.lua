@@ -26,7 +26,8 @@
   ARGV[3] now (ms)
   ARGV[4] hosts not to use, comma-separated ('' for none)
   ARGV[5] the calling master's id (the record's owner while it is creating)
-  ARGV[6..] field, value, ... more fields of the sandbox hash
+  ARGV[6] a host to try first ('' for none): where a named workspace's volume is
+  ARGV[7..] field, value, ... more fields of the sandbox hash
 
   Returns {host id, address, manager URL}, or
     -1 no host has room
@@ -41,6 +42,29 @@ end
 local excluded = {}
 for h in string.gmatch(ARGV[4], '[^,]+') do excluded[h] = true end
 
+local function take(h, n)
+  if excluded[h] or redis.call('EXISTS', p .. ':alive:' .. h) == 0 then return nil end
+  local rec = redis.call('HMGET', p .. ':host:' .. h, 'capacity', 'address', 'managerUrl')
+  local capacity = tonumber(rec[1])
+  if not (capacity and rec[2] and rec[3] and n < capacity) then return nil end
+  local on = p .. ':host:' .. h .. ':sandboxes'
+  if redis.call('SADD', on, id) == 0 then return nil end
+  redis.call('ZADD', KEYS[1], n + 1, h)
+  redis.call('HSET', sandbox, 'host', h, 'address', rec[2], 'managerUrl', rec[3], 'state', 'creating',
+    'createdAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'owner', ARGV[5], unpack(ARGV, 7))
+  redis.call('ZADD', KEYS[2], ARGV[3], id)
+  return { h, rec[2], rec[3] }
+end
+
+if ARGV[6] ~= '' then
+  -- A draining host is out of the load set: no score, no room.
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[6])
+  if score then
+    local got = take(ARGV[6], tonumber(score))
+    if got then return got end
+  end
+end
+
 -- The least-loaded host alone first (it usually has room, and a range of
 -- one costs less than half a range of eight), then eight at a time.
 local start, size = 0, 1
@@ -48,22 +72,8 @@ while true do
   local batch = redis.call('ZRANGE', KEYS[1], start, start + size - 1, 'WITHSCORES')
   if #batch == 0 then return -1 end
   for i = 1, #batch, 2 do
-    local h = batch[i]
-    local n = tonumber(batch[i + 1])
-    if not excluded[h] and redis.call('EXISTS', p .. ':alive:' .. h) == 1 then
-      local rec = redis.call('HMGET', p .. ':host:' .. h, 'capacity', 'address', 'managerUrl')
-      local capacity = tonumber(rec[1])
-      if capacity and rec[2] and rec[3] and n < capacity then
-        local on = p .. ':host:' .. h .. ':sandboxes'
-        if redis.call('SADD', on, id) == 1 then
-          redis.call('ZADD', KEYS[1], n + 1, h)
-          redis.call('HSET', sandbox, 'host', h, 'address', rec[2], 'managerUrl', rec[3], 'state', 'creating',
-            'createdAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'owner', ARGV[5], unpack(ARGV, 6))
-          redis.call('ZADD', KEYS[2], ARGV[3], id)
-          return { h, rec[2], rec[3] }
-        end
-      end
-    end
+    local got = take(batch[i], tonumber(batch[i + 1]))
+    if got then return got end
   end
   start = start + size
   size = 8

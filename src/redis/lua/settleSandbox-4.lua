@@ -43,7 +43,8 @@ else
   else
     redis.call('ZREM', KEYS[3], ARGV[1])
   end
-  if kind == 'stopped' then
+  -- A sandbox with a named workspace is never archived: its files stay on its host with the workspace.
+  if kind == 'stopped' and not redis.call('HGET', KEYS[1], 'workspace') then
     redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
   else
     redis.call('ZREM', KEYS[4], ARGV[1])

@@ -15,16 +15,8 @@ import { request } from 'undici';
 import S3rver from 's3rver';
 import { TestRedis } from '../test/helpers/redis.js';
 import { connectWorker } from '../test/helpers/worker-client.js';
+import { FILL } from './fill.js';
 import { startStack } from './stack.js';
-
-const FILL = `
-const fs = require('fs'), crypto = require('crypto');
-fs.mkdirSync('/workspace/src', { recursive: true });
-for (let i = 0; i < 1000; i++) fs.writeFileSync('/workspace/src/f' + i + '.js', ('// file ' + i + '\\nexport const v' + i + ' = ' + i + ';\\n').repeat(80));
-fs.writeFileSync('/workspace/random.bin', crypto.randomBytes(40 << 20));
-fs.writeFileSync('/workspace/zeros.bin', Buffer.alloc(10 << 20));
-const fd = fs.openSync('/workspace/sparse.bin', 'w'); fs.ftruncateSync(fd, 50 << 20); fs.closeSync(fd);
-console.log('filled');`;
 
 async function main(): Promise<void> {
   const redis = await TestRedis.create();

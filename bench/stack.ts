@@ -19,6 +19,8 @@ export interface BenchStack {
   master: MasterServer;
   apiToken: string;
   dnsToken: string;
+  /** Another host: a manager on the same Redis prefix (stopped with the stack unless stopped before). */
+  addManager(hostId: string, env?: Record<string, string>): Promise<ManagerServer>;
   stop(): Promise<void>;
 }
 
@@ -39,22 +41,27 @@ export async function startStack(redisUrl: string, env: { manager?: Record<strin
     );
     await dns.start();
     stops.push(() => dns.stop());
-    const manager = new ManagerServer(
-      loadManagerConfig({
-        env: {
-          OMEGA_REDIS_URL: redisUrl,
-          OMEGA_REDIS_PREFIX: prefix,
-          OMEGA_HOST_IP: '127.0.0.1',
-          OMEGA_HOST_ID: 'bench-host',
-          OMEGA_MANAGER_LISTEN: '127.0.0.1:0',
-          OMEGA_MANAGER_TOKEN: managerToken,
-          ...env.manager,
-        },
-      }),
-      silent('manager'),
-    );
-    await manager.start();
-    stops.push(() => manager.stop());
+    const addManager = async (hostId: string, extra: Record<string, string> = {}) => {
+      const m = new ManagerServer(
+        loadManagerConfig({
+          env: {
+            OMEGA_REDIS_URL: redisUrl,
+            OMEGA_REDIS_PREFIX: prefix,
+            OMEGA_HOST_IP: '127.0.0.1',
+            OMEGA_HOST_ID: hostId,
+            OMEGA_MANAGER_LISTEN: '127.0.0.1:0',
+            OMEGA_MANAGER_TOKEN: managerToken,
+            ...env.manager,
+            ...extra,
+          },
+        }),
+        silent('manager'),
+      );
+      await m.start();
+      stops.push(() => m.stop());
+      return m;
+    };
+    const manager = await addManager('bench-host');
     const master = new MasterServer(
       loadMasterConfig({
         env: {
@@ -72,7 +79,7 @@ export async function startStack(redisUrl: string, env: { manager?: Record<strin
     );
     await master.start();
     stops.push(() => master.stop());
-    return { prefix, dns, manager, master, apiToken, dnsToken, stop };
+    return { prefix, dns, manager, master, apiToken, dnsToken, addManager, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -111,6 +111,12 @@ const PROGRAMS: Record<string, Program> = {
     command: true,
     run: async (argv) => (await import('./client/commands.js')).runSnapshot(argv),
   },
+  workspace: {
+    summary: 'List and delete named workspaces (`omega workspace --help`)',
+    settings: clientSettings,
+    command: true,
+    run: async (argv) => (await import('./client/commands.js')).runWorkspace(argv),
+  },
   hosts: {
     summary: 'List the master\'s hosts with their load, capacity and health',
     settings: clientSettings,

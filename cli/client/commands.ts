@@ -1,6 +1,6 @@
 import { EXIT, UsageError, describeFailure, processIo, runCommand, type Command, type Context, type Io, type OptionSpec } from './command.js';
 import { MasterApiError, MasterUnreachableError, type SandboxView } from './master-client.js';
-import { hostTable, sandboxFields, sandboxTable, snapshotTable } from './views.js';
+import { hostTable, sandboxFields, sandboxTable, snapshotTable, workspaceTable } from './views.js';
 import { forEachLimit } from '../../src/limit.js';
 
 /** `omega sandbox create|list|get|delete` and `omega hosts`: the master's API for people (tables) and scripts (--json). */
@@ -44,6 +44,7 @@ const create: Command = {
     'timeout-seconds': { type: 'string', value: '<n>', description: 'Lifetime [default: the master\'s OMEGA_DEFAULT_TIMEOUT_SECONDS]' },
     'idle-seconds': { type: 'string', value: '<n>', description: 'Delete it after this long without activity' },
     metadata: { type: 'string', multiple: true, value: '<key=value>', description: 'Metadata to list it by' },
+    workspace: { type: 'string', value: '<name>', description: 'A named workspace that outlives the sandbox (made when new)' },
     'show-token': { type: 'boolean', description: 'Print the sandbox\'s token in the table' },
     json,
   },
@@ -54,6 +55,7 @@ const create: Command = {
       timeoutSeconds: wholeNumber(ctx, 'timeout-seconds'),
       idleSeconds: wholeNumber(ctx, 'idle-seconds'),
       metadata: metadata(ctx),
+      workspace: ctx.values.workspace as string | undefined,
     };
     const created = await ctx.client.create(body);
     if (ctx.values.json) printJson(ctx.io, created);
@@ -202,20 +204,59 @@ const snapshotDelete: Command = {
 
 export const SNAPSHOT_COMMANDS: Record<string, Command> = { list: snapshotList, delete: snapshotDelete };
 
-/** `omega snapshot list|delete`. */
-export async function runSnapshot(argv: string[], io: Io = processIo(), env: NodeJS.ProcessEnv = process.env): Promise<number> {
+const workspaceList: Command = {
+  args: '[options]',
+  summary: 'List the named workspaces: where each lives, the sandbox that has it, its size and latest snapshot.',
+  options: { json: { ...json, description: 'Print the master\'s JSON as it is ({workspaces: [...]})' } },
+  positionals: { min: 0, max: 0 },
+  async run(ctx) {
+    const r = await ctx.client.workspaces();
+    if (ctx.values.json) printJson(ctx.io, r);
+    else ctx.io.out(workspaceTable(r.workspaces, { color: ctx.io.color }));
+    return EXIT.ok;
+  },
+};
+
+const workspaceDelete: Command = {
+  args: '<name>... [options]',
+  summary: 'Delete named workspaces everywhere (their volume and snapshots); each is reported deleted or already gone.',
+  options: {},
+  positionals: { min: 1, max: Infinity },
+  async run(ctx) {
+    for (const name of ctx.positionals) {
+      const r = await ctx.client.deleteWorkspace(name);
+      ctx.io.out(`${r.name}  ${r.deleted ? 'deleted' : 'was already gone'}`);
+    }
+    return EXIT.ok;
+  },
+};
+
+export const WORKSPACE_COMMANDS: Record<string, Command> = { list: workspaceList, delete: workspaceDelete };
+
+/** `omega <group> <command> ...` for a group of commands (snapshot, workspace): 0 done, 1 failed, 2 a usage mistake. */
+async function runGroup(group: string, commands: Record<string, Command>, argv: string[], io: Io, env: NodeJS.ProcessEnv): Promise<number> {
   const [name, ...rest] = argv;
-  const usage = ['Usage: omega snapshot <command> [options]', '', 'Commands:', ...Object.entries(SNAPSHOT_COMMANDS).map(([n, c]) => `  ${n.padEnd(9)}${c.summary.split('. ')[0]!.replace(/\.$/, '')}`)].join('\n');
+  const usage = [`Usage: omega ${group} <command> [options]`, '', 'Commands:', ...Object.entries(commands).map(([n, c]) => `  ${n.padEnd(9)}${c.summary.split('. ')[0]!.replace(/\.$/, '')}`)].join('\n');
   if (name === '--help' || name === '-h' || name === 'help') {
     io.out(usage);
     return EXIT.ok;
   }
-  const cmd = name && Object.hasOwn(SNAPSHOT_COMMANDS, name) ? SNAPSHOT_COMMANDS[name] : undefined;
+  const cmd = name && Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!cmd) {
-    io.err(name ? `omega snapshot: unknown command "${name}"\n\n${usage}` : usage);
+    io.err(name ? `omega ${group}: unknown command "${name}"\n\n${usage}` : usage);
     return EXIT.usage;
   }
-  return runCommand(`omega snapshot ${name}`, cmd, rest, io, env);
+  return runCommand(`omega ${group} ${name}`, cmd, rest, io, env);
+}
+
+/** `omega snapshot list|delete`. */
+export function runSnapshot(argv: string[], io: Io = processIo(), env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return runGroup('snapshot', SNAPSHOT_COMMANDS, argv, io, env);
+}
+
+/** `omega workspace list|delete`. */
+export function runWorkspace(argv: string[], io: Io = processIo(), env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return runGroup('workspace', WORKSPACE_COMMANDS, argv, io, env);
 }
 
 const hosts: Command = {

@@ -1,7 +1,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Created, SandboxView, SnapshotView } from '../../src/protocol/master.js';
+import type { Created, SandboxView, SnapshotView, WorkspaceView } from '../../src/protocol/master.js';
 
-export type { Created, SandboxView, SnapshotView };
+export type { Created, SandboxView, SnapshotView, WorkspaceView };
 
 /** One host of `GET /v1/hosts`. */
 export interface HostInfo {
@@ -20,6 +20,7 @@ export interface CreateOptions {
   timeoutSeconds?: number;
   idleSeconds?: number;
   metadata?: Record<string, string>;
+  workspace?: string;
 }
 
 export interface ListFilter {
@@ -151,6 +152,14 @@ export class MasterClient {
 
   deleteSnapshot(id: string): Promise<{ id: string; deleted: boolean }> {
     return this.call('DELETE', `/v1/snapshots/${encodeURIComponent(id)}`);
+  }
+
+  workspaces(): Promise<{ workspaces: WorkspaceView[] }> {
+    return this.call('GET', '/v1/workspaces');
+  }
+
+  deleteWorkspace(name: string): Promise<{ name: string; deleted: boolean }> {
+    return this.call('DELETE', `/v1/workspaces/${encodeURIComponent(name)}`, undefined, CREATE_TIMEOUT_MS);
   }
 
   pause(id: string, memory: boolean): Promise<SandboxView> {

@@ -1,4 +1,4 @@
-import type { Created, HostInfo, SandboxView, SnapshotView } from './master-client.js';
+import type { Created, HostInfo, SandboxView, SnapshotView, WorkspaceView } from './master-client.js';
 import { renderFields, renderTable, shortDuration, type Color, type Column } from './table.js';
 
 /** What people read; scripts use --json, which is the master's JSON unchanged. */
@@ -45,8 +45,9 @@ export function sandboxFields(s: SandboxView | Created, opts: { color: boolean; 
     ['created', `${s.createdAt} (${ago(s.createdAt, now)})`],
     ['expires', `${s.expiresAt} (${Date.parse(s.expiresAt) > now ? `in ${shortDuration(Date.parse(s.expiresAt) - now)}` : 'expired'})`],
   ];
-  if (s.state === 'paused' && s.paused) fields.push(['paused', `${s.paused.kind === 'memory' ? 'frozen in memory' : 'stopped, files kept'} since ${s.paused.since} (${ago(s.paused.since, now)}); ${shortDuration(s.paused.remainingSeconds * 1000)} left once resumed`]);
+  if (s.state === 'paused' && s.paused) fields.push(['paused', `${s.paused.kind === 'memory' ? 'frozen in memory' : s.paused.kind === 'stopped' ? 'stopped, files kept' : 'archived to the snapshot store'} since ${s.paused.since} (${ago(s.paused.since, now)}); ${shortDuration(s.paused.remainingSeconds * 1000)} left once resumed`]);
   if (s.state === 'lost' && s.lostAt) fields.push(['lost', `${s.lostAt} (${ago(s.lostAt, now)}): ${s.lostReason ?? 'unknown'}`, 'red']);
+  if (s.workspace) fields.push(['workspace', s.workspace]);
   if (s.idleSeconds !== null) fields.push(['idle', `deleted after ${shortDuration(s.idleSeconds * 1000)} without activity`]);
   const meta = Object.entries(s.metadata ?? {});
   if (meta.length) fields.push(['metadata', meta.map(([k, v]) => `${k}=${v}`).join(' ')]);
@@ -66,6 +67,20 @@ export function snapshotTable(snapshots: SnapshotView[], opts: { color: boolean;
     { header: 'AGE', value: (s) => ago(s.createdAt, now) },
   ];
   return renderTable(snapshots, columns, opts);
+}
+
+export function workspaceTable(workspaces: WorkspaceView[], opts: { color: boolean; now?: number }): string {
+  const now = opts.now ?? Date.now();
+  const columns: Column<WorkspaceView>[] = [
+    { header: 'NAME', value: (w) => w.name },
+    { header: 'TEMPLATE', value: (w) => w.template },
+    { header: 'HOST', value: (w) => w.host ?? '-' },
+    { header: 'SANDBOX', value: (w) => w.sandbox ?? '-' },
+    { header: 'SIZE', value: (w) => (w.bytes === null ? '-' : humanBytes(w.bytes)), align: 'right' },
+    { header: 'SNAPSHOT', value: (w) => w.snapshot ?? '-' },
+    { header: 'AGE', value: (w) => ago(w.createdAt, now) },
+  ];
+  return renderTable(workspaces, columns, opts);
 }
 
 export function humanBytes(n: number): string {

@@ -302,6 +302,17 @@ if (docker) {
     t.match(body[0]![4], /^\d+[smhd](\d+[smh])? ago$/);
   });
 
+  t.test('workspace: list shows where a workspace lives and who has it; delete removes it everywhere', async (t) => {
+    const sb = (await call('POST', '/v1/sandboxes', { template: 'python', workspace: 'cli-ws' })).body;
+    t.equal((await call('DELETE', `/v1/sandboxes/${sb.id}`)).status, 200);
+    const listed = await omega(['workspace', 'list'], master);
+    t.equal(listed.code, 0, listed.stderr);
+    t.same(rows(listed.stdout)[0], ['NAME', 'TEMPLATE', 'HOST', 'SANDBOX', 'SIZE', 'SNAPSHOT', 'AGE']);
+    t.same(rows(listed.stdout)[1]?.slice(0, 4), ['cli-ws', 'python', HOST, '-'], 'kept on its host, no sandbox has it');
+    const gone = await omega(['workspace', 'delete', 'cli-ws', 'cli-ws'], master);
+    t.same(rows(gone.stdout), [['cli-ws', 'deleted'], ['cli-ws', 'was already gone']]);
+  });
+
   t.test('delete: several ids, each deleted or already gone; any failure makes the exit code 1', async (t) => {
     t.same((await call('DELETE', `/v1/sandboxes/${ids[2]}`)).body, { id: ids[2], deleted: true });
     const r = await omega(['sandbox', 'delete', ids[0]!, ids[2]!], master);

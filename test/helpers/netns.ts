@@ -65,7 +65,10 @@ export const CONNECT_PROBE = `
     s.on('connect', () => { s.destroy(); done('open'); });
     s.on('timeout', () => { s.destroy(); done('TIMEOUT'); });
     s.on('error', (e) => done(e.code));
-  }))).then((r) => console.log(JSON.stringify(r)));`;
+  }))).then((r) => {
+    // Exits at once: a connect left pending in the kernel (gVisor's netstack retrying a dropped SYN) must not hold the process.
+    process.stdout.write(JSON.stringify(r) + '\\n', () => process.exit(0));
+  });`;
 
 /**
  * git daemon serving the bare repositories under `baseDir` on the other

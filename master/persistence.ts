@@ -210,6 +210,15 @@ export class Persistence {
     }
   }
 
+  /** Of these running sandboxes, those off the periodic schedule put back on it (none when it is off); their ids. */
+  async reschedule(ids: string[]): Promise<string[]> {
+    const intervalMs = this.config.snapshotIntervalSeconds * 1000;
+    if (!intervalMs || !this.archives || !ids.length) return [];
+    const off = await this.store.offSchedule(ids);
+    for (const id of off) await this.store.scheduleSnapshot(id, Date.now() + intervalMs);
+    return off;
+  }
+
   /**
    * Take the periodic snapshots that are due (OMEGA_SNAPSHOT_INTERVAL_SECONDS),
    * each by one master: the one whose claim moves it to its next time.

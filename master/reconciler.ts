@@ -22,6 +22,10 @@ export interface MasterReconcileReport {
   admitted: string[];
   /** Running sandboxes whose names were missing from the zone, written again. */
   rewritten: string[];
+  /** Running sandboxes put back on the periodic snapshot schedule (a master died between their create and it). */
+  scheduled: string[];
+  /** Periodic and archive snapshots of sandboxes that are gone (their delete did not get to them), removed. */
+  snapshots: string[];
 }
 
 /**
@@ -119,7 +123,7 @@ export class MasterReconciler {
   }
 
   private async pass(): Promise<MasterReconcileReport> {
-    const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [] };
+    const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [], scheduled: [], snapshots: [] };
     const now = Date.now();
     report.admitted = await this.store.admitHosts();
     const ids = await this.store.allIds();
@@ -174,9 +178,27 @@ export class MasterReconciler {
     }
 
     await this.sweepDns(known, report);
+    await this.sweepSnapshots(known, report);
     const changed = Object.values(report).some((v) => v.length > 0);
     if (changed) this.log.info({ ...Object.fromEntries(Object.entries(report).map(([k, v]) => [k, v.length])) }, 'reconciled');
     return report;
+  }
+
+  /**
+   * Snapshots against the records: a running sandbox off the periodic
+   * schedule is put back on it, and a periodic or archive snapshot whose
+   * sandbox is gone (and is no workspace's latest) is removed.
+   */
+  private async sweepSnapshots(known: Map<string, SandboxRecord>, report: MasterReconcileReport): Promise<void> {
+    const running = [...known.values()].filter((r) => r.state === 'running' && !r.internal).map((r) => r.id);
+    report.scheduled = await this.sandboxes.persistence.reschedule(running);
+    for (const s of await this.store.listSnapshots()) {
+      if (s.kind === 'manual' || s.kind === 'workspace' || known.has(s.sandboxId)) continue;
+      // Made since this pass read the index? Look again before removing it.
+      if (await this.store.get(s.sandboxId)) continue;
+      await this.sandboxes.persistence.dropIfOwned(s.id);
+      report.snapshots.push(s.id);
+    }
   }
 
   /**

@@ -304,11 +304,16 @@ export class Store {
 
   /** Which of these ids have no entry in the expiry index. */
   async withoutExpiry(ids: string[]): Promise<Set<string>> {
-    if (!ids.length) return new Set();
+    return new Set(await this.notIn(this.keys.expiry, ids));
+  }
+
+  /** Which of these ids are not members of the sorted set `key` (one pipeline). */
+  private async notIn(key: string, ids: string[]): Promise<string[]> {
+    if (!ids.length) return [];
     const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.zscore(this.keys.expiry, id);
+    for (const id of ids) pipe.zscore(key, id);
     const res = (await pipe.exec()) ?? [];
-    return new Set(ids.filter((_, i) => res[i]?.[1] === null));
+    return ids.filter((_, i) => res[i]?.[1] === null);
   }
 
   /**
@@ -413,6 +418,11 @@ export class Store {
   /** Take a due periodic snapshot (only one master wins it), due again at `nextMs`. */
   async claimSnapshotDue(id: string, nowMs: number, nextMs: number): Promise<boolean> {
     return (await this.redis.claimDue(this.keys.snapshotDue, id, nowMs, nextMs)) === 1;
+  }
+
+  /** Which of these ids are not on the periodic snapshot schedule. */
+  offSchedule(ids: string[]): Promise<string[]> {
+    return this.notIn(this.keys.snapshotDue, ids);
   }
 
   /** Off the periodic schedule (a sandbox that is gone). */

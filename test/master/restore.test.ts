@@ -87,6 +87,30 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.equal(await rc.zscore(k.load, otherHost.hostId), '0', 'no slot held');
   });
 
+  t.test('the reconciler puts a running sandbox back on the snapshot schedule and removes the periodic snapshot of one that is gone', async (t) => {
+    const dns = await startDns(t, redis);
+    const k = hostKeys(dns.prefix);
+    const host = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node', ...store });
+    t.teardown(() => removeHostContainers(host.hostId));
+    const { call, server } = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node', OMEGA_SNAPSHOT_INTERVAL_SECONDS: '1', OMEGA_RECONCILE_INTERVAL_MS: '600000', ...store });
+    const a = (await call('POST', '/v1/sandboxes', { template: 'node' })).body;
+    const b = (await call('POST', '/v1/sandboxes', { template: 'node' })).body;
+    const periodicOf = async (id: string) => ((await call('GET', '/v1/snapshots')).body.snapshots as Snap[]).find((s) => s.sandboxId === id && s.kind === 'periodic');
+    const snapB = await waitFor('a periodic snapshot of b', () => periodicOf(b.id), 20_000, 100);
+    // A master that dies between a create and its scheduling, and one that dies between a delete's release and its snapshot's removal:
+    await rc.zrem(k.snapshotDue, a.id);
+    t.ok(await server.store.beginDelete(b.id));
+    t.ok(await server.store.release(b.id));
+    const report = await server.reconciler.run();
+    t.same(report.scheduled, [a.id], 'a is on the schedule again');
+    t.ok(await rc.zscore(k.snapshotDue, a.id));
+    t.same(report.snapshots, [snapB!.id], 'b\'s periodic snapshot is removed');
+    t.notOk(await periodicOf(b.id));
+    t.notOk(readdirSync(dir).some((f) => f.includes(snapB!.id)), 'and its archive');
+    t.ok(report.names.length > 0, 'and b\'s names');
+    t.equal((await call('DELETE', `/v1/sandboxes/${a.id}`)).status, 200);
+  });
+
   t.test('lost without a snapshot: a resume says why', async (t) => {
     const dns = await startDns(t, redis);
     const k = hostKeys(dns.prefix);

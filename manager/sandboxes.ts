@@ -11,6 +11,7 @@ import type { SandboxNetwork } from './runtime/network.js';
 import { openVolume, readArchive, writeArchive } from './runtime/archive.js';
 import type { SnapshotStore } from '../src/snapshot-store.js';
 import { isWorkspaceVolume, workspaceVolume } from './workspaces.js';
+import type { DirectPorts } from './direct-ports.js';
 
 /** Row states that hold one of the host's slots. */
 const HOLDS_SLOT = new Set(['running', 'paused', 'stopped']);
@@ -30,6 +31,8 @@ export class Sandboxes {
   ingressPort: number | null = null;
   /** Where workspace snapshots are written and read. */
   snapshots: SnapshotStore | null = null;
+  /** With TLS off: the manager's own ports of sandboxes created with autoResume (null with the ingress). */
+  direct: DirectPorts | null = null;
 
   constructor(
     private readonly config: ManagerConfig,
@@ -132,6 +135,16 @@ export class Sandboxes {
           throw err;
         }
       }
+      // Reached at a port of the manager's own that wakes it when paused (no ingress to do it).
+      let directPort: number | undefined;
+      if (req.autoResume && this.direct) {
+        try {
+          directPort = await this.direct.open(req.id);
+        } catch (err) {
+          await this.discardLogged(warm, log);
+          throw err;
+        }
+      }
       const entry: ContainerEntry = {
         containerId: warm.containerId,
         address: warm.address,
@@ -145,6 +158,7 @@ export class Sandboxes {
         claimSecret: warm.claimSecret,
         ...(req.env ? { env: req.env } : {}),
         ...(req.autoResume ? { autoResume: true as const } : {}),
+        ...(directPort ? { directPort } : {}),
         createdAtMs: Date.now(),
       };
       try {
@@ -152,6 +166,7 @@ export class Sandboxes {
         await this.registry.put(req.id, entry);
       } catch (err) {
         // Not recorded means nobody could find it again: leave nothing behind.
+        if (directPort) await this.direct?.close(req.id);
         await this.discardLogged(warm, log);
         throw new OmegaError('REDIS_UNAVAILABLE', undefined, { cause: err });
       }
@@ -184,7 +199,7 @@ export class Sandboxes {
       id,
       template: e.template,
       containerId: e.containerId,
-      hostPort: e.hostPort,
+      hostPort: e.directPort ?? e.hostPort,
       ingressPort: this.ingressPort,
       host: this.config.hostIp,
       volume: e.volume,
@@ -289,6 +304,7 @@ export class Sandboxes {
       for (const v of volumes) if (!isWorkspaceVolume(v)) await this.runtime.removeVolume(v);
       if (entry) await this.registry.remove(id);
     }
+    await this.direct?.close(id);
     const found = !!entry || containers.length > 0;
     if (found) this.log.info({ sandboxId: id, keepVolume }, 'sandbox deleted');
     return found;

@@ -20,6 +20,7 @@ import { WorkspaceDisks } from './runtime/disk.js';
 import { join } from 'node:path';
 import { Sandboxes } from './sandboxes.js';
 import { Workspaces } from './workspaces.js';
+import { DirectPorts } from './direct-ports.js';
 import { openSnapshotStore } from '../src/snapshot-store.js';
 import { WorkerClient } from './worker-client.js';
 
@@ -104,6 +105,16 @@ export class ManagerServer implements Component {
       { intervalMs: config.reconcileIntervalMs, graceMs: config.orphanGraceMs },
       log.child({ component: 'reconciler' }),
     );
+    if (!config.ingressListen) {
+      this.sandboxes.direct = new DirectPorts(
+        config.publishIp ?? config.hostIp,
+        async (id) => {
+          const e = await this.sandboxes.routeWaking(id, config.readyTimeoutMs);
+          return e?.state === 'running' ? e : null;
+        },
+        log.child({ component: 'direct-ports' }),
+      );
+    }
     if (config.ingressListen) {
       const ingress = new Ingress(
         {
@@ -171,6 +182,16 @@ export class ManagerServer implements Component {
     await this.connectDocker();
   }
 
+  /** A restarted manager listens again on the direct ports its sandboxes' rows name (their URLs carry them). */
+  private async reopenDirectPorts(): Promise<void> {
+    const direct = this.sandboxes.direct;
+    if (!direct) return;
+    for (const [id, e] of await this.registry.entries(true)) {
+      if (!e.directPort || !['running', 'paused', 'stopped'].includes(e.state)) continue;
+      await direct.open(id, e.directPort).catch((err: unknown) => this.log.error({ err, sandboxId: id, port: e.directPort }, 'a sandbox\'s direct port could not be opened again; it is reached through the API\'s resume only'));
+    }
+  }
+
   /** Take work once the engine answers; until then say so, and keep asking. */
   private async connectDocker(): Promise<void> {
     if (this.stopping) return;
@@ -222,6 +243,7 @@ export class ManagerServer implements Component {
       (err) => this.log.warn({ err }, 'the Docker event stream failed; re-opening it'),
     );
     await this.reconciler.run();
+    await this.reopenDirectPorts();
     await this.registry.register();
     this.reconciler.start();
     this.pool.fill();
@@ -241,6 +263,7 @@ export class ManagerServer implements Component {
     await this.api.close();
     await this.certs?.stop();
     await this.ingress?.stop();
+    await this.sandboxes.direct?.closeAll();
     await this.reconciler.stop();
     await this.pool.drain();
     await closeRedis(this.redis);

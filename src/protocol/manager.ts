@@ -85,6 +85,8 @@ export interface ContainerEntry {
   /** The create's `env`, given again to a stopped container's worker at resume. */
   env?: Record<string, string>;
   autoResume?: true;
+  /** With TLS off and autoResume: the manager's own port for it, which wakes it when paused (manager/direct-ports.ts). */
+  directPort?: number;
   /** false: created with no outbound network (absent: with it); `ip` is the address the host firewall refuses. */
   internet?: false;
   ip?: string;

@@ -97,6 +97,31 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.same((await call('DELETE', `/v1/sandboxes/${sb.id}`)).body, { id: sb.id, deleted: true });
   });
 
+  t.test('autoResume without the ingress (TLS off): a connection to its port wakes it, frozen or stopped, at the same port', async (t) => {
+    const sb = (await call('POST', '/v1/sandboxes', { template: 'node', autoResume: true })).body;
+    const row = JSON.parse((await rc.hget(k.containers(m.hostId), sb.id))!);
+    t.ok(row.directPort && row.directPort === sb.port && row.directPort !== row.hostPort, 'reached at the manager\'s own port, not Docker\'s');
+    const c = await connectWorker(t, ws(sb), sb.token);
+    await c.call('fs.write', { path: 'woken.txt', content: 'yes\n' });
+    await c.close();
+    for (const memory of [true, false]) {
+      t.equal((await call('POST', `/v1/sandboxes/${sb.id}/pause`, { memory })).body.state, 'paused');
+      const t0 = Date.now();
+      const woken = await connectWorker(t, ws(sb), sb.token);
+      const ms = Date.now() - t0;
+      t.equal((await woken.runToEnd({ command: 'cat', args: ['woken.txt'] })).stdout, 'yes\n', `${memory ? 'frozen' : 'stopped'}: the connection is served once it runs (${ms} ms)`);
+      await woken.close();
+      const now = (await call('GET', `/v1/sandboxes/${sb.id}`)).body;
+      t.match(now, { state: 'running', port: sb.port }, 'running again, at the same port');
+    }
+    const plain = (await call('POST', '/v1/sandboxes', { template: 'node' })).body;
+    await call('POST', `/v1/sandboxes/${plain.id}/pause`, { memory: false });
+    await t.rejects(connectWorker(null, ws(plain), plain.token), 'one without autoResume stays paused (its port is gone with its container)');
+    t.equal((await call('GET', `/v1/sandboxes/${plain.id}`)).body.state, 'paused');
+    for (const id of [sb.id, plain.id]) t.equal((await call('DELETE', `/v1/sandboxes/${id}`)).status, 200);
+    await t.rejects(connectWorker(null, ws(sb), sb.token), 'its port is closed with it');
+  });
+
   t.test('onTimeout and onIdle: pause: its time or idleness pauses it, resumed it has its whole lifetime again; frozen too long, it is stopped', async (t) => {
     const res = await call('POST', '/v1/sandboxes', { template: 'node', timeoutSeconds: 300, idleSeconds: 3600, onTimeout: 'pause', onIdle: 'pause' });
     t.equal(res.status, 201, JSON.stringify(res.body));

@@ -12,7 +12,7 @@ import {
 } from '../src/protocol/manager.js';
 import { redisConnectionErrors } from '../src/redis/errors.js';
 import { pauseBodySchema } from '../src/protocol/master.js';
-import type { WarmPool } from './pool.js';
+import { poolCreates, poolWaitSeconds, type WarmPool } from './pool.js';
 import type { Sandboxes } from './sandboxes.js';
 import type { Workspaces } from './workspaces.js';
 
@@ -40,15 +40,21 @@ export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
     registers: [registry],
   });
-  new Gauge({
-    name: 'omega_manager_pool_ready',
-    help: 'Warm containers ready, by template',
-    labelNames: ['template'] as const,
-    registers: [registry],
-    collect() {
-      for (const [t, s] of Object.entries(o.pool.stats())) this.set({ template: t }, s.ready);
-    },
-  });
+  registry.registerMetric(poolWaitSeconds);
+  const poolGauge = (name: string, help: string, field: 'ready' | 'target' | 'starting') =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['template'] as const,
+      registers: [registry],
+      collect() {
+        for (const [t, s] of Object.entries(o.pool.stats())) this.set({ template: t }, s[field]);
+      },
+    });
+  poolGauge('omega_manager_pool_ready', 'Warm containers ready, by template', 'ready');
+  poolGauge('omega_manager_pool_starting', 'Warm containers being started, by template', 'starting');
+  poolGauge('omega_manager_pool_target', 'What the pool aims to hold now (between OMEGA_POOL_SIZE and OMEGA_POOL_MAX, following demand), by template', 'target');
+  registry.registerMetric(poolCreates);
 
   app.get('/healthz', async (_req, reply) => {
     const s = o.status();

@@ -120,10 +120,25 @@ export const managerSettings = {
     default: 2,
     parse: int(1, 64),
   } satisfies Setting<number>,
+  poolMax: {
+    env: 'OMEGA_POOL_MAX',
+    flag: 'pool-max',
+    description: 'Most warm containers per template when demand is high (the pool grows from OMEGA_POOL_SIZE toward it as creates arrive faster, and shrinks back when they stop): a number, or node=8,python=4; OMEGA_POOL_SIZE or less keeps the pool at that size',
+    default: 8 as Record<string, number> | number,
+    defaultText: '8',
+    parse: perTemplate,
+  } satisfies Setting<Record<string, number> | number>,
+  poolDemandWindowMs: {
+    env: 'OMEGA_POOL_DEMAND_WINDOW_MS',
+    flag: 'pool-demand-window-ms',
+    description: 'How far back creates count toward a pool\'s size (a pool with no creates for this long is back at OMEGA_POOL_SIZE)',
+    default: 30_000,
+    parse: int(1000, 3_600_000),
+  } satisfies Setting<number>,
   poolSize: {
     env: 'OMEGA_POOL_SIZE',
     flag: 'pool-size',
-    description: 'Warm containers kept ready per template: a number, or node=2,python=1',
+    description: 'Warm containers kept ready per template at least (the floor the pool shrinks back to): a number, or node=2,python=1',
     default: 1 as Record<string, number> | number,
     defaultText: '1',
     parse: perTemplate,
@@ -182,7 +197,7 @@ export const managerSettings = {
 
 export type ManagerSettings = SettingsValues<typeof managerSettings>;
 
-export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen' | 'poolSize' | 'ingressListen' | 'diskMb'> {
+export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen' | 'poolSize' | 'poolMax' | 'ingressListen' | 'diskMb'> {
   hostId: string;
   listen: { host: string; port: number };
   /** null when TLS is off. */
@@ -194,6 +209,8 @@ export interface ManagerConfig extends Omit<ManagerSettings, 'hostId' | 'listen'
    */
   publishIp: string | null;
   poolSize: Record<string, number>;
+  /** Per template: the pool's floor (OMEGA_POOL_SIZE) and ceiling (OMEGA_POOL_MAX). */
+  poolBounds: Record<string, { floor: number; ceiling: number }>;
   /** Workspace size per template; 0: unlimited (a plain volume). */
   diskMb: Record<string, number>;
 }
@@ -204,7 +221,12 @@ export function loadConfig(opts: LoadOptions): ManagerConfig {
     throw new ConfigError(['OMEGA_MANAGER_TOKEN / --token: required to serve the manager API (or run with --dev / OMEGA_DEV=1)']);
   }
   const poolSize: Record<string, number> = {};
-  for (const t of s.templates) poolSize[t] = typeof s.poolSize === 'number' ? s.poolSize : (s.poolSize[t] ?? 0);
+  const poolBounds: Record<string, { floor: number; ceiling: number }> = {};
+  for (const t of s.templates) {
+    poolSize[t] = typeof s.poolSize === 'number' ? s.poolSize : (s.poolSize[t] ?? 0);
+    const ceiling = typeof s.poolMax === 'number' ? s.poolMax : (s.poolMax[t] ?? poolSize[t]);
+    poolBounds[t] = { floor: poolSize[t], ceiling: Math.max(poolSize[t], ceiling) };
+  }
   const diskMb: Record<string, number> = {};
   for (const t of s.templates) diskMb[t] = s.diskMb.each[t] ?? s.diskMb.all ?? DEFAULT_DISK_MB;
   return Object.freeze({
@@ -214,6 +236,7 @@ export function loadConfig(opts: LoadOptions): ManagerConfig {
     ingressListen: s.tls === 'off' ? null : (s.ingressListen ?? { host: s.hostIp, port: 443 }),
     publishIp: s.tls === 'off' ? s.hostIp : null,
     poolSize,
+    poolBounds,
     diskMb,
   });
 }

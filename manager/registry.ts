@@ -103,7 +103,10 @@ export class HostRegistry {
     if (!this.registered) return;
     this.registered = false;
     const { hostId } = this.host;
-    await this.redis.multi().del(this.keys.alive(hostId)).hset(this.keys.host(hostId), 'stoppedAtMs', String(Date.now())).exec();
+    const multi = this.redis.multi().del(this.keys.alive(hostId)).hset(this.keys.host(hostId), 'stoppedAtMs', String(Date.now()));
+    // Its warm containers go with it: no create is placed here for them.
+    for (const t of this.warmTemplates) multi.zrem(this.keys.warm(t), hostId);
+    await multi.exec();
     this.log.info({ hostId }, 'host deregistered');
   }
 
@@ -168,6 +171,34 @@ export class HostRegistry {
   }
 
   /** The master's view of these sandboxes (state and host), null for those it has no record of. */
+  /**
+   * Say how many warm containers of a template are ready here (placement
+   * prefers a host with one). Changes within a tick are written once; a
+   * failed write is left to the next change (it is a hint: the create
+   * finds the pool as it is).
+   */
+  publishWarm(template: string, ready: number): void {
+    if (!this.registered) return;
+    this.warmTemplates.add(template);
+    const pending = this.warmPending.size > 0;
+    this.warmPending.set(template, ready);
+    if (pending) return;
+    setImmediate(() => {
+      const changes = [...this.warmPending];
+      this.warmPending.clear();
+      const pipe = this.redis.pipeline();
+      if (!this.registered) return;
+      for (const [t, n] of changes) {
+        if (n > 0) pipe.zadd(this.keys.warm(t), n, this.host.hostId);
+        else pipe.zrem(this.keys.warm(t), this.host.hostId);
+      }
+      pipe.exec().catch((err: unknown) => this.log.warn({ err }, 'publishing the warm pool failed; the next change retries'));
+    });
+  }
+
+  private readonly warmPending = new Map<string, number>();
+  private readonly warmTemplates = new Set<string>();
+
   /** The named workspaces the master places on this host (their volumes are kept here). */
   workspacesHere(): Promise<string[]> {
     return this.redis.smembers(this.keys.workspacesOn(this.host.hostId));

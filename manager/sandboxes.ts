@@ -81,7 +81,7 @@ export class Sandboxes {
     const claim = { sandboxId: req.id, token: req.token, ...(req.git ? { git: req.git } : gitRepo ? { gitRepo } : {}), ...(req.env ? { env: req.env } : {}) };
 
     // A named workspace's volume is mounted when its container starts: no warm container has it.
-    let warm = req.limits || req.workspace ? undefined : this.pool.take(req.template);
+    let warm = req.limits || req.workspace ? undefined : await this.pool.acquire(req.template);
     // Out of the pool and not yet in the table: marked in flight in the same tick, so a reconcile pass leaves it alone.
     if (warm) this.startingContainers.add(warm.containerId);
     const claimed = warm?.containerId;

@@ -88,11 +88,12 @@ export class ManagerServer implements Component {
     this.sandboxes = new Sandboxes(config, this.runtime, new WorkerClient(), this.registry, log.child({ component: 'sandboxes' }));
     this.sandboxes.snapshots = openSnapshotStore(config.snapshotStore, { endpoint: config.s3Endpoint, region: config.s3Region });
     this.pool = new WarmPool(
-      config.poolSize,
+      config.poolBounds,
       (t) => this.sandboxes.startContainer(t, { pool: true }),
       (c) => this.sandboxes.discard(c),
       log.child({ component: 'pool' }),
       config.poolRefillParallel,
+      { demandWindowMs: config.poolDemandWindowMs, onReady: (t, n) => this.registry.publishWarm(t, n) },
     );
     this.sandboxes.pool = this.pool;
     this.workspaces = new Workspaces(this.runtime, config.hostId, () => this.sandboxes.snapshots, log.child({ component: 'workspaces' }));

@@ -195,7 +195,9 @@ export class Store {
     // Marked before the names are written (right after this), so a crash in between leaves a reason to remove them.
     extra.push(...(fields.internal ? ['internal', '1'] : ['dns', '1']));
     const k = this.keys;
-    const once = () => this.redis.allocateSandbox(k.load, k.sandboxes, this.prefix, id, Date.now(), excluded.join(','), this.masterId, preferred, ...extra);
+    // Hosts with a warm container of the template come first (a hint the managers publish; load stays the sorted set's).
+    const warm = k.warm(fields.template);
+    const once = () => this.redis.allocateSandbox(k.load, k.sandboxes, this.prefix, id, Date.now(), excluded.join(','), this.masterId, preferred, warm, ...extra);
     let r = await once();
     if (r === AllocateFailure.NoRoom && (await this.admitHosts()).length) r = await once();
     if (r === AllocateFailure.NoRoom) return null;

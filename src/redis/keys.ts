@@ -46,6 +46,8 @@ export function hostKeys(prefix: string) {
      * {containerId, hostPort, volume, template, source, state (running|exited|removed), createdAtMs, exitedAtMs?}
      */
     containers: (hostId: string) => `${p}:host:${hostId}:containers`,
+    /** sorted set (managers, each its own member): host id -> warm containers of the template ready there (placement prefers them) */
+    warm: (template: string) => `${p}:warm:${template}`,
     /** stream (managers): {host, sandbox, state, why} when a container of a sandbox stops on its own */
     hostEvents: `${p}:host-events`,
     /** hash (master): what the master decided about a host: draining, lostAtMs */

@@ -85,6 +85,7 @@ declare module 'ioredis' {
       excluded: string,
       owner: string,
       preferred: string,
+      warm: string,
       ...fields: string[]
     ): Result<[hostId: string, address: string, managerUrl: string] | AllocateFailure, Context>;
     finishCreate(sandbox: string, expiry: string, id: string, owner: string, nowMs: number, expiresAtMs: number, hostPort: number, containerId: string, ingressPort: number | ''): Result<string[] | 0, Context>;

@@ -27,6 +27,23 @@ const WAIT_MS = 60_000;
 /** Two tabs are driven at once: keep the one in the background running (timers; its frames still slow down, hence bringToFront). */
 const CHROMIUM_ARGS = ['--no-proxy-server', '--no-sandbox', '--disable-dev-shm-usage', '--disable-background-timer-throttling', '--disable-renderer-backgrounding'];
 
+/**
+ * page.goto, again when Chromium reports ERR_NETWORK_CHANGED: other tests
+ * running beside this one add and remove interfaces (network namespaces,
+ * veth pairs, Docker networks), and Chromium abandons a navigation in flight
+ * when the machine's interfaces change.
+ */
+async function goto(page: Page, url: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (err) {
+      if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
 function missing(reason: string): void {
   if (process.env.CI) t.fail(reason);
   else t.comment(`skipped: ${reason}`);
@@ -118,7 +135,7 @@ if (ready) {
     const untrusting = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     t.teardown(() => untrusting.close());
     const p = await (await untrusting.newContext()).newPage();
-    await t.rejects(p.goto(`${up.masterUrl}/`), /ERR_CERT_AUTHORITY_INVALID/);
+    await t.rejects(goto(p, `${up.masterUrl}/`), /ERR_CERT_AUTHORITY_INVALID/);
     t.match(up.masterUrl, /^https:/);
   });
 
@@ -135,7 +152,7 @@ if (ready) {
     // to three times: the page must then load with nothing failed.
     for (let attempt = 1; ; attempt++) {
       failures.length = 0;
-      await page.goto(`${up.masterUrl}/`);
+      await goto(page, `${up.masterUrl}/`);
       await page.waitForLoadState('networkidle');
       if (attempt >= 3 || !failures.length || !failures.every((f) => f.startsWith('failed '))) break;
       t.comment(`the browser gave up on a request; visiting again (${failures.join(', ')})`);
@@ -151,7 +168,7 @@ if (ready) {
 
     // The sign-in link omega up prints: the token in the fragment, read once and dropped from the address.
     t.match(up.output(), `${up.masterUrl}/#token=`);
-    await page.goto(`${up.masterUrl}/#token=${encodeURIComponent(up.apiToken)}`);
+    await goto(page, `${up.masterUrl}/#token=${encodeURIComponent(up.apiToken)}`);
     await waitIn(page, 'Create to be enabled', () => !document.querySelector('[data-testid="create"]').disabled, null);
     t.notMatch(page.url(), up.apiToken, 'the API token is not in the URL');
     t.equal(await page.evaluate(() => localStorage.getItem('omega.apiToken')), up.apiToken, 'kept by this browser');
@@ -208,7 +225,7 @@ if (ready) {
   });
 
   t.test('a second tab on /#<id> attaches and sees edits live', async (t) => {
-    await page2.goto(`${up.masterUrl}/#${id}`);
+    await goto(page2, `${up.masterUrl}/#${id}`);
     await waitIn(page2, 'tab 2 connected', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'connected', null);
     await waitOpen(page2, 'main.py');
     t.match(await editorText(page2), `RUN = "${marker}"`, 'tab 2 shows the saved code');
@@ -248,7 +265,7 @@ if (ready) {
     const p = await ctx.newPage();
     const sockets: string[] = [];
     p.on('websocket', (ws) => sockets.push(ws.url()));
-    await p.goto(`${up.masterUrl}/#${id}`);
+    await goto(p, `${up.masterUrl}/#${id}`);
     await waitIn(p, 'status unreachable', () => document.querySelector('[data-testid="status"]')?.getAttribute('data-state') === 'unreachable', null);
     const text = await p.locator(testid('notice')).innerText();
     t.match(text, `cannot reach ${hostname}`, 'names the host');
@@ -280,7 +297,7 @@ if (ready) {
     t.teardown(() => preview.close());
     let listing = '';
     for (let i = 0; i < 40 && !listing.includes('main.py'); i++) {
-      await preview.goto(href!).catch(() => {});
+      await goto(preview, href!).catch(() => {});
       listing = await preview.content().catch(() => '');
       if (!listing.includes('main.py')) await preview.waitForTimeout(500);
     }
@@ -296,7 +313,7 @@ if (ready) {
     t.equal(await page.locator(testid('pause')).innerText(), 'Resume');
     // A page loaded now (the welcome page, which opens nothing) lists it as paused.
     const lister = await context.newPage();
-    await lister.goto(`${up.masterUrl}/`);
+    await goto(lister, `${up.masterUrl}/`);
     await waitIn(lister, 'the list to say paused', (sid) => document.querySelector(`[data-testid="sandbox-${sid}"]`)?.parentElement?.textContent?.includes('paused'), id);
     t.pass('the sandbox list says it is paused');
     await lister.close();

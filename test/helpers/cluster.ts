@@ -102,6 +102,7 @@ export class Cluster implements Scope {
         OMEGA_MANAGER_TOKEN: this.managerToken,
         OMEGA_CAPACITY: String(this.opts.capacity ?? 20),
         OMEGA_POOL_SIZE: String(this.opts.poolSize),
+        OMEGA_POOL_MAX: '0',
         OMEGA_SANDBOX_MEMORY_MB: '256',
         OMEGA_SANDBOX_CPUS: '0.5',
         OMEGA_SANDBOX_PIDS: '128',

@@ -20,6 +20,8 @@ export async function startManager(t: Test, redis: RedisUnderTest, env: Record<s
       OMEGA_MANAGER_LISTEN: '127.0.0.1:0',
       OMEGA_MANAGER_TOKEN: MANAGER_TOKEN,
       OMEGA_POOL_SIZE: '0',
+      // A pool of a fixed size (OMEGA_POOL_SIZE) unless a test asks for one that follows demand.
+      OMEGA_POOL_MAX: '0',
       OMEGA_SANDBOX_MEMORY_MB: '256',
       OMEGA_SANDBOX_CPUS: '0.5',
       OMEGA_SANDBOX_PIDS: '128',

@@ -20,6 +20,7 @@ export function quickLocalManagers(): void {
   process.env.OMEGA_HEARTBEAT_TTL_MS = '1500';
   process.env.OMEGA_SANDBOX_MEMORY_MB = '256';
   process.env.OMEGA_ORPHAN_GRACE_MS = '0';
+  process.env.OMEGA_POOL_MAX = '0';
 }
 
 /** A master on a free port, with the DNS server's API and prefix, stopped at teardown. */

@@ -39,6 +39,8 @@ export async function managerProgram(
     OMEGA_SANDBOX_MEMORY_MB: '256',
     OMEGA_SANDBOX_CPUS: '0.5',
     OMEGA_SANDBOX_PIDS: '128',
+    // A pool of a fixed size (OMEGA_POOL_SIZE): these tests count containers.
+    OMEGA_POOL_MAX: '0',
     ...env,
   }, { restartDelayMs });
   t.teardown(() => program.stop(0));

@@ -52,6 +52,8 @@ export async function startUp(t: { teardown(fn: () => unknown): void }, opts: { 
     OMEGA_LOCAL_MANAGER_PORT: String(managerPort),
     OMEGA_LOCAL_MAX_HOSTS: '2',
     OMEGA_LOCAL_POOL_SIZE: '1',
+    // The managers' pools stay at that size (the tests count containers); passed on by the local provider.
+    OMEGA_POOL_MAX: '0',
     OMEGA_SANDBOX_MEMORY_MB: '256',
     OMEGA_SANDBOX_CPUS: '0.5',
     ...opts.env,

@@ -22,7 +22,7 @@ t.test('a refill starts at most `parallel` containers at once, templates taking 
   pool.fill();
   await pool.whenFull();
   t.equal(most, 2, 'never more than two at once');
-  t.same(pool.stats(), { a: { ready: 5, starting: 0, target: 5 }, b: { ready: 2, starting: 0, target: 2 } });
+  t.match(pool.stats(), { a: { ready: 5, starting: 0, target: 5 }, b: { ready: 2, starting: 0, target: 2 } });
   t.same(order.slice(0, 4).sort(), ['a', 'a', 'b', 'b'], 'b is not left until a is full');
   t.ok(pool.take('a'));
   await pool.whenFull();
@@ -45,5 +45,63 @@ t.test('a template whose start fails waits out its backoff instead of retrying a
   pool.fill();
   await new Promise((r) => setTimeout(r, 200));
   t.equal(calls, 2, 'the two first starts failed; none retried within the backoff');
+  await pool.drain();
+});
+
+/** Starts that take `ms` each, counted. */
+function timedStarts(ms: number) {
+  let n = 0;
+  const started = { count: 0 };
+  const start = async (template: string): Promise<WarmContainer> => {
+    started.count++;
+    await new Promise((r) => setTimeout(r, ms));
+    return { template, containerId: `c${n++}`, address: '127.0.0.1', ip: '172.18.0.9', hostPort: 1, volume: 'v', claimSecret: 's' };
+  };
+  return { start, started };
+}
+
+t.test('the pool follows demand: a burst raises its target, a quiet spell brings it back to the floor; a fixed pool stays fixed', async (t) => {
+  const { start } = timedStarts(250);
+  const discarded: string[] = [];
+  const published: number[] = [];
+  const pool = new WarmPool({ a: { floor: 1, ceiling: 6 }, fixed: 1 }, start, async (c) => void discarded.push(c.containerId), log, 4, { demandWindowMs: 1500, onReady: (tpl, n) => tpl === 'a' && published.push(n) });
+  pool.fill();
+  await pool.whenFull();
+  t.match(pool.stats().a, { ready: 1, target: 1, floor: 1, ceiling: 6 });
+  const burst = Array.from({ length: 12 }, () => pool.acquire('a'));
+  const raised = pool.stats().a!.target;
+  t.ok((await Promise.all(burst)).filter(Boolean).length >= 1, 'the ready one and the refills in flight serve what they can');
+  t.ok(raised > 1, `the burst raised the target (${raised})`);
+  await pool.whenFull();
+  t.ok(pool.stats().a!.ready > 1, `and the pool grew to it (${pool.stats().a!.ready} ready)`);
+  t.ok(Math.max(...published) > 1, 'each change of the ready count is published');
+  for (let i = 0; i < 12; i++) await pool.acquire('fixed');
+  t.equal(pool.stats().fixed!.target, 1, 'a pool whose ceiling is its floor does not grow');
+  await new Promise((r) => setTimeout(r, 1500 + 2 * 1000 + 200));
+  const quiet = pool.stats().a!;
+  t.equal(quiet.target, 1, 'quiet for a window: the target is the floor again');
+  t.ok(quiet.ready <= 2, `and the pool shrinks back, a container a tick (${quiet.ready} ready)`);
+  t.ok(discarded.length >= 1, 'what it no longer needs is removed');
+  await pool.drain();
+  t.equal(published.at(-1), 0, 'a drained pool says it has none');
+});
+
+t.test('a create that finds the pool empty waits for a refill in flight instead of starting its own; with none in flight it starts cold', async (t) => {
+  const { start, started } = timedStarts(80);
+  const pool = new WarmPool({ a: 1 }, start, async () => {}, log, 2);
+  pool.fill();
+  await pool.whenFull();
+  t.ok(await pool.acquire('a'), 'the ready one');
+  // Its refill starts a moment after the take: once it is in flight, the next create waits for it.
+  await new Promise((r) => setTimeout(r, 200));
+  t.ok(await pool.acquire('a'), 'the next create got the refill in flight');
+  t.match(pool.stats().a, { hits: 2, misses: 0, waited: 1 });
+  await pool.whenFull();
+  // Three at once: the first takes the ready one; the second finds no refill in flight (a refill
+  // started for it would come no sooner than a cold start): cold; the third waits for that refill.
+  const three = await Promise.all([pool.acquire('a'), pool.acquire('a'), pool.acquire('a')]);
+  t.same(three.map(Boolean), [true, false, true]);
+  t.match(pool.stats().a, { hits: 4, misses: 1, waited: 2 });
+  t.ok(started.count >= 4);
   await pool.drain();
 });

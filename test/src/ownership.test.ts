@@ -24,7 +24,7 @@ function ownerOf(key: string): 'manager' | 'master' | 'dns' | 'unknown' {
   const rest = key.split(':{hosts}:')[1];
   if (rest === undefined) return 'unknown';
   if (/^host:[^:]+:(status|sandboxes|workspaces)$/.test(rest)) return 'master';
-  if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^alive:/.test(rest) || rest === 'hosts' || rest === 'host-events') return 'manager';
+  if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^(alive|warm):/.test(rest) || rest === 'hosts' || rest === 'host-events') return 'manager';
   if (/^(load|sandboxes|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master):/.test(rest)) return 'master';
   return 'unknown';
 }
@@ -41,6 +41,7 @@ t.test('the classification names every key keys.ts builds', async (t) => {
     [k.hosts, 'manager'],
     [k.host('h'), 'manager'],
     [k.alive('h'), 'manager'],
+    [k.warm('node'), 'manager'],
     [k.containers('h'), 'manager'],
     [k.hostEvents, 'manager'],
     [k.hostStatus('h'), 'master'],

@@ -89,7 +89,7 @@ t.test('createRedis(redis+cluster://) runs every script, MULTI and pipelines, th
   const fields = { template: 'python', expiresAtMs: Date.now() + 60_000 };
   const placed = await Promise.all(['a', 'b', 'c', 'd'].map((id) => store.allocate(`s${id}`, fields)));
   t.same(placed.map((p) => p?.hostId).sort(), ['h1', 'h1', 'h2', 'h2'], 'allocateSandbox spreads over the hosts');
-  t.equal(await c.allocateSandbox(k.load, k.sandboxes, hostKeyPrefix(prefix), 'se', Date.now(), '', 'm1', ''), AllocateFailure.NoRoom, 'full');
+  t.equal(await c.allocateSandbox(k.load, k.sandboxes, hostKeyPrefix(prefix), 'se', Date.now(), '', 'm1', '', ''), AllocateFailure.NoRoom, 'full');
   t.match((await store.finishCreate('sa', { expiresAtMs: Date.now() - 1, hostPort: 4000, ingressPort: null, containerId: 'c' })).record, { state: 'running', hostPort: 4000 }, 'finishCreate');
   t.same(await store.expired(Date.now()), ['sa'], 'its expiry on the {hosts} slot');
   t.same((await store.getMany(['sa', 'sb'])).map((r) => r?.state), ['running', 'creating'], 'a pipeline on one slot');

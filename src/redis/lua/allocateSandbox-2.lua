@@ -27,7 +27,12 @@
   ARGV[4] hosts not to use, comma-separated ('' for none)
   ARGV[5] the calling master's id (the record's owner while it is creating)
   ARGV[6] a host to try first ('' for none): where a named workspace's volume is
-  ARGV[7..] field, value, ... more fields of the sandbox hash
+  ARGV[7] the template's warm set ('' for none): hosts by how many warm
+          containers of the template they have ready (each manager writes
+          its own); among those with room, the one with the most is tried
+          before the least-loaded order, so that one host's empty pool does
+          not make a cold start while another has warm ones
+  ARGV[8..] field, value, ... more fields of the sandbox hash
 
   Returns {host id, address, manager URL}, or
     -1 no host has room
@@ -51,7 +56,7 @@ local function take(h, n)
   if redis.call('SADD', on, id) == 0 then return nil end
   redis.call('ZADD', KEYS[1], n + 1, h)
   redis.call('HSET', sandbox, 'host', h, 'address', rec[2], 'managerUrl', rec[3], 'state', 'creating',
-    'createdAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'owner', ARGV[5], unpack(ARGV, 7))
+    'createdAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'owner', ARGV[5], unpack(ARGV, 8))
   redis.call('ZADD', KEYS[2], ARGV[3], id)
   return { h, rec[2], rec[3] }
 end
@@ -62,6 +67,16 @@ if ARGV[6] ~= '' then
   if score then
     local got = take(ARGV[6], tonumber(score))
     if got then return got end
+  end
+end
+
+if ARGV[6] == '' and ARGV[7] ~= '' then
+  for _, h in ipairs(redis.call('ZREVRANGEBYSCORE', ARGV[7], '+inf', 1, 'LIMIT', 0, 4)) do
+    local score = redis.call('ZSCORE', KEYS[1], h)
+    if score then
+      local got = take(h, tonumber(score))
+      if got then return got end
+    end
   end
 end
 

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause bench-snapshot bench-restore bench-density bench-git clean
+.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause bench-snapshot bench-restore bench-density bench-pool bench-git clean
 
 all: build
 
@@ -82,6 +82,10 @@ bench-restore: deps apt-test images
 ## What a host holds: idle sandboxes of each template, their memory (cgroup, RSS, PSS), creates as the host fills.
 bench-density: deps apt-test images
 	node --import=tsx bench/density.ts
+
+## A warm pool that keeps up: a stream of creates 50 ms apart, and a burst of 30 with the pool following demand beside a fixed one.
+bench-pool: deps apt-test images
+	node --import=tsx bench/pool.ts
 
 ## A create with git (a local repository of 1,000 files, served on a namespace's address) beside one without.
 bench-git: deps apt-test images

@@ -132,7 +132,7 @@ export const managerSettings = {
     env: 'OMEGA_POOL_DEMAND_WINDOW_MS',
     flag: 'pool-demand-window-ms',
     description: 'How far back creates count toward a pool\'s size (a pool with no creates for this long is back at OMEGA_POOL_SIZE)',
-    default: 30_000,
+    default: 60_000,
     parse: int(1000, 3_600_000),
   } satisfies Setting<number>,
   poolSize: {

@@ -1,10 +1,13 @@
 /**
  * How many warm containers a template's pool should hold: enough for the
- * creates that arrive while one refill takes place. The recent create rate
- * (the higher of the last two seconds', for a burst, and the last window's,
- * for a steady stream) times the time a container takes to start (a moving
- * average of this host's own starts), between the floor and the ceiling.
- * With no creates for a window the target is back at the floor.
+ * creates that arrive while one refill takes place. That is the create rate
+ * times the time a container takes to start (a moving average of this
+ * host's own starts), taken at its peak over the recent window: the most
+ * creates that came within any one start time of each other. A steady
+ * stream and a burst are measured alike (a burst of 30 within a start time
+ * asks for 30), and the pool keeps that size for the window, so the next
+ * burst finds it; with no creates for a window it is back at the floor.
+ * Between the floor and the ceiling.
  */
 export interface PoolBounds {
   floor: number;
@@ -13,8 +16,6 @@ export interface PoolBounds {
 
 /** How much one start's time moves the average (an exponential moving average). */
 const START_WEIGHT = 0.3;
-/** A burst is judged over this much of the recent past. */
-const BURST_MS = 2000;
 
 export class Demand {
   /** Create times (ms) within the window, oldest first. */
@@ -39,20 +40,21 @@ export class Demand {
     this.startMs = this.startMs * (1 - START_WEIGHT) + ms * START_WEIGHT;
   }
 
-  /** Creates per second: the burst's rate or the window's, whichever is higher. */
-  rate(): number {
+  /** The most creates within any one start time of each other, over the window (two pointers over the sorted times). */
+  peak(): number {
     this.forget();
-    const now = this.now();
-    let burst = 0;
-    for (let i = this.creates.length - 1; i >= 0 && now - this.creates[i]! < BURST_MS; i--) burst++;
-    return Math.max(burst / (BURST_MS / 1000), this.creates.length / (this.windowMs / 1000));
+    let most = 0;
+    for (let lo = 0, hi = 0; hi < this.creates.length; hi++) {
+      while (this.creates[hi]! - this.creates[lo]! > this.startMs) lo++;
+      most = Math.max(most, hi - lo + 1);
+    }
+    return most;
   }
 
   target(): number {
     const { floor, ceiling } = this.bounds;
     if (ceiling <= floor) return floor;
-    const want = Math.ceil(this.rate() * (this.startMs / 1000) - 0.25);
-    return Math.min(ceiling, Math.max(floor, want));
+    return Math.min(ceiling, Math.max(floor, this.peak()));
   }
 
   private forget(): void {

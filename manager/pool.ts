@@ -14,7 +14,7 @@ export const poolWaitSeconds = new Histogram({
 /** What each create found in its pool (registered by the manager's API). */
 export const poolCreates = new Counter({
   name: 'omega_manager_pool_creates_total',
-  help: 'Creates by template and what they found: hit (a warm container), waited (one a refill in flight brought), miss (started cold)',
+  help: 'Creates by template and what they found: hit (a warm container), waited (one a refill already in flight brought), queued (one the pool started for it, in turn), miss (started cold by the create)',
   labelNames: ['template', 'outcome'] as const,
   registers: [],
 });
@@ -24,13 +24,19 @@ const TICK_MS = 1000;
 /** A create waits for a refill in flight at most this many average start times, then starts one cold. */
 const WAIT_STARTS = 3;
 
+/** What a create got from the pool: a container, and whether it was warm (ready, or already on its way when the create came). */
+export interface Acquired {
+  container: WarmContainer;
+  warm: boolean;
+}
+
 export interface PoolStats {
   ready: number;
   starting: number;
   target: number;
   floor: number;
   ceiling: number;
-  /** Creates served warm (waiting for a refill included), served cold, and served after a wait. */
+  /** Creates served warm (a refill already in flight included), served by a start begun for them or cold, and served after a wait. */
   hits: number;
   misses: number;
   waited: number;
@@ -92,7 +98,7 @@ export class WarmPool {
   ) {
     for (const [t, size] of Object.entries(sizes)) {
       const bounds = typeof size === 'number' ? { floor: size, ceiling: size } : { floor: size.floor, ceiling: Math.max(size.floor, size.ceiling) };
-      this.demand.set(t, new Demand(bounds, opts.demandWindowMs ?? 30_000));
+      this.demand.set(t, new Demand(bounds, opts.demandWindowMs ?? 60_000));
       this.counts.set(t, { hits: 0, misses: 0, waited: 0 });
     }
     this.onReady = opts.onReady ?? (() => {});
@@ -123,54 +129,68 @@ export class WarmPool {
   }
 
   /**
-   * A create's warm container: one ready, else the next refill in flight
-   * when there is one this create is not queued behind others for (it
-   * comes sooner than a cold start would), else undefined (start one cold).
-   * Counts the create toward its template's demand.
+   * A create's container from the pool: one ready (a hit); else the next
+   * one the pool brings, in the order creates arrive (a refill already in
+   * flight when this create came is as good as warm: it comes sooner than a
+   * cold start would; one the pool starts for it is a cold start, made in
+   * turn with the refills, at most `parallel` at once, so that a burst
+   * larger than the pool is served at the rate the host can start
+   * containers instead of all of them slowing each other down). Undefined
+   * when the template has no pool, or the wait ran past a few start times
+   * (the create then starts its own). Counts the create toward demand.
    */
-  async acquire(template: string): Promise<WarmContainer | undefined> {
+  async acquire(template: string): Promise<Acquired | undefined> {
     const demand = this.demand.get(template);
     const counts = this.counts.get(template);
     if (!demand || !counts) return undefined;
     demand.created();
-    // Refills already on their way: one started for this create (by take) would come no sooner than a cold start.
     const inFlight = this.filling.get(template) ?? 0;
     const c = this.take(template);
     if (c) {
       counts.hits++;
       poolCreates.inc({ template, outcome: 'hit' });
-      return c;
+      return { container: c, warm: true };
     }
-    const queue = this.waiters.get(template) ?? [];
-    if (this.stopped || inFlight <= queue.length) {
+    if (this.stopped || demand.bounds.ceiling === 0) {
       counts.misses++;
       poolCreates.inc({ template, outcome: 'miss' });
       return undefined;
     }
+    const queue = this.waiters.get(template) ?? [];
+    this.waiters.set(template, queue);
+    const position = queue.length;
+    // Warm when a refill that was already on its way is its to take.
+    const warm = position < inFlight;
     const t0 = performance.now();
     const got = await new Promise<WarmContainer | undefined>((resolve) => {
-      const timer = setTimeout(() => {
-        const i = queue.indexOf(resolve);
-        if (i >= 0) queue.splice(i, 1);
-        resolve(undefined);
-      }, WAIT_STARTS * demand.startMs);
-      timer.unref();
-      queue.push((c) => {
+      const waiter = (c: WarmContainer | undefined) => {
         clearTimeout(timer);
         resolve(c);
-      });
-      this.waiters.set(template, queue);
+      };
+      const timer = setTimeout(
+        () => {
+          const i = queue.indexOf(waiter);
+          if (i >= 0) queue.splice(i, 1);
+          resolve(undefined);
+        },
+        WAIT_STARTS * demand.startMs * (1 + Math.floor(position / Math.min(this.parallel, 64))),
+      );
+      timer.unref();
+      queue.push(waiter);
+      // Counted as missing, the waiters have refills started for them.
+      this.fill();
     });
     if (!got) {
       counts.misses++;
       poolCreates.inc({ template, outcome: 'miss' });
       return undefined;
     }
-    counts.hits++;
     counts.waited++;
-    poolCreates.inc({ template, outcome: 'waited' });
+    if (warm) counts.hits++;
+    else counts.misses++;
+    poolCreates.inc({ template, outcome: warm ? 'waited' : 'queued' });
     poolWaitSeconds.observe({ template }, (performance.now() - t0) / 1000);
-    return got;
+    return { container: got, warm };
   }
 
   private refillTimer: NodeJS.Timeout | null = null;

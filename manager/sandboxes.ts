@@ -81,12 +81,14 @@ export class Sandboxes {
     const claim = { sandboxId: req.id, token: req.token, ...(req.git ? { git: req.git } : gitRepo ? { gitRepo } : {}), ...(req.env ? { env: req.env } : {}) };
 
     // A named workspace's volume is mounted when its container starts: no warm container has it.
-    let warm = req.limits || req.workspace ? undefined : await this.pool.acquire(req.template);
+    const got = req.limits || req.workspace ? undefined : await this.pool.acquire(req.template);
+    let warm = got?.container;
     // Out of the pool and not yet in the table: marked in flight in the same tick, so a reconcile pass leaves it alone.
     if (warm) this.startingContainers.add(warm.containerId);
     const claimed = warm?.containerId;
     try {
-      let source: SandboxInfo['source'] = 'pool';
+      // A container the pool started for this create (in turn, under a burst) cost it a start: cold.
+      let source: SandboxInfo['source'] = got?.warm ? 'pool' : 'cold';
       if (warm) {
         try {
           await this.workers.claim(warm.address, warm.hostPort, warm.claimSecret, claim);

@@ -86,22 +86,24 @@ t.test('the pool follows demand: a burst raises its target, a quiet spell brings
   t.equal(published.at(-1), 0, 'a drained pool says it has none');
 });
 
-t.test('a create that finds the pool empty waits for a refill in flight instead of starting its own; with none in flight it starts cold', async (t) => {
+t.test('a create that finds the pool empty waits for the next container in turn: warm when a refill was on its way, else started for it; no pool, no wait', async (t) => {
   const { start, started } = timedStarts(80);
-  const pool = new WarmPool({ a: 1 }, start, async () => {}, log, 2);
+  const pool = new WarmPool({ a: 1, none: 0 }, start, async () => {}, log, 2);
   pool.fill();
   await pool.whenFull();
-  t.ok(await pool.acquire('a'), 'the ready one');
+  t.match(await pool.acquire('a'), { warm: true }, 'the ready one');
   // Its refill starts a moment after the take: once it is in flight, the next create waits for it.
   await new Promise((r) => setTimeout(r, 200));
-  t.ok(await pool.acquire('a'), 'the next create got the refill in flight');
+  t.match(await pool.acquire('a'), { warm: true }, 'the next create got the refill in flight: warm');
   t.match(pool.stats().a, { hits: 2, misses: 0, waited: 1 });
   await pool.whenFull();
-  // Three at once: the first takes the ready one; the second finds no refill in flight (a refill
-  // started for it would come no sooner than a cold start): cold; the third waits for that refill.
+  // Three at once: the first takes the ready one (its refill starts); the second finds nothing on its
+  // way when it comes and gets a container the pool starts for it (a cold start, in turn); the third
+  // finds the first's refill on its way: warm.
   const three = await Promise.all([pool.acquire('a'), pool.acquire('a'), pool.acquire('a')]);
-  t.same(three.map(Boolean), [true, false, true]);
-  t.match(pool.stats().a, { hits: 4, misses: 1, waited: 2 });
-  t.ok(started.count >= 4);
+  t.same(three.map((g) => g?.warm), [true, false, true]);
+  t.match(pool.stats().a, { hits: 4, misses: 1, waited: 3 });
+  t.ok(started.count >= 5);
+  t.equal(await pool.acquire('none'), undefined, 'a template with no pool: the create starts its own at once');
   await pool.drain();
 });

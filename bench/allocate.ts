@@ -25,15 +25,12 @@ import { createRedis } from '../src/redis/connection.js';
 import { hostKeys } from '../src/redis/keys.js';
 import { TestRedis } from '../test/helpers/redis.js';
 import { startStack, type BenchStack } from './stack.js';
+import { pct } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 /** The manager's warm pool: as large as the largest burst. */
 const BURST_POOL = Number(process.env.BENCH_BURST_POOL ?? 50);
 const LUA_SECONDS = Number(process.env.BENCH_LUA_SECONDS ?? 5);
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 const fmt = (xs: number[]) => `p50=${pct(xs, 50).toFixed(1)}ms p99=${pct(xs, 99).toFixed(1)}ms (n=${xs.length})`;
 
 async function luaRate(redisUrl: string): Promise<{ lua: number; zincrby: number; luaUsec: number; zincrbyUsec: number }> {

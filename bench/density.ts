@@ -23,6 +23,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { TestRedis } from '../test/helpers/redis.js';
 import { startStack } from './stack.js';
+import { pct } from './stats.js';
 
 const N = Number(process.env.BENCH_DENSITY_N ?? 60);
 const MEMORY_MB = 512;
@@ -30,7 +31,6 @@ const HOST_GIB = 24;
 const MiB = 1024 * 1024;
 
 const availableBytes = () => Number(/MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024;
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
 const mib = (b: number) => `${(b / MiB).toFixed(1)}`;
 
 /** A container's memory cgroup (cgroup v1, Docker's cgroupfs driver). */
@@ -64,7 +64,7 @@ function processes(containerId: string): Array<{ pid: number; command: string }>
 async function main(): Promise<void> {
   const redis = await TestRedis.create();
   const templates = ['node', 'python'];
-  const settings = { OMEGA_TEMPLATES: templates.join(','), OMEGA_POOL_SIZE: '0', OMEGA_CAPACITY: String(N * templates.length + 1), OMEGA_SANDBOX_MEMORY_MB: String(MEMORY_MB) };
+  const settings = { OMEGA_TEMPLATES: templates.join(','), OMEGA_POOL_SIZE: '0', OMEGA_POOL_MAX: '0', OMEGA_CAPACITY: String(N * templates.length + 1), OMEGA_SANDBOX_MEMORY_MB: String(MEMORY_MB) };
   const stack = await startStack(redis.url, { manager: settings, master: { OMEGA_TEMPLATES: templates.join(','), OMEGA_DEFAULT_TIMEOUT_SECONDS: '3600' } });
   const call = async (method: 'POST' | 'DELETE', path: string, body?: unknown) => {
     const r = await request(`${stack.master.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${stack.apiToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -23,14 +23,11 @@ import { ManagerServer } from '../manager/server.js';
 import { createLogger } from '../src/log.js';
 import { TestRedis } from '../test/helpers/redis.js';
 import { connectWorker } from '../test/helpers/worker-client.js';
+import { pct } from './stats.js';
 
 const TOKEN = randomBytes(16).toString('hex');
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 const fmt = (xs: number[]) => `p50=${pct(xs, 50).toFixed(2)}ms p99=${pct(xs, 99).toFixed(2)}ms (n=${xs.length})`;
 
 /** User code: SAMPLES writes of 64 KiB, each fsync'd; prints each one's ms as JSON. */

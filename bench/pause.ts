@@ -14,12 +14,9 @@ import { execFileSync } from 'node:child_process';
 import { request } from 'undici';
 import { TestRedis } from '../test/helpers/redis.js';
 import { startStack } from './stack.js';
+import { pct } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 const fmt = (xs: number[]) => `p50=${pct(xs, 50).toFixed(1)}ms p99=${pct(xs, 99).toFixed(1)}ms (n=${xs.length})`;
 
 async function main(): Promise<void> {

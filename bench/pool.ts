@@ -15,8 +15,8 @@
 import { request } from 'undici';
 import { TestRedis } from '../test/helpers/redis.js';
 import { startStack, type BenchStack } from './stack.js';
+import { pct } from './stats.js';
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
 
 async function withStack<T>(redisUrl: string, manager: Record<string, string>, fn: (stack: BenchStack, create: () => Promise<{ ms: number; source: string; id: string }>) => Promise<T>): Promise<T> {
   const stack = await startStack(redisUrl, { manager: { OMEGA_TEMPLATES: 'python', OMEGA_CAPACITY: '60', ...manager }, master: { OMEGA_TEMPLATES: 'python' } });

@@ -24,16 +24,13 @@ import { loadConfig } from '../manager/config.js';
 import { ManagerServer } from '../manager/server.js';
 import { createLogger } from '../src/log.js';
 import { TestRedis } from '../test/helpers/redis.js';
+import { pct } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 const TEMPLATE = process.env.BENCH_TEMPLATE ?? 'python';
 const IMAGE = `omega/sandbox-${TEMPLATE}:latest`;
 const TOKEN = randomBytes(16).toString('hex');
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 const fmt = (xs: number[]) => `p50=${pct(xs, 50).toFixed(1)}ms p99=${pct(xs, 99).toFixed(1)}ms (n=${xs.length})`;
 
 async function healthy(port: number): Promise<void> {

@@ -41,14 +41,11 @@ import { freePort, sleep } from '../test/helpers/ports.js';
 import { Program } from '../test/helpers/programs.js';
 import { TestRedis } from '../test/helpers/redis.js';
 import { sweepDocker } from '../test/helpers/whole.js';
+import { pct } from './stats.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const IDLE = Number(process.env.BENCH_IDLE_SOCKETS ?? 1000);
 const RATE = Number(process.env.BENCH_CONNECT_RATE ?? 200);
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 const ms = (x: number) => `${x.toFixed(2)} ms`;
 const silent = (name: string) => createLogger(name, { level: process.env.BENCH_LOG_LEVEL ?? 'silent' });
 const token = () => randomBytes(18).toString('base64url');

@@ -11,7 +11,9 @@ const LUA_DIR = new URL('./lua/', import.meta.url);
 function load(file: string): { name: string; numberOfKeys: number; lua: string } {
   const m = /^(\w+)-(\d+)\.lua$/.exec(file);
   if (!m) throw new Error(`bad script file name ${file}`);
-  return { name: m[1]!, numberOfKeys: Number(m[2]), lua: readFileSync(new URL(file, LUA_DIR), 'utf8') };
+  // `--@include lib/<file>.lua` puts a shared function where it stands (Lua scripts sent to Redis cannot require one another).
+  const lua = readFileSync(new URL(file, LUA_DIR), 'utf8').replace(/^--@include (lib\/\w+\.lua)$/gm, (_, lib: string) => readFileSync(new URL(lib, LUA_DIR), 'utf8'));
+  return { name: m[1]!, numberOfKeys: Number(m[2]), lua };
 }
 
 const SCRIPTS = [

@@ -47,49 +47,11 @@ end
 local excluded = {}
 for h in string.gmatch(ARGV[4], '[^,]+') do excluded[h] = true end
 
-local function take(h, n)
-  if excluded[h] or redis.call('EXISTS', p .. ':alive:' .. h) == 0 then return nil end
-  local rec = redis.call('HMGET', p .. ':host:' .. h, 'capacity', 'address', 'managerUrl')
-  local capacity = tonumber(rec[1])
-  if not (capacity and rec[2] and rec[3] and n < capacity) then return nil end
-  local on = p .. ':host:' .. h .. ':sandboxes'
-  if redis.call('SADD', on, id) == 0 then return nil end
-  redis.call('ZADD', KEYS[1], n + 1, h)
-  redis.call('HSET', sandbox, 'host', h, 'address', rec[2], 'managerUrl', rec[3], 'state', 'creating',
-    'createdAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'owner', ARGV[5], unpack(ARGV, 8))
-  redis.call('ZADD', KEYS[2], ARGV[3], id)
-  return { h, rec[2], rec[3] }
-end
+--@include lib/findSlot.lua
 
-if ARGV[6] ~= '' then
-  -- A draining host is out of the load set: no score, no room.
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[6])
-  if score then
-    local got = take(ARGV[6], tonumber(score))
-    if got then return got end
-  end
-end
-
-if ARGV[6] == '' and ARGV[7] ~= '' then
-  for _, h in ipairs(redis.call('ZREVRANGEBYSCORE', ARGV[7], '+inf', 1, 'LIMIT', 0, 4)) do
-    local score = redis.call('ZSCORE', KEYS[1], h)
-    if score then
-      local got = take(h, tonumber(score))
-      if got then return got end
-    end
-  end
-end
-
--- The least-loaded host alone first (it usually has room, and a range of
--- one costs less than half a range of eight), then eight at a time.
-local start, size = 0, 1
-while true do
-  local batch = redis.call('ZRANGE', KEYS[1], start, start + size - 1, 'WITHSCORES')
-  if #batch == 0 then return -1 end
-  for i = 1, #batch, 2 do
-    local got = take(batch[i], tonumber(batch[i + 1]))
-    if got then return got end
-  end
-  start = start + size
-  size = 8
-end
+local slot = findSlot(p, KEYS[1], id, excluded, ARGV[6], ARGV[7])
+if not slot then return -1 end
+redis.call('HSET', sandbox, 'host', slot[1], 'address', slot[2], 'managerUrl', slot[3], 'state', 'creating',
+  'createdAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'owner', ARGV[5], unpack(ARGV, 8))
+redis.call('ZADD', KEYS[2], ARGV[3], id)
+return slot

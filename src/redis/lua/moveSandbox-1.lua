@@ -83,36 +83,12 @@ end
 local excluded = {}
 for h in string.gmatch(ARGV[7], '[^,]+') do excluded[h] = true end
 
-local function take(h, n)
-  if excluded[h] or redis.call('EXISTS', p .. ':alive:' .. h) == 0 then return nil end
-  local host = redis.call('HMGET', p .. ':host:' .. h, 'capacity', 'address', 'managerUrl')
-  local capacity = tonumber(host[1])
-  if not (capacity and host[2] and host[3] and n < capacity) then return nil end
-  -- A draining host (being scaled in) is out of the load set: no score, no room.
-  local on = p .. ':host:' .. h .. ':sandboxes'
-  if redis.call('SADD', on, id) == 0 then return nil end
-  redis.call('ZADD', KEYS[1], n + 1, h)
-  redis.call('HSET', sandbox, 'state', 'resuming', 'owner', ARGV[4], 'stateSinceMs', ARGV[5], 'movedFrom', from,
-    'host', h, 'address', host[2], 'managerUrl', host[3], 'dns', '1')
-  -- A lost sandbox comes back with its whole lifetime (an archived one kept its time left when paused).
-  if from == 'lost' then redis.call('HSET', sandbox, 'remainingMs', redis.call('HGET', sandbox, 'lifetimeMs') or '0') end
-  return { h, host[2], host[3] }
-end
+--@include lib/findSlot.lua
 
-if ARGV[6] ~= '' then
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[6])
-  if score then
-    local got = take(ARGV[6], tonumber(score))
-    if got then return got end
-  end
-end
-local start = 0
-while true do
-  local batch = redis.call('ZRANGE', KEYS[1], start, start + 7, 'WITHSCORES')
-  if #batch == 0 then return -1 end
-  for i = 1, #batch, 2 do
-    local got = take(batch[i], tonumber(batch[i + 1]))
-    if got then return got end
-  end
-  start = start + 8
-end
+local slot = findSlot(p, KEYS[1], id, excluded, ARGV[6], '')
+if not slot then return -1 end
+redis.call('HSET', sandbox, 'state', 'resuming', 'owner', ARGV[4], 'stateSinceMs', ARGV[5], 'movedFrom', from,
+  'host', slot[1], 'address', slot[2], 'managerUrl', slot[3], 'dns', '1')
+-- A lost sandbox comes back with its whole lifetime (an archived one kept its time left when paused).
+if from == 'lost' then redis.call('HSET', sandbox, 'remainingMs', redis.call('HGET', sandbox, 'lifetimeMs') or '0') end
+return slot

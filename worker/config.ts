@@ -105,6 +105,13 @@ export const workerSettings = {
     default: 8 << 20,
     parse: int(1, 256 << 20),
   },
+  maxUploadBytes: {
+    env: 'OMEGA_WORKER_MAX_UPLOAD_BYTES',
+    flag: 'max-upload-bytes',
+    description: 'Largest multipart body of the E2B agent\'s POST /files (read whole; each file is also held to the file limit)',
+    default: 64 << 20,
+    parse: int(1024, 1 << 30),
+  },
   maxBufferedBytes: {
     env: 'OMEGA_WORKER_MAX_BUFFERED_BYTES',
     flag: 'max-buffered-bytes',

@@ -1,0 +1,143 @@
+import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Filesystem } from '../../src/protocol/envd/gen/filesystem_pb.js';
+import { Process } from '../../src/protocol/envd/gen/process_pb.js';
+import type { Clients } from '../clients.js';
+import type { Files } from '../files.js';
+import type { WorkerLogger } from '../log.js';
+import type { Processes } from '../processes.js';
+import type { Terminals } from '../terminals.js';
+import { toConnectError } from './errors.js';
+import { FilesHttp, sendEnvdError } from './files-http.js';
+import { filesystemService } from './filesystem.js';
+import { checkUser, Home } from './home.js';
+import { processService } from './process.js';
+
+/** The port E2B clients reach the agent on: `49983-<id>.<zone>`. */
+export const ENVD_PORT = 49983;
+
+/**
+ * The newest envd version whose features this agent serves; the SDK turns
+ * features on by it (docs/e2b.md lists them). 0.5.7 is octet-stream uploads;
+ * 0.6.2 adds file metadata (extended attributes), which Omega does not keep.
+ */
+export const ENVD_VERSION = '0.5.7';
+
+const RPC_PATH = /^\/(?:filesystem\.Filesystem|process\.Process)\/[A-Za-z]+$/;
+
+export interface EnvdDeps {
+  files: Files;
+  processes: Processes;
+  terminals: Terminals;
+  clients: Clients;
+  /** The workspace as configured (the home clients see) and its real path. */
+  home: { dir: string; realDir: string };
+  maxMessageBytes: number;
+  maxQueuedBytes: number;
+  maxUploadBytes: number;
+  log: WorkerLogger;
+}
+
+/** A sandbox-token check of the worker's: 'ok', 'wrong', or the seconds its source must wait. */
+export type TokenCheck = (token: string | undefined) => 'ok' | 'wrong' | number;
+
+/**
+ * The E2B agent ("envd") beside the worker's WebSocket protocol, over the same
+ * Files, Processes, Terminals and watcher: the Connect services
+ * filesystem.Filesystem and process.Process (JSON or binary, unary and
+ * server streaming) and the plain HTTP routes /health and /files.
+ */
+export class EnvdAgent {
+  private readonly rpc: ReturnType<typeof connectNodeAdapter>;
+  private readonly filesHttp: FilesHttp;
+  private readonly shutdown = new AbortController();
+
+  constructor(private readonly deps: EnvdDeps) {
+    const home = new Home(deps.home.dir, deps.home.realDir, deps.files);
+    const log = deps.log;
+    // One error boundary for every RPC: the user named, then any failure as a Connect code (streams too).
+    const boundary: Interceptor = (next) => async (req) => {
+      try {
+        checkUser(req.header.get('authorization'), null);
+        const res = await next(req);
+        if (!res.stream) return res;
+        const messages = res.message;
+        return {
+          ...res,
+          message: (async function* () {
+            try {
+              yield* messages;
+            } catch (err) {
+              throw toConnectError(err, log, req.method.name);
+            }
+          })(),
+        };
+      } catch (err) {
+        throw toConnectError(err, log, req.method.name);
+      }
+    };
+    this.rpc = connectNodeAdapter({
+      routes: (router) => {
+        router.service(Filesystem, filesystemService({ files: deps.files, home, clients: deps.clients, maxQueuedBytes: deps.maxQueuedBytes }));
+        router.service(Process, processService({ processes: deps.processes, terminals: deps.terminals, home, maxQueuedBytes: deps.maxQueuedBytes }));
+      },
+      grpc: false,
+      grpcWeb: false,
+      interceptors: [boundary],
+      readMaxBytes: deps.maxMessageBytes,
+      shutdownSignal: this.shutdown.signal,
+      fallback: (_req, res) => sendEnvdError(res as ServerResponse, 404, 'no such route'),
+    });
+    this.filesHttp = new FilesHttp(deps.files, home, deps.maxUploadBytes, log);
+  }
+
+  /** Whether a path is the agent's (on the worker's own host; on the agent's host every path is). */
+  owns(path: string): boolean {
+    return path === '/health' || path === '/files' || RPC_PATH.test(path);
+  }
+
+  /** Serve one request: the token (X-Access-Token) checked before any body is read; /health needs none. */
+  serve(req: IncomingMessage, res: ServerResponse, checkToken: TokenCheck): void {
+    const url = new URL(req.url ?? '/', 'http://envd');
+    if (url.pathname === '/health') {
+      res.writeHead(204, { 'cache-control': 'no-store' });
+      return void res.end();
+    }
+    const token = req.headers['x-access-token'];
+    const auth = checkToken(typeof token === 'string' ? token : undefined);
+    const rpc = RPC_PATH.test(url.pathname);
+    if (auth !== 'ok') {
+      const [status, code, message] =
+        auth === 'wrong' ? [401, Code.Unauthenticated, 'a valid X-Access-Token (the sandbox token) is required'] : [429, Code.ResourceExhausted, `too many wrong or missing tokens from this address; retry in ${auth} s`];
+      const headers: Record<string, string> = typeof auth === 'number' ? { 'retry-after': String(auth) } : {};
+      if (req.method === 'POST') headers.connection = 'close';
+      if (!rpc) return sendEnvdError(res, status, message, headers);
+      // A Connect error (the unary form; a streaming client reads the status): the client's code, not an HTTP guess.
+      const body = JSON.stringify(new ConnectErrorBody(code, message));
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
+      return void res.end(body);
+    }
+    if (rpc) return void this.rpc(req, res);
+    if (url.pathname === '/files') return void this.filesHttp.serve(req, res, url);
+    sendEnvdError(res, 404, `no route ${req.method} ${url.pathname}`);
+  }
+
+  /** End every open stream (watches, process events); the programs go on until the worker stops them. */
+  stop(): void {
+    this.shutdown.abort();
+  }
+}
+
+/** The Connect protocol's error body: the code's name in snake case. */
+class ConnectErrorBody {
+  readonly code: string;
+  constructor(
+    code: Code,
+    readonly message: string,
+  ) {
+    this.code = Code[code].replace(/[A-Z]/g, (c, i: number) => (i ? '_' : '') + c.toLowerCase());
+  }
+}
+
+export { ConnectError };

@@ -65,7 +65,7 @@ export class Files {
     const rel = this.ws.normalize(relPath);
     if (rel === '') throw new WorkerError('IS_A_DIRECTORY', 'the workspace root is a directory');
     const file = await this.ws.resolve(rel);
-    if (data.length > this.maxFileBytes) throw new WorkerError('FILE_TOO_LARGE', `${data.length} bytes; at most ${this.maxFileBytes} are accepted`);
+    if (data.length > this.maxFileBytes) throw new WorkerError('FILE_TOO_LARGE', `${relPath}: ${data.length} bytes; at most ${this.maxFileBytes} are accepted`);
     const existed = await lstat(file).then(
       () => true,
       () => false,

@@ -14,15 +14,7 @@ import { filesystemService } from './filesystem.js';
 import { checkUser, Home } from './home.js';
 import { processService } from './process.js';
 
-/** The port E2B clients reach the agent on: `49983-<id>.<zone>`. */
-export const ENVD_PORT = 49983;
-
-/**
- * The newest envd version whose features this agent serves; the SDK turns
- * features on by it (docs/e2b.md lists them). 0.5.7 is octet-stream uploads;
- * 0.6.2 adds file metadata (extended attributes), which Omega does not keep.
- */
-export const ENVD_VERSION = '0.5.7';
+export { ENVD_PORT, ENVD_VERSION } from '../../src/protocol/envd/version.js';
 
 const RPC_PATH = /^\/(?:filesystem\.Filesystem|process\.Process)\/[A-Za-z]+$/;
 

@@ -202,11 +202,11 @@ export class Worker {
    * source) or the seconds to wait when its source has failed too often
    * (the token then not looked at).
    */
-  private checkToken(req: IncomingMessage, candidate: string | undefined): 'ok' | 'wrong' | number {
+  private checkToken(req: IncomingMessage, candidate: string | undefined | ((creds: Credentials) => boolean)): 'ok' | 'wrong' | number {
     const source = this.sourceOf(req);
     const wait = this.authFailures.retryAfterSeconds(source);
     if (wait > 0) return wait;
-    if (this.creds.check(candidate)) return 'ok';
+    if (typeof candidate === 'function' ? candidate(this.creds) : this.creds.check(candidate)) return 'ok';
     this.authFailures.failed(source);
     return 'wrong';
   }
@@ -234,7 +234,7 @@ export class Worker {
     // The E2B agent: its own host 49983-<id> (any path), or its paths on the worker's own host (docs/e2b.md).
     if (this.isEnvdHost(target) || (!target && this.envd!.owns(path))) {
       this.touch();
-      return this.envd!.serve(req, res, (token) => this.checkToken(req, token));
+      return this.envd!.serve(req, res, (candidate) => this.checkToken(req, candidate));
     }
     if (target) {
       this.touch();

@@ -129,3 +129,18 @@ t.test('bad input through the SDK: a path outside the home, a huge upload, a wro
   await t.rejects(stranger.commands.run('true'), { name: 'AuthenticationError' });
   t.equal((await sbx.commands.run('echo still here')).stdout, 'still here\n', 'still serving');
 });
+
+t.test('signed URLs: uploadUrl and downloadUrl open one file for one operation without the token', async (t) => {
+  const { sbx, workspace } = await sdkSandbox(t);
+  const up = await sbx.uploadUrl('shared/up.txt');
+  t.notMatch(up, TOKEN, 'the token is not in the URL');
+  const form = new FormData();
+  form.append('file', new Blob(['through a signed URL']), 'up.txt');
+  t.equal((await fetch(up, { method: 'POST', body: form })).status, 200);
+  t.equal(await readFile(path.join(workspace, 'shared/up.txt'), 'utf8'), 'through a signed URL');
+  const down = await sbx.downloadUrl('shared/up.txt', { useSignatureExpiration: 60 });
+  t.equal(await (await fetch(down)).text(), 'through a signed URL', 'with an expiration');
+  t.equal((await fetch(down.replace('up.txt', 'other.txt'))).status, 401, 'not for another path');
+  t.equal((await fetch(up)).status, 401, 'a write URL does not read');
+  t.equal((await fetch(await sbx.downloadUrl('shared/up.txt', { useSignatureExpiration: -10 }))).status, 401, 'expired');
+});

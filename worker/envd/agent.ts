@@ -3,6 +3,7 @@ import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Filesystem } from '../../src/protocol/envd/gen/filesystem_pb.js';
 import { Process } from '../../src/protocol/envd/gen/process_pb.js';
+import type { Credentials } from '../auth.js';
 import type { Clients } from '../clients.js';
 import type { Files } from '../files.js';
 import type { WorkerLogger } from '../log.js';
@@ -31,8 +32,8 @@ export interface EnvdDeps {
   log: WorkerLogger;
 }
 
-/** A sandbox-token check of the worker's: 'ok', 'wrong', or the seconds its source must wait. */
-export type TokenCheck = (token: string | undefined) => 'ok' | 'wrong' | number;
+/** The worker's check of a token (or of what proves one: a signature), counted against the source: 'ok', 'wrong', or the seconds it must wait. */
+export type TokenCheck = (candidate: string | undefined | ((creds: Credentials) => boolean)) => 'ok' | 'wrong' | number;
 
 /**
  * The E2B agent ("envd") beside the worker's WebSocket protocol, over the same
@@ -97,8 +98,8 @@ export class EnvdAgent {
       return void res.end();
     }
     const token = req.headers['x-access-token'];
-    const auth = checkToken(typeof token === 'string' ? token : undefined);
     const rpc = RPC_PATH.test(url.pathname);
+    const auth = checkToken(typeof token === 'string' || rpc ? (token as string | undefined) : signedUrl(req, url));
     if (auth !== 'ok') {
       const [status, code, message] =
         auth === 'wrong' ? [401, Code.Unauthenticated, 'a valid X-Access-Token (the sandbox token) is required'] : [429, Code.ResourceExhausted, `too many wrong or missing tokens from this address; retry in ${auth} s`];
@@ -119,6 +120,20 @@ export class EnvdAgent {
   stop(): void {
     this.shutdown.abort();
   }
+}
+
+/**
+ * A /files URL signed by the SDK's uploadUrl or downloadUrl (`signature`,
+ * maybe `signature_expiration` in Unix seconds, past which it is refused):
+ * a check of the signature for its path, operation and user, or no token.
+ */
+function signedUrl(req: IncomingMessage, url: URL): ((creds: Credentials) => boolean) | undefined {
+  const signature = url.searchParams.get('signature');
+  if (!signature) return undefined;
+  const expiration = url.searchParams.get('signature_expiration');
+  if (expiration !== null && !(Number(expiration) * 1000 > Date.now())) return () => false;
+  const signed = { path: url.searchParams.get('path') ?? '', operation: req.method === 'POST' ? ('write' as const) : ('read' as const), user: url.searchParams.get('username') ?? '', expiration };
+  return (creds) => creds.checkFileSignature(signature, signed);
 }
 
 /** The Connect protocol's error body: the code's name in snake case. */

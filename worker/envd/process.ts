@@ -118,6 +118,9 @@ export function processService({ processes, terminals, home, maxQueuedBytes }: P
         client.close();
         throw err;
       });
+      // What the core has dropped is dropped here too, so the map stays as small as its tables.
+      const known = new Set(jobs().map((j) => j.pid));
+      for (const p of started.keys()) if (!known.has(p)) started.delete(p);
       started.set(pid, { ...(req.tag !== undefined ? { tag: req.tag } : {}), config: cfg });
       yield* follow(client, ctx, pid, null);
     },

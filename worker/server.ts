@@ -130,6 +130,8 @@ export class Worker {
     server.emit('listening');
     log.info({ address: this.address, workspace: ws.root, claimed: this.creds.claimed, sandboxId: this.creds.sandboxId }, 'worker listening');
     if (!this.creds.claimed && config.claimSecret) this.warmClaimPath(config.claimSecret);
+    const { host, port } = this.address;
+    void this.envd.warm(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port);
   }
 
   /**
@@ -233,7 +235,7 @@ export class Worker {
     const path = (req.url ?? '/').split('?')[0]!;
     // The E2B agent: its own host 49983-<id> (any path), or its paths on the worker's own host (docs/e2b.md).
     if (this.isEnvdHost(target) || (!target && this.envd!.owns(path))) {
-      this.touch();
+      if (!this.envd!.isWarmUp(req)) this.touch();
       return this.envd!.serve(req, res, (candidate) => this.checkToken(req, candidate));
     }
     if (target) {

@@ -1,9 +1,10 @@
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Filesystem } from '../../src/protocol/envd/gen/filesystem_pb.js';
 import { Process } from '../../src/protocol/envd/gen/process_pb.js';
-import type { Credentials } from '../auth.js';
+import { secretEquals, type Credentials } from '../auth.js';
 import type { Clients } from '../clients.js';
 import type { Files } from '../files.js';
 import type { WorkerLogger } from '../log.js';
@@ -45,6 +46,8 @@ export class EnvdAgent {
   private readonly rpc: ReturnType<typeof connectNodeAdapter>;
   private readonly filesHttp: FilesHttp;
   private readonly shutdown = new AbortController();
+  /** A one-off secret that opens the agent to the worker's own warm-up requests only, forgotten once they are done. */
+  private warmSecret: string | null = null;
 
   constructor(private readonly deps: EnvdDeps) {
     const home = new Home(deps.home.dir, deps.home.realDir, deps.files);
@@ -99,7 +102,7 @@ export class EnvdAgent {
     }
     const token = req.headers['x-access-token'];
     const rpc = RPC_PATH.test(url.pathname);
-    const auth = checkToken(typeof token === 'string' || rpc ? (token as string | undefined) : signedUrl(req, url));
+    const auth = this.isWarmUp(req) ? 'ok' : checkToken(typeof token === 'string' || rpc ? (token as string | undefined) : signedUrl(req, url));
     if (auth !== 'ok') {
       const [status, code, message] =
         auth === 'wrong' ? [401, Code.Unauthenticated, 'a valid X-Access-Token (the sandbox token) is required'] : [429, Code.ResourceExhausted, `too many wrong or missing tokens from this address; retry in ${auth} s`];
@@ -114,6 +117,46 @@ export class EnvdAgent {
     if (rpc) return void this.rpc(req, res);
     if (url.pathname === '/files') return void this.filesHttp.serve(req, res, url);
     sendEnvdError(res, 404, `no route ${req.method} ${url.pathname}`);
+  }
+
+  /**
+   * The first RPC a worker serves costs it ~100 ms more than the next
+   * (protobuf and Connect code run for the first time), and a pool worker's
+   * first is on a create's critical path (`Sandbox.create()` then
+   * `commands.run()`). So the worker sends itself, once, a unary call and a
+   * server stream that fails (Stat of the home, Connect to no process):
+   * nothing in the sandbox changes. Their secret is random, never leaves
+   * this process, and is forgotten when they are done.
+   */
+  async warm(host: string, port: number): Promise<void> {
+    this.warmSecret = randomBytes(32).toString('hex');
+    const headers = { 'x-access-token': this.warmSecret, 'content-type': 'application/json', connection: 'close' };
+    const post = (path: string, body: Buffer | string, contentType = 'application/json') =>
+      new Promise<void>((resolve) => {
+        const req = httpRequest({ host, port, path, method: 'POST', agent: false, headers: { ...headers, 'content-type': contentType, 'content-length': body.length } }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+          res.on('error', () => resolve());
+        });
+        req.on('error', (err) => {
+          this.deps.log.debug({ err }, 'warming the agent failed');
+          resolve();
+        });
+        req.end(body);
+      });
+    try {
+      await post('/filesystem.Filesystem/Stat', '{"path":""}');
+      const message = Buffer.from('{"process":{"pid":0}}');
+      await post('/process.Process/Connect', Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]), 'application/connect+json');
+    } finally {
+      this.warmSecret = null;
+    }
+  }
+
+  /** Whether a request is the worker's own warm-up (not a client's, so not activity). */
+  isWarmUp(req: IncomingMessage): boolean {
+    const token = req.headers['x-access-token'];
+    return this.warmSecret !== null && typeof token === 'string' && secretEquals(token, this.warmSecret);
   }
 
   /** End every open stream (watches, process events); the programs go on until the worker stops them. */

@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Test } from 'tap';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -11,12 +10,12 @@ const ROOT = new URL('../..', import.meta.url).pathname;
  * A template image with this checkout's worker: `<template>`'s image with the
  * worker bundle built now in place of the one it was built with, tagged
  * `omega-test/sandbox-<template>:latest` (labelled omega.test=worker-overlay)
- * and removed at teardown. So a test of the worker in a real container does
+ * and removed at `t`'s teardown (a tap test, or a bench's own). So a test of the worker in a real container does
  * not depend on `make images` having run since the worker changed, and never
  * touches the shared omega/sandbox-* tags. Returns the image prefix for
  * OMEGA_IMAGE_PREFIX.
  */
-export function overlayWorkerImage(t: Test, template: string): string {
+export function overlayWorkerImage(t: { teardown(fn: () => void): void }, template: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'omega-worker-overlay-'));
   try {
     execFileSync('npm', ['run', '-s', 'build:worker', '--', `--outfile=${join(dir, 'worker.mjs')}`], { cwd: ROOT, stdio: 'ignore' });

@@ -1,11 +1,13 @@
 // The E2B REST API through the real `e2b` SDK (pinned) against a real master,
 // Redis, the DNS server, a manager and Docker: create, getInfo, list with a
 // metadata filter and paging, setTimeout, pause and connect (resumed, with
+// the older create and connect routes of SDK 2.50 too; resumed, with
 // the sandbox's token), kill; and the SDK's own errors for a wrong key, an
 // unknown template and a sandbox that is gone. The SDK reaches the master
 // through its apiUrl option (TLS off here; the agent's side is in
 // test/worker/envd-*.test.ts).
 import { AuthenticationError, Sandbox, SandboxNotFoundError } from 'e2b';
+import { Sandbox as Sandbox250 } from 'e2b-2.50';
 import t from 'tap';
 import { e2bApiKey } from '../../src/e2b-key.js';
 import { ENVD_VERSION } from '../../src/protocol/envd/version.js';
@@ -78,6 +80,17 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     await t.rejects(Sandbox.getInfo(sbx.sandboxId, opts), SandboxNotFoundError);
     await t.rejects(Sandbox.connect(sbx.sandboxId, opts), SandboxNotFoundError);
     await t.rejects(Sandbox.setTimeout(sbx.sandboxId, 60_000, opts), SandboxNotFoundError);
+  });
+
+  t.test('SDK 2.50: the older routes, POST /sandboxes and /sandboxes/:id/connect', async (t) => {
+    const sbx = await Sandbox250.create('node', { ...opts, metadata: { sdk: '2.50' } });
+    t.teardown(() => sbx.kill().catch(() => undefined));
+    t.match(await sbx.getInfo(), { state: 'running', metadata: { sdk: '2.50' }, envdVersion: ENVD_VERSION });
+    const same = await Sandbox250.connect(sbx.sandboxId, opts);
+    t.equal(same.sandboxId, sbx.sandboxId, 'connect to a running one');
+    t.equal(await sbx.pause(), true);
+    t.equal((await (await Sandbox250.connect(sbx.sandboxId, opts)).getInfo()).state, 'running', 'connect resumes a paused one');
+    t.equal(await sbx.kill(), true);
   });
 
   t.test('bad input: an unknown template, a bad body, unsupported options, in E2B\'s error shape', async (t) => {

@@ -121,10 +121,17 @@ t.test('an upload over the limit gets 413 and the worker keeps serving', async (
   const form = new FormData();
   form.append('file', new Blob([Buffer.alloc(8192)]), 'f.bin');
   t.equal((await fetch(`${url}/files`, { method: 'POST', headers: { 'x-access-token': TOKEN }, body: form })).status, 413, 'a form past the upload limit');
+  // A client that goes away halfway through its body.
+  await new Promise<void>((resolve) => {
+    const req = http.request(`${url}/files?path=cut.txt`, { method: 'POST', headers: { ...headers, 'content-length': '1000' } });
+    req.on('error', () => resolve());
+    req.write('only ten b', () => setTimeout(() => (req.destroy(), resolve()), 50));
+  });
   const ok = await fetch(`${url}/files?path=small.txt`, { method: 'POST', headers, body: 'fine' });
   t.equal(ok.status, 200, 'the next upload is served');
   t.equal(await readFile(path.join(workspace, 'small.txt'), 'utf8'), 'fine');
   await t.rejects(readFile(path.join(workspace, 'big.bin')), 'nothing of the refused file was written');
+  await t.rejects(readFile(path.join(workspace, 'cut.txt')), 'nor of the one cut short');
 });
 
 t.test('a malformed Connect request gets a Connect error and the worker keeps serving', async (t) => {

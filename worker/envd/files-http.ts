@@ -135,6 +135,11 @@ function readAll(source: Readable, limit: number, what: string, req: IncomingMes
     source.on('data', onData);
     source.once('end', () => resolve(Buffer.concat(chunks)));
     source.once('error', (err) => fail(new WorkerError('BAD_REQUEST', `${what} could not be read: ${err.message}`, { cause: err })));
-    if (source !== req) req.once('aborted', () => source.destroy(new Error('the client went away')));
+    // A client that goes away mid-body: the request closes without its end.
+    req.once('close', () => {
+      if (req.complete) return;
+      if (source !== req) source.destroy(new Error('the client went away'));
+      else fail(new WorkerError('BAD_REQUEST', `${what} was cut short: the client went away`));
+    });
   });
 }

@@ -39,6 +39,17 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.match(await none.json(), { code: 401, message: /X-API-KEY/ });
     await t.rejects(Sandbox.list({ ...opts, apiKey: 'e2b_0123456789abcdef' }).nextItems(), AuthenticationError);
     t.equal((await raw('POST', '/v2/sandboxes', { templateID: 'node' }, 'e2b_00')).status, 401, 'checked before the create');
+    for (const [what, body] of [
+      ['a body that breaks the schema', '{"nonsense": true}'],
+      ['a body that is not JSON', '{{{'],
+      ['a body past the limit', 'x'.repeat(3 << 20)],
+    ]) {
+      const res = await fetch(`${server.apiUrl}/v2/sandboxes`, { method: 'POST', headers: { 'x-api-key': 'e2b_0123', 'content-type': 'application/json' }, body });
+      const json = (await res.json()) as { code: number; message: string };
+      t.equal(res.status, 401, `${what} with a wrong key: 401 before the body is read`);
+      t.equal(json.code, 401);
+      t.notMatch(json.message, /body|schema|must/, 'nothing about the schema');
+    }
   });
 
   t.test('create, getInfo, list by metadata with paging, setTimeout, pause, connect, kill', async (t) => {

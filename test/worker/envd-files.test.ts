@@ -31,6 +31,11 @@ t.test('health, and the token and user checked before anything else', async (t) 
   t.equal(await code(envdClients(url, TOKEN, { user: 'user' }).fs.stat({ path: '.' })), 'ok', 'the user is');
   const rootFile = await fetch(`${url}/files?path=a.txt&username=root`, { headers: { 'x-access-token': TOKEN } });
   t.equal(rootFile.status, 401);
+  const stranger = await fetch(`${url}/files?path=a.txt`, { method: 'POST', headers: { 'x-access-token': 'wrong-token-0123456789', 'content-type': 'application/octet-stream' }, body: Buffer.alloc(3 << 20) });
+  t.equal(stranger.status, 401, 'a large upload with a wrong token: 401, its body not read');
+  const rpc = await fetch(`${url}/filesystem.Filesystem/Stat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{{{' });
+  t.equal(rpc.status, 401, 'an RPC without the token: 401 before its (broken) body');
+  t.match(await rpc.json(), { code: 'unauthenticated' });
 });
 
 t.test('stat, makeDir, move, listDir and remove speak absolute paths in the home', async (t) => {

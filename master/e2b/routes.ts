@@ -15,6 +15,9 @@ export interface E2bApiOptions {
   /** The master's API token: it, or its E2B key (src/e2b-key.ts), opens these routes. None: open (a dev run). */
   token: string | undefined;
   zone: string;
+  /** The template E2B's default `base` stands for, unless one is named base. */
+  baseTemplate: string;
+  templates: readonly string[];
   log: Logger;
 }
 
@@ -60,7 +63,8 @@ export function registerE2bApi(app: FastifyInstance, o: E2bApiOptions): void {
 
     const create = async (req: FastifyRequest<{ Body: NewSandbox }>, reply: FastifyReply) => {
       if (req.body.mcp) throw new OmegaError('VALIDATION_FAILED', 'MCP gateways are not available on Omega');
-      const created = await sandboxes.create(createRequestOf(req.body));
+      const base = req.body.templateID === 'base' && !o.templates.includes('base') ? o.baseTemplate : null;
+      const created = await sandboxes.create(createRequestOf(req.body, base));
       return reply.status(201).send(sandboxOf(created, zone, created.token));
     };
     api.post<{ Body: NewSandbox }>('/sandboxes', { schema: { body: newSandboxSchema } }, create);

@@ -46,10 +46,13 @@ export interface NewSandbox {
   mcp?: object | null;
 }
 
-/** An E2B create as Omega's. `secure` is always so: every sandbox has a token (given as envdAccessToken). */
-export function createRequestOf(b: NewSandbox): CreateRequest {
+/**
+ * An E2B create as Omega's; `template` in place of the one named (E2B's default
+ * `base`). `secure` is always so: every sandbox has a token (given as envdAccessToken).
+ */
+export function createRequestOf(b: NewSandbox, template: string | null = null): CreateRequest {
   return {
-    template: b.templateID,
+    template: template ?? b.templateID,
     timeoutSeconds: Math.max(MIN_TIMEOUT_SECONDS, b.timeout || 15),
     ...(b.metadata ? { metadata: b.metadata } : {}),
     ...(b.envVars ? { env: b.envVars } : {}),

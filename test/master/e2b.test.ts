@@ -24,7 +24,7 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
   const dns = await startDns(t, redis);
   const m = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node' });
   t.teardown(() => removeHostContainers(m.hostId));
-  const { server } = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node' });
+  const { server } = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node', OMEGA_E2B_BASE_TEMPLATE: 'node' });
   const apiKey = e2bApiKey(API_TOKEN);
   const opts = { apiKey, apiUrl: server.apiUrl, domain: 'sandbox.test' };
   const raw = (method: string, path: string, body?: unknown, key: string | null = apiKey) =>
@@ -91,6 +91,12 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     await t.rejects(Sandbox.getInfo(sbx.sandboxId, opts), SandboxNotFoundError);
     await t.rejects(Sandbox.connect(sbx.sandboxId, opts), SandboxNotFoundError);
     await t.rejects(Sandbox.setTimeout(sbx.sandboxId, 60_000, opts), SandboxNotFoundError);
+  });
+
+  t.test("the SDK's default template, base, is the one OMEGA_E2B_BASE_TEMPLATE names", async (t) => {
+    const sbx = await Sandbox.create(opts);
+    t.teardown(() => sbx.kill().catch(() => undefined));
+    t.equal((await sbx.getInfo()).templateId, 'node');
   });
 
   t.test('SDK 2.50: the older routes, POST /sandboxes and /sandboxes/:id/connect', async (t) => {

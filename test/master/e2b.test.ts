@@ -11,6 +11,8 @@ import { Sandbox as Sandbox250 } from 'e2b-2.50';
 import t from 'tap';
 import { e2bApiKey } from '../../src/e2b-key.js';
 import { ENVD_VERSION } from '../../src/protocol/envd/version.js';
+import { createRedis } from '../../src/redis/connection.js';
+import { hostKeys } from '../../src/redis/keys.js';
 import { startDns } from '../helpers/dns.js';
 import { removeHostContainers, requireDocker } from '../helpers/docker.js';
 import { startManager } from '../helpers/manager.js';
@@ -97,6 +99,20 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     const sbx = await Sandbox.create(opts);
     t.teardown(() => sbx.kill().catch(() => undefined));
     t.equal((await sbx.getInfo()).templateId, 'node');
+  });
+
+  t.test('an expired sandbox: the SDK\'s SandboxNotFoundError', async (t) => {
+    const sbx = await Sandbox.create('node', { ...opts, timeoutMs: 60_000 });
+    // Its time is up (as the reaper would find it a minute from now).
+    const rc = createRedis(redis.url);
+    t.teardown(() => rc.disconnect());
+    const k = hostKeys(dns.prefix);
+    await rc.hset(k.sandbox(sbx.sandboxId), 'expiresAtMs', String(Date.now() - 1));
+    await rc.zadd(k.expiry, Date.now() - 1, sbx.sandboxId);
+    t.same(await server.reaper.reapExpired(), [sbx.sandboxId]);
+    await t.rejects(sbx.getInfo(), SandboxNotFoundError);
+    await t.rejects(Sandbox.connect(sbx.sandboxId, opts), SandboxNotFoundError);
+    t.equal(await sbx.kill(), false);
   });
 
   t.test('SDK 2.50: the older routes, POST /sandboxes and /sandboxes/:id/connect', async (t) => {

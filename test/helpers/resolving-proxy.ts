@@ -9,8 +9,10 @@ import type { ZoneLookup } from './dns.js';
  * It is how a test points a program that takes a `proxy` option (the E2B SDK)
  * at Omega's DNS without /etc/hosts. Closed at teardown.
  */
-export async function startResolvingProxy(t: Test, lookup: ZoneLookup): Promise<string> {
+export async function startResolvingProxy(t: Test, lookup: ZoneLookup): Promise<{ url: string; asked: Set<string> }> {
   const sockets = new Set<net.Socket>();
+  /** Every host:port a client asked for. */
+  const asked = new Set<string>();
   const server = http.createServer((_req, res) => res.writeHead(405).end());
   server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
     sockets.add(client);
@@ -19,6 +21,7 @@ export async function startResolvingProxy(t: Test, lookup: ZoneLookup): Promise<
     const m = /^\[?([^\]]+)\]?:(\d+)$/.exec(req.url ?? '');
     if (!m) return void client.end('HTTP/1.1 400 Bad Request\r\n\r\n');
     const [host, port] = [m[1]!, Number(m[2])];
+    asked.add(`${host}:${port}`);
     const connect = (address: string) => {
       const up = net.connect(port, address, () => {
         client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -39,5 +42,5 @@ export async function startResolvingProxy(t: Test, lookup: ZoneLookup): Promise<
     for (const s of sockets) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
-  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, asked };
 }

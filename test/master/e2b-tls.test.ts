@@ -25,7 +25,7 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
   process.env.OMEGA_IMAGE_PREFIX = overlayWorkerImage(t, 'node');
   const { ca, server, lookup } = await startTlsStack(t, HOST, { OMEGA_TEMPLATES: 'node', OMEGA_LOCAL_INGRESS_PORT: '443', OMEGA_LOCAL_POOL_SIZE: 'node=1' });
   const caFile = join(t.testdir({ 'ca.pem': ca.certPem }), 'ca.pem');
-  const proxy = await startResolvingProxy(t, lookup);
+  const { url: proxy, asked } = await startResolvingProxy(t, lookup);
 
   t.test('create, commands.run, files, getHost(3000) over https, kill', async (t) => {
     const { stdout } = await promisify(execFile)(process.execPath, ['--import=tsx', new URL('../helpers/e2b-program.ts', import.meta.url).pathname], {
@@ -35,5 +35,7 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     const seen = JSON.parse(stdout.trim().split('\n').pop()!);
     t.match(seen, { stdout: 'hi\n', read: 'from the SDK', preview: 'preview ok' });
     t.equal(seen.host, `3000-${seen.sandboxId}.sandbox.test`, 'getHost gives the preview name');
+    t.ok(asked.has(`49983-${seen.sandboxId}.sandbox.test:443`), `the agent by its name on 443: ${[...asked].join(' ')}`);
+    t.ok(asked.has(`3000-${seen.sandboxId}.sandbox.test:443`), 'the preview by its name on 443');
   });
 }

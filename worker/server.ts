@@ -97,7 +97,7 @@ export class Worker {
       processes: this.processes,
       terminals: this.terminals,
       clients: this.clients,
-      home: { dir: path.resolve(config.workspace), realDir: ws.root },
+      home: { dir: config.e2bHome ?? path.resolve(config.workspace), realDir: ws.root },
       maxMessageBytes: config.maxMessageBytes,
       maxQueuedBytes: config.maxBufferedBytes,
       maxUploadBytes: config.maxUploadBytes,

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, realpath, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CommandExitError, FileNotFoundError, InvalidArgumentError, Sandbox, SandboxError, type FilesystemEvent } from 'e2b';
 import t, { type Test } from 'tap';
@@ -143,4 +144,17 @@ t.test('signed URLs: uploadUrl and downloadUrl open one file for one operation w
   t.equal((await fetch(down.replace('up.txt', 'other.txt'))).status, 401, 'not for another path');
   t.equal((await fetch(up)).status, 401, 'a write URL does not read');
   t.equal((await fetch(await sbx.downloadUrl('shared/up.txt', { useSignatureExpiration: -10 }))).status, 401, 'expired');
+});
+
+t.test('a home that is a link to the workspace (OMEGA_WORKER_E2B_HOME, as /home/user in a template fit for the SDK)', async (t) => {
+  const real = await realpath(await mkdtemp(path.join(tmpdir(), 'omega-ws-real-')));
+  const home = path.join(tmpdir(), `omega-home-${process.pid}-${Date.now()}`);
+  await symlink(real, home);
+  t.teardown(() => Promise.all([rm(real, { recursive: true, force: true }), rm(home, { force: true })]));
+  const { sbx } = await sdkSandbox(t, { OMEGA_WORKER_WORKSPACE: real, OMEGA_WORKER_E2B_HOME: home });
+  t.match(await sbx.files.write('a.txt', 'via the home'), { path: `${home}/a.txt` }, 'paths shown under the home');
+  t.equal(await sbx.files.read(`${real}/a.txt`), 'via the home', 'the workspace by its own path too');
+  t.equal((await sbx.commands.run('pwd; cat a.txt')).stdout, `${home}\nvia the home`, 'pwd says the home');
+  await sbx.files.makeDir('sub');
+  t.equal((await sbx.commands.run('pwd', { cwd: 'sub' })).stdout, `${home}/sub\n`);
 });

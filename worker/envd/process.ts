@@ -106,7 +106,8 @@ export function processService({ processes, terminals, home, maxQueuedBytes }: P
       const client = new StreamClient(mapper, maxQueuedBytes);
       const { pid } = await (async () => {
         const cwd = cfg.cwd ? home.rel(cfg.cwd) : '';
-        const env = { ...cfg.envs };
+        // As the client names the directory (the home may be a link to the workspace): what `pwd` says.
+        const env = { PWD: home.abs(cwd), ...cfg.envs };
         check('proc.run', { command: cfg.cmd, args: cfg.args, cwd, env });
         if (req.pty) {
           const size = { cols: req.pty.size?.cols ?? 80, rows: req.pty.size?.rows ?? 24 };

@@ -95,6 +95,17 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     await t.rejects(Sandbox.setTimeout(sbx.sandboxId, 60_000, opts), SandboxNotFoundError);
   });
 
+  t.test('lifecycle: onTimeout pause (autoPause), and a pause without memory (stopped) that connect resumes', async (t) => {
+    const sbx = await Sandbox.create('node', { ...opts, lifecycle: { onTimeout: 'pause' } });
+    t.teardown(() => sbx.kill().catch(() => undefined));
+    t.match((await sbx.getInfo()).lifecycle, { onTimeout: 'pause' });
+    const view = async () => (await (await fetch(`${server.apiUrl}/v1/sandboxes/${sbx.sandboxId}`, { headers: { authorization: `Bearer ${API_TOKEN}` } })).json()) as { onTimeout?: string; paused?: { kind: string } };
+    t.equal((await view()).onTimeout, 'pause', 'the same sandbox in /v1 pauses on its timeout');
+    t.equal(await sbx.pause({ keepMemory: false }), true);
+    t.equal((await view()).paused?.kind, 'stopped', 'keepMemory: false stops it');
+    t.equal((await (await Sandbox.connect(sbx.sandboxId, opts)).getInfo()).state, 'running');
+  });
+
   t.test("the SDK's default template, base, is the one OMEGA_E2B_BASE_TEMPLATE names", async (t) => {
     const sbx = await Sandbox.create(opts);
     t.teardown(() => sbx.kill().catch(() => undefined));

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause bench-snapshot bench-restore bench-density bench-pool bench-git clean
+.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause bench-snapshot bench-restore bench-density bench-pool bench-git bench-e2b-agent bench-e2b-create clean
 
 all: build
 
@@ -58,6 +58,14 @@ bench-dns: deps apt-test build
 
 bench-sandbox: deps apt-test images
 	node --import=tsx bench/sandbox.ts
+
+## The E2B agent through the real SDK beside the WebSocket protocol, one worker process (no Docker).
+bench-e2b-agent: deps
+	node --import=tsx bench/e2b-agent.ts
+
+## Sandbox.create() to the end of the first commands.run('echo hi') through the SDK, beside Omega's own client.
+bench-e2b-create: deps apt-test images
+	node --import=tsx bench/e2b-create.ts
 
 ## A sandbox filling its workspace quota as fast as it can: its neighbour's fsync'd writes and HTTP, beside the same host idle.
 bench-noisy: deps apt-test images

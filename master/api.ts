@@ -8,6 +8,7 @@ import { redisConnectionErrors } from '../src/redis/errors.js';
 import type { Runner, RunRequest } from './runner.js';
 import type { CreateRequest, Sandboxes } from './sandboxes.js';
 import type { SandboxState, Store } from './store.js';
+import { registerE2bApi } from './e2b/routes.js';
 import { registerWeb } from './web.js';
 
 export interface MasterApiOptions {
@@ -28,6 +29,8 @@ export interface MasterApiOptions {
   certificate?: () => { notAfterMs: number | null; failures: number; issued: number; failed: number };
   /** OMEGA_MAX_CONNECTIONS_PER_SOURCE. */
   maxConnectionsPerSource?: number;
+  /** Serve the E2B API (docs/e2b.md) for sandboxes in this zone; `baseTemplate` is what E2B's default `base` stands for. */
+  e2b?: { zone: string; baseTemplate: string };
   log: Logger;
 }
 
@@ -129,6 +132,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
     return registry.metrics();
   });
   registerWeb(app, { dir: o.webDir, log: o.log });
+  if (o.e2b) registerE2bApi(app, { sandboxes: o.sandboxes, store: o.store, token: o.token, ...o.e2b, templates: o.templates, log: o.log.child({ api: 'e2b' }) });
 
   app.register(async (v1) => {
     v1.addHook('onRequest', bearerAuth(o.token));

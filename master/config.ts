@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { commonSettings, snapshotSettings, devSetting, perTemplateText, templateList, tokenSetting } from '../src/config/common.js';
 import { ec2Settings, loadEc2Config, type Ec2Config } from './providers/ec2/settings.js';
 import { tlsProblems, tlsSettings } from './tls-settings.js';
+import { TEMPLATE_NAME_PATTERN } from '../src/protocol/master.js';
 import { bool, ConfigError, hostPort, loopbackV4, int, loadSettings, oneOf, zoneName, type LoadOptions, type Setting, type SettingsValues } from '../src/config/settings.js';
 
 const url = (raw: string): string => {
@@ -27,6 +28,16 @@ export const masterSettings = {
     default: ['node', 'python'],
     parse: templateList,
   } satisfies Setting<string[]>,
+  e2bBaseTemplate: {
+    env: 'OMEGA_E2B_BASE_TEMPLATE',
+    flag: 'e2b-base-template',
+    description: "The template E2B's default `base` stands for in the E2B API (the SDK's Sandbox.create() without one), unless a template is named base",
+    default: 'python',
+    parse: (raw: string) => {
+      if (!new RegExp(TEMPLATE_NAME_PATTERN).test(raw)) throw new Error('must be a template name');
+      return raw;
+    },
+  } satisfies Setting<string>,
   sandboxInternet: {
     env: 'OMEGA_SANDBOX_INTERNET',
     flag: 'sandbox-internet',

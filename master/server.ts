@@ -139,6 +139,7 @@ export class MasterServer implements Component {
       store: this.store,
       token: config.token,
       maxConnectionsPerSource: config.maxConnectionsPerSource,
+      e2b: { zone: config.zone, baseTemplate: config.e2bBaseTemplate },
       status: async () => ({ redis: this.redis.status === 'ready', dns: await this.dns.healthy() }),
       templates: config.templates,
       webDir: config.webDir || defaultWebDir(),

@@ -38,6 +38,18 @@ export class Credentials {
   }
 
   /**
+   * Whether `signature` signs a file URL of the E2B agent under this token:
+   * `v1_` and the unpadded base64 SHA-256 of `path:operation:user:token`,
+   * `:expiration` appended when the URL has one (the SDK's uploadUrl and
+   * downloadUrl), so a URL opens one file for one operation without the token.
+   */
+  checkFileSignature(signature: string, url: { path: string; operation: 'read' | 'write'; user: string; expiration: string | null }): boolean {
+    if (!this.token) return false;
+    const raw = `${url.path}:${url.operation}:${url.user}:${this.token}${url.expiration !== null ? `:${url.expiration}` : ''}`;
+    return secretEquals(signature, `v1_${createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}`);
+  }
+
+  /**
    * The preview cookie's value for one host: an HMAC of the host under the
    * token, so the cookie opens that preview only and never reveals the token.
    */

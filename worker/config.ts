@@ -38,6 +38,16 @@ export const workerSettings = {
     default: '/workspace',
     parse: (raw: string) => raw,
   } satisfies Setting<string>,
+  e2bHome: {
+    env: 'OMEGA_WORKER_E2B_HOME',
+    flag: 'e2b-home',
+    description: "The home E2B clients see, an absolute path that leads to the workspace (a template fit for the SDK: /home/user, a link to it); unset: the workspace's own path",
+    default: undefined as string | undefined,
+    parse: (raw: string) => {
+      if (!raw.startsWith('/')) throw new Error('must be an absolute path');
+      return raw.replace(/\/+$/, '') || '/';
+    },
+  } satisfies Setting<string | undefined>,
   token: {
     env: 'OMEGA_WORKER_TOKEN',
     flag: 'token',
@@ -104,6 +114,13 @@ export const workerSettings = {
     description: 'Largest file fs.read returns in one message',
     default: 8 << 20,
     parse: int(1, 256 << 20),
+  },
+  maxUploadBytes: {
+    env: 'OMEGA_WORKER_MAX_UPLOAD_BYTES',
+    flag: 'max-upload-bytes',
+    description: 'Largest multipart body of the E2B agent\'s POST /files (read whole; each file is also held to the file limit)',
+    default: 64 << 20,
+    parse: int(1024, 1 << 30),
   },
   maxBufferedBytes: {
     env: 'OMEGA_WORKER_MAX_BUFFERED_BYTES',

@@ -41,31 +41,51 @@ export class Files {
   }
 
   async read(p: Params<'fs.read'>): Promise<Result<'fs.read'>> {
-    const file = await this.ws.resolve(p.path);
-    const st = await guard(p.path, () => stat(file));
-    if (st.isDirectory()) throw new WorkerError('IS_A_DIRECTORY', `${p.path} is a directory`);
-    if (st.size > this.maxFileBytes) throw new WorkerError('FILE_TOO_LARGE', `${p.path} is ${st.size} bytes; at most ${this.maxFileBytes} are sent`);
+    const { file, size, mtimeMs } = await this.openForRead(p.path);
+    if (size > this.maxFileBytes) throw new WorkerError('FILE_TOO_LARGE', `${p.path} is ${size} bytes; at most ${this.maxFileBytes} are sent`);
     const buf = await guard(p.path, () => readFile(file));
     const encoding = p.encoding ?? 'utf8';
-    return { content: buf.toString(encoding), encoding, size: buf.length, mtimeMs: Math.round(st.mtimeMs) };
+    return { content: buf.toString(encoding), encoding, size: buf.length, mtimeMs };
+  }
+
+  /** A file to read, by its real path: NOT_FOUND, IS_A_DIRECTORY or outside the workspace are refused here (HTTP downloads stream it). */
+  async openForRead(rel: string): Promise<{ file: string; size: number; mtimeMs: number }> {
+    const file = await this.ws.resolve(rel);
+    const st = await guard(rel, () => stat(file));
+    if (st.isDirectory()) throw new WorkerError('IS_A_DIRECTORY', `${rel} is a directory`);
+    return { file, size: st.size, mtimeMs: Math.round(st.mtimeMs) };
   }
 
   async write(p: Params<'fs.write'>, clientId: string): Promise<Result<'fs.write'>> {
-    const rel = this.ws.normalize(p.path);
+    return this.writeBytes(p.path, Buffer.from(p.content, p.encoding ?? 'utf8'), clientId);
+  }
+
+  /** Create or replace a file with `data` (and its missing parents), as fs.write does; HTTP uploads come here with their bytes. */
+  async writeBytes(relPath: string, data: Buffer, clientId: string): Promise<Result<'fs.write'>> {
+    const rel = this.ws.normalize(relPath);
     if (rel === '') throw new WorkerError('IS_A_DIRECTORY', 'the workspace root is a directory');
     const file = await this.ws.resolve(rel);
-    const data = Buffer.from(p.content, p.encoding ?? 'utf8');
-    if (data.length > this.maxFileBytes) throw new WorkerError('FILE_TOO_LARGE', `${data.length} bytes; at most ${this.maxFileBytes} are accepted`);
+    if (data.length > this.maxFileBytes) throw new WorkerError('FILE_TOO_LARGE', `${relPath}: ${data.length} bytes; at most ${this.maxFileBytes} are accepted`);
     const existed = await lstat(file).then(
       () => true,
       () => false,
     );
-    await this.makeParents(file, p.path, clientId);
+    await this.makeParents(file, relPath, clientId);
     this.attribution.mark(this.ws.relative(file), clientId);
-    await guard(p.path, () => writeFile(file, data));
-    if (!existed) await guard(p.path, () => this.user.own(file));
-    const st = await guard(p.path, () => stat(file));
+    await guard(relPath, () => writeFile(file, data));
+    if (!existed) await guard(relPath, () => this.user.own(file));
+    const st = await guard(relPath, () => stat(file));
     return { size: st.size, mtimeMs: Math.round(st.mtimeMs), created: !existed };
+  }
+
+  /** The largest file read or written in one call. */
+  get fileLimit(): number {
+    return this.maxFileBytes;
+  }
+
+  /** Where a workspace-relative path leads (links followed but for the last one when `followLast` is false); the path rules apply. */
+  resolve(rel: string, followLast = true): Promise<string> {
+    return this.ws.resolve(rel, followLast);
   }
 
   async mkdir(p: Params<'fs.mkdir'>, clientId: string): Promise<Result<'fs.mkdir'>> {

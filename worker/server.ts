@@ -1,5 +1,6 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { parseProxyLine } from '../src/protocol/proxy.js';
@@ -11,12 +12,13 @@ import { Clients } from './clients.js';
 import { Clone } from './clone.js';
 import type { WorkerConfig } from './config.js';
 import { Dispatcher } from './dispatch.js';
+import { ENVD_PORT, EnvdAgent } from './envd/agent.js';
 import { WorkerError } from './errors.js';
 import { Files } from './files.js';
 import type { WorkerLogger } from './log.js';
 import { methods } from './methods.js';
 import { Workspace } from './paths.js';
-import { Preview } from './preview.js';
+import { Preview, type PreviewTarget } from './preview.js';
 import { Processes } from './processes.js';
 import { refuse, sendError, sendJson } from './respond.js';
 import { Session } from './session.js';
@@ -50,6 +52,7 @@ export class Worker {
   private clone: Clone | null = null;
   private terminals: Terminals | null = null;
   private processes: Processes | null = null;
+  private envd: EnvdAgent | null = null;
   private readonly clients = new Clients();
   private readonly sessions = new Set<Session>();
   private stopping: Promise<void> | null = null;
@@ -89,6 +92,17 @@ export class Worker {
     this.processes = new Processes({ ...jobOpts, log: log.child({ component: 'processes' }) });
     const preview = new Preview(config.zone, this.creds, log.child({ component: 'preview' }), config.https, (req, token) => this.checkToken(req, token));
     this.clone = new Clone(ws.root, config.cloneTimeoutMs, (s) => this.clients.broadcast('git.clone', s), log.child({ component: 'clone' }), user);
+    this.envd = new EnvdAgent({
+      files,
+      processes: this.processes,
+      terminals: this.terminals,
+      clients: this.clients,
+      home: { dir: config.e2bHome ?? path.resolve(config.workspace), realDir: ws.root },
+      maxMessageBytes: config.maxMessageBytes,
+      maxQueuedBytes: config.maxBufferedBytes,
+      maxUploadBytes: config.maxUploadBytes,
+      log: log.child({ component: 'envd' }),
+    });
     const dispatcher = new Dispatcher(methods({ files, terminals: this.terminals, processes: this.processes, preview, clients: this.clients }), log);
 
     this.wss = new WebSocketServer({
@@ -116,6 +130,8 @@ export class Worker {
     server.emit('listening');
     log.info({ address: this.address, workspace: ws.root, claimed: this.creds.claimed, sandboxId: this.creds.sandboxId }, 'worker listening');
     if (!this.creds.claimed && config.claimSecret) this.warmClaimPath(config.claimSecret);
+    const { host, port } = this.address;
+    void this.envd.warm(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port);
   }
 
   /**
@@ -188,11 +204,11 @@ export class Worker {
    * source) or the seconds to wait when its source has failed too often
    * (the token then not looked at).
    */
-  private checkToken(req: IncomingMessage, candidate: string | undefined): 'ok' | 'wrong' | number {
+  private checkToken(req: IncomingMessage, candidate: string | undefined | ((creds: Credentials) => boolean)): 'ok' | 'wrong' | number {
     const source = this.sourceOf(req);
     const wait = this.authFailures.retryAfterSeconds(source);
     if (wait > 0) return wait;
-    if (this.creds.check(candidate)) return 'ok';
+    if (typeof candidate === 'function' ? candidate(this.creds) : this.creds.check(candidate)) return 'ok';
     this.authFailures.failed(source);
     return 'wrong';
   }
@@ -216,11 +232,16 @@ export class Worker {
 
   private onRequest(req: IncomingMessage, res: ServerResponse, preview: Preview): void {
     const target = preview.match(req.headers.host);
+    const path = (req.url ?? '/').split('?')[0]!;
+    // The E2B agent: its own host 49983-<id> (any path), or its paths on the worker's own host (docs/e2b.md).
+    if (this.isEnvdHost(target) || (!target && this.envd!.owns(path))) {
+      if (!this.envd!.isWarmUp(req)) this.touch();
+      return this.envd!.serve(req, res, (candidate) => this.checkToken(req, candidate));
+    }
     if (target) {
       this.touch();
       return preview.handleRequest(req, res, target);
     }
-    const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return sendJson(res, 200, this.health());
     if (path === '/_omega/claim' && req.method === 'POST') {
       handleClaim(req, res, this.config.claimSecret, this.creds, this.clone!, this.log).catch((err: unknown) => {
@@ -243,6 +264,7 @@ export class Worker {
     socket.on('error', () => socket.destroy());
     if (this.stopping) return refuse(socket, 503, 'Service Unavailable');
     const target = preview.match(req.headers.host);
+    if (this.isEnvdHost(target)) return refuse(socket, 404, 'Not Found');
     if (target) {
       this.touch();
       return preview.handleUpgrade(req, socket, head, target);
@@ -252,6 +274,11 @@ export class Worker {
     if (auth === 'wrong') return refuse(socket, 401, 'Unauthorized');
     if ((req.url ?? '/').split('?')[0] !== '/') return refuse(socket, 404, 'Not Found');
     this.wss!.handleUpgrade(req, socket, head, (ws) => this.wss!.emit('connection', ws, req));
+  }
+
+  /** `49983-<this sandbox>`: the agent's host, which the worker serves itself instead of proxying a port. */
+  private isEnvdHost(target: PreviewTarget | null): boolean {
+    return target !== null && target.port === ENVD_PORT && target.sandboxId === this.creds.sandboxId;
   }
 
   private connected(socket: WebSocket, dispatcher: Dispatcher): void {
@@ -271,6 +298,7 @@ export class Worker {
       for (const s of this.sessions) s.close(1001, 'worker stopping');
       this.watcher?.stop();
       this.clone?.stop();
+      this.envd?.stop();
       await Promise.all([this.terminals?.table.terminateAll(STOP_GRACE_MS), this.processes?.table.terminateAll(STOP_GRACE_MS)]);
       this.wss?.close();
       this.server?.closeAllConnections();

@@ -80,12 +80,13 @@ export class Terminals {
     this.table = new JobTable('t', 'NO_SUCH_TERMINAL', opts.keepExited);
   }
 
-  async open(p: Params<'term.open'>, client: Client): Promise<Result<'term.open'>> {
+  /** `program` replaces the login shell (the E2B agent starts the command its client names in the PTY). */
+  async open(p: Params<'term.open'>, client: Client, program: { command: string; args: string[] } = { command: 'bash', args: ['-l'] }): Promise<Result<'term.open'>> {
     this.opts.checkLimit();
     const cwd = await this.opts.resolveDir(p.cwd ?? '');
     let pty: IPty;
     try {
-      pty = loadPty().spawn('bash', ['-l'], {
+      pty = loadPty().spawn(program.command, program.args, {
         name: 'xterm-256color',
         cols: p.cols,
         rows: p.rows,
@@ -121,6 +122,12 @@ export class Terminals {
     await t.terminate(2000);
     this.table.remove(t.id);
     return {};
+  }
+
+  /** Signal the terminal's process group (the E2B agent's SendSignal); nothing for one that has exited. */
+  signal(termId: string, signal: NodeJS.Signals): void {
+    const t = this.table.get(termId);
+    if (!t.exit) killGroup(t.pty.pid, signal);
   }
 
   list(): Result<'term.list'> {

@@ -1,4 +1,5 @@
 import type { HostPort } from '../../src/config/settings.js';
+import { e2bApiKey } from '../../src/e2b-key.js';
 
 /** What `omega up` prints once everything answers: where to go and what to try. */
 export function nextSteps(
@@ -36,6 +37,9 @@ ${trust}
       -H "authorization: Bearer ${token}" \\
       -H 'content-type: application/json' -d '{"template":"python"}'
     ${dim('or: npm run -s omega -- sandbox create')}
+
+  The E2B SDK (docs/e2b.md; its sandbox URLs need the ingress on port 443):
+    E2B_API_KEY=${e2bApiKey(o.apiToken)} E2B_API_URL=${o.masterUrl} E2B_DOMAIN=${o.zone}${o.caFile ? ` NODE_EXTRA_CA_CERTS=${o.caFile}` : ''}
 
   Resolve the hostname it answers with:
     dig @${dnsHost} -p ${o.dnsListen.port} <id>.${o.zone} +short

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 IMAGES="$ROOT/infra/images"
 SUITE=bookworm
-TEMPLATES=(node python)
+TEMPLATES=(node python e2b)
 REFRESH=0
 case "${1:-}" in
   "") ;;

@@ -67,7 +67,7 @@ export interface Created extends SandboxView {
   source: 'pool' | 'cold';
 }
 
-const metadata = {
+export const metadataSchema = {
   type: 'object',
   maxProperties: 32,
   propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$' },
@@ -109,7 +109,7 @@ export const createBodySchema = {
     template: { type: 'string', pattern: TEMPLATE_NAME_PATTERN },
     timeoutSeconds: { type: 'integer', minimum: 10 },
     idleSeconds: { type: 'integer', minimum: 10 },
-    metadata,
+    metadata: metadataSchema,
     /** false: no outbound network at all; absent: the master's OMEGA_SANDBOX_INTERNET. */
     internet: { type: 'boolean' },
     /** What its time limit does: delete it (the default), or pause it (frozen; resumed, it has its whole lifetime again). */

@@ -1,0 +1,30 @@
+/**
+ * An E2B SDK program as its users write one, run by test/master/e2b-tls.test.ts
+ * in its own process with nothing but the SDK's environment (E2B_API_KEY,
+ * E2B_API_URL, E2B_DOMAIN) and NODE_EXTRA_CA_CERTS; OMEGA_TEST_PROXY is the
+ * SDK's `proxy` option, a tunnel that resolves names at Omega's DNS. Prints
+ * one JSON line of what it saw.
+ */
+import { Sandbox } from 'e2b';
+import { fetch, ProxyAgent } from 'undici';
+
+const proxy = process.env.OMEGA_TEST_PROXY!;
+const sbx = await Sandbox.create('node', { proxy });
+try {
+  const hi = await sbx.commands.run('echo hi');
+  await sbx.files.write('hello.txt', 'from the SDK');
+  const read = await sbx.files.read('hello.txt');
+  await sbx.commands.run(`node -e "require('http').createServer((q, s) => s.end('preview ok')).listen(3000)"`, { background: true });
+  const host = sbx.getHost(3000);
+  // Omega's previews are private: the sandbox token opens them.
+  const token = (sbx as unknown as { envdAccessToken: string }).envdAccessToken;
+  let preview = '';
+  for (let i = 0; i < 50 && preview !== 'preview ok'; i++) {
+    const res = await fetch(`https://${host}/`, { dispatcher: new ProxyAgent({ uri: proxy, proxyTunnel: true }), headers: { authorization: `Bearer ${token}` } });
+    preview = await res.text();
+    if (preview !== 'preview ok') await new Promise((r) => setTimeout(r, 100));
+  }
+  console.log(JSON.stringify({ sandboxId: sbx.sandboxId, stdout: hi.stdout, read, host, preview }));
+} finally {
+  await sbx.kill();
+}

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause bench-snapshot bench-restore bench-density bench-pool bench-git bench-e2b-agent bench-e2b-create clean
+.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause bench-snapshot bench-restore bench-density bench-pool bench-control-plane bench-git bench-e2b-agent bench-e2b-create clean
 
 all: build
 
@@ -94,6 +94,10 @@ bench-density: deps apt-test images
 ## A warm pool that keeps up: a stream of creates 50 ms apart, and a burst of 30 with the pool following demand beside a fixed one.
 bench-pool: deps apt-test images
 	node --import=tsx bench/pool.ts
+
+## The control plane at scale: the real master, DNS and Redis against 1,000 simulated hosts (bench/sim-host.ts), at 100 / 1,000 / 10,000 sandboxes.
+bench-control-plane: deps apt-test
+	node --import=tsx bench/control-plane.ts
 
 ## A create with git (a local repository of 1,000 files, served on a namespace's address) beside one without.
 bench-git: deps apt-test images

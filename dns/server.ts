@@ -12,6 +12,7 @@ import { ZoneFeed } from './feed.js';
 import { createDnsMetrics, DnsCounters } from './metrics.js';
 import { Responder } from './responder.js';
 import { ResponseRateLimiter } from './rrl.js';
+import { SnapshotKeeper } from './snapshot-file.js';
 import { RecordStore } from './store.js';
 import { TcpServer } from './tcp.js';
 import { UdpServer } from './udp.js';
@@ -34,6 +35,7 @@ export class DnsServer implements Component {
   private readonly feedRedis: RedisClient;
   private readonly store: RecordStore;
   private readonly feed: ZoneFeed;
+  private readonly snapshot: SnapshotKeeper | null;
   private readonly responder: Responder;
   private readonly udp: UdpServer;
   private readonly tcp: TcpServer;
@@ -53,6 +55,9 @@ export class DnsServer implements Component {
     const keys = dnsKeys(config.redisPrefix);
     this.store = new RecordStore(this.redis, keys);
     this.feed = new ZoneFeed(this.store, this.feedRedis, this.zone, log.child({ component: 'feed' }));
+    this.snapshot = config.snapshotFile
+      ? new SnapshotKeeper(config.snapshotFile, this.zone, config.snapshotIntervalMs, log.child({ component: 'snapshot' }))
+      : null;
     this.responder = new Responder({
       zone: this.zone,
       nameservers: config.nameservers,
@@ -104,10 +109,19 @@ export class DnsServer implements Component {
     return this.addrs;
   }
 
-  /** Bind the sockets (answering SERVFAIL until the zone is loaded), then wait for the first load. */
+  /**
+   * Take the zone from the snapshot file if there is one (answering from it
+   * at once, while the feed catches it up), bind the sockets (answering
+   * SERVFAIL until the zone is loaded), then wait for the first load.
+   */
   async start(): Promise<void> {
     const { listen, apiListen } = this.config;
     if (!this.config.token) this.log.warn('record API runs WITHOUT a token (dev run); never expose it');
+    const copy = await this.snapshot?.read();
+    if (copy) {
+      this.zone.replace(copy.data, copy.serial, copy.feedId, false);
+      this.log.info({ names: this.zone.size, serial: copy.serial }, 'zone taken from the snapshot file; catching up with redis');
+    }
     const port = await this.bindDns(listen.host, listen.port);
     await this.api.listen({ host: apiListen.host, port: apiListen.port });
     const apiPort = (this.api.server.address() as { port: number }).port;
@@ -117,6 +131,7 @@ export class DnsServer implements Component {
       'dns server listening',
     );
     await this.feed.start();
+    this.snapshot?.start();
   }
 
   /** UDP and TCP on one port; with port 0, retry until both get the same free port. */
@@ -137,6 +152,8 @@ export class DnsServer implements Component {
   readonly stop = once(async () => {
     await Promise.allSettled([this.udp.close(), this.tcp.close(), this.api.close()]);
     await this.feed.stop();
+    // After the feed: the last snapshot is the zone as it stands.
+    await this.snapshot?.stop();
     await closeRedis(this.redis);
     await closeRedis(this.feedRedis);
   });

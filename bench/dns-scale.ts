@@ -18,6 +18,8 @@
  *    the first right answer, SERVFAILs, unanswered queries, and any wrong
  *    answer after that (there must be none: the zone appears whole).
  *
+ * OMEGA_BENCH_CPU_PROF=<dir> runs the servers with `node --cpu-prof` into <dir>.
+ *
  * `--base <git ref>` builds that commit in a temp dir and measures it in the
  * same run, beside this tree's build: the before and after of one machine.
  *
@@ -27,7 +29,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -180,7 +182,9 @@ async function serverEnv(redisUrl: string, prefix: string, snapshotFile: string)
 
 function spawnServer(program: Program, env: NodeJS.ProcessEnv): Server {
   const spawnedAt = performance.now();
-  const proc = spawn(process.execPath, ['--expose-gc', '--import', MEMORY_PRELOAD, join(program.dir, 'dist/cli/cli.js'), 'dns'], {
+  const prof = process.env.OMEGA_BENCH_CPU_PROF;
+  const profArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
+  const proc = spawn(process.execPath, [...profArgs, '--expose-gc', '--import', MEMORY_PRELOAD, join(program.dir, 'dist/cli/cli.js'), 'dns'], {
     cwd: program.dir,
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -355,13 +359,54 @@ interface Propagation {
   samples: number;
   missed: number;
   entriesPerSecond: number;
+  /** Round trip of the probes' queries (any answer): the floor this machine puts under every figure. */
+  rttP99: number;
+  /** The server's own omega_dns_feed_lag_seconds: entries applied within 10 ms of their append, and the bucket holding the 99th percentile. */
+  lagWithin10ms: number;
+  lagP99Bucket: string;
+  /** Cores the server used while the feed ran (from /proc: utime + stime). */
+  cpuCores: number;
+}
+
+/** CPU seconds a process has used (Linux /proc, USER_HZ = 100). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The server's lag histogram, from /metrics: cumulative counts by upper bound. */
+async function feedLag(s: Server): Promise<Map<string, number>> {
+  const text = await (await fetch(`${s.api}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/omega_dns_feed_lag_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+function lagFigures(before: Map<string, number>, after: Map<string, number>): { within10: number; p99: string } {
+  const d = (le: string) => (after.get(le) ?? 0) - (before.get(le) ?? 0);
+  const total = d('+Inf');
+  let p99 = '+Inf';
+  for (const le of after.keys()) {
+    if (d(le) >= 0.99 * total) {
+      p99 = `<= ${Number(le) * 1000} ms`;
+      break;
+    }
+  }
+  return { within10: total ? d('0.01') / total : NaN, p99 };
 }
 
 /** Ask `name` at one server, back to back, until `want` (an address, or null for NXDOMAIN); ms after `from`. */
-async function seen(asker: Asker, name: string, want: string | null, from: number): Promise<number | null> {
+async function seen(asker: Asker, name: string, want: string | null, from: number, rtts: number[]): Promise<number | null> {
   const end = from + PROPAGATION_WAIT_MS;
   while (performance.now() < end) {
+    const sent = performance.now();
     const r = await asker.ask(name, 50);
+    if (r) rtts.push(performance.now() - sent);
     if (r && (want === null ? r.rcode === 3 : r.a === want)) return performance.now() - from;
   }
   return null;
@@ -374,6 +419,9 @@ async function propagation(redisUrl: string, prefix: string, servers: Server[], 
   const askers = await Promise.all(servers.map((s) => Asker.open(s.port)));
   const delays: number[][] = servers.map(() => []);
   const missed = servers.map(() => 0);
+  const rtts: number[][] = servers.map(() => []);
+  const lagBefore = await Promise.all(servers.map(feedLag));
+  const cpuBefore = servers.map((s) => cpuSeconds(s.proc.pid));
   const probes: Array<Promise<void>> = [];
   const total = RATE * SECONDS;
   const started = performance.now();
@@ -397,7 +445,7 @@ async function propagation(redisUrl: string, prefix: string, servers: Server[], 
             const acked = performance.now();
             probes.push(
               ...askers.map(async (asker, n) => {
-                const ms = await seen(asker, `${id}.${ZONE}`, want, acked);
+                const ms = await seen(asker, `${id}.${ZONE}`, want, acked, rtts[n]!);
                 if (ms === null) missed[n]!++;
                 else delays[n]!.push(ms);
               }),
@@ -411,9 +459,16 @@ async function propagation(redisUrl: string, prefix: string, servers: Server[], 
     await Promise.all(writes);
     const seconds = (performance.now() - started) / 1000;
     await Promise.all(probes);
+    const cpuAfter = servers.map((s) => cpuSeconds(s.proc.pid));
+    const lagAfter = await Promise.all(servers.map(feedLag));
     return delays.map((d, n) => {
       const sorted = d.sort((a, b) => a - b);
+      const lag = lagFigures(lagBefore[n]!, lagAfter[n]!);
       return {
+        cpuCores: (cpuAfter[n]! - cpuBefore[n]!) / seconds,
+        rttP99: percentile(rtts[n]!.sort((a, b) => a - b), 0.99),
+        lagWithin10ms: lag.within10,
+        lagP99Bucket: lag.p99,
         p50: percentile(sorted, 0.5),
         p99: percentile(sorted, 0.99),
         max: sorted[sorted.length - 1] ?? NaN,
@@ -538,9 +593,9 @@ function report(rows: Row[]): void {
     `${SERVERS} servers on one Redis; feed at ${RATE} entries/s (each one sandbox's 2 names) for ${SECONDS} s, 1 in ${PROBE_EVERY} asked for at every server`,
   );
   console.log(
-    '| program | names | RSS B/name | heap B/name | RSS MiB | cold start ms | restart: answering ms | SERVFAIL | unanswered | wrong after | propagation p50 / p99 / max ms (worst server) |',
+    '| program | names | RSS B/name | heap B/name | RSS MiB | cold start ms | restart: answering ms | SERVFAIL | unanswered | wrong after | propagation p50 / p99 / max ms (worst server) | query RTT p99 ms | feed lag <= 10 ms (server\'s own, worst) | server CPU cores |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|');
   for (const r of rows) {
     const worst = r.propagation.reduce((a, b) => (b.p99 > a.p99 ? b : a));
     const missed = r.propagation.reduce((a, b) => a + b.missed, 0);
@@ -549,7 +604,12 @@ function report(rows: Row[]): void {
       `| ${r.program} | ${r.names} | ${f(r.rssBytesPerName)}${mark(!bigEnough || r.rssBytesPerName < TARGET.bytesPerName)} | ${f(r.heapBytesPerName)} | ${f(r.rssMiB)} | ${f(r.coldMs)} | ` +
         `${f(r.restart.answeringMs)}${mark(r.restart.answeringMs < TARGET.restartMs)} | ${r.restart.servfail} | ${r.restart.unanswered} | ${r.restart.wrongAfter}${mark(r.restart.wrongAfter === 0)} | ` +
         `${f(worst.p50, 2)} / ${f(worst.p99, 2)} / ${f(worst.max, 2)}${mark(worst.p99 < TARGET.propagationP99Ms && missed === 0)}` +
-        `${missed ? ` (${missed} not seen in ${PROPAGATION_WAIT_MS} ms)` : ''} at ${f(worst.entriesPerSecond)}/s |`,
+        `${missed ? ` (${missed} not seen in ${PROPAGATION_WAIT_MS} ms)` : ''} at ${f(worst.entriesPerSecond)}/s | ` +
+        `${f(Math.max(...r.propagation.map((p) => p.rttP99)), 2)} | ` +
+        `${(() => {
+          const w = r.propagation.reduce((a, b) => (b.lagWithin10ms < a.lagWithin10ms ? b : a));
+          return `${(w.lagWithin10ms * 100).toFixed(2)}% (p99 ${w.lagP99Bucket})`;
+        })()} | ${f(Math.max(...r.propagation.map((p) => p.cpuCores)), 2)} |`,
     );
   }
   console.log(`targets: < ${TARGET.bytesPerName} B per name (at 100,000+ names), restart answering < ${TARGET.restartMs} ms, propagation p99 < ${TARGET.propagationP99Ms} ms`);

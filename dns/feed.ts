@@ -31,6 +31,8 @@ export class ZoneFeed {
     private readonly client: RedisClient,
     private readonly zone: Zone,
     private readonly log: Logger,
+    /** Seconds from each entry's append (its stream id's time, Redis's clock) to its being served here. */
+    private readonly observeLag: (seconds: number) => void = () => {},
   ) {
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
@@ -106,6 +108,7 @@ export class ZoneFeed {
             break;
           }
           this.zone.apply(e.changes, e.serial, e.id);
+          this.observeLag(Math.max(0, Date.now() - Number.parseInt(e.id, 10)) / 1000);
         }
       } catch (err) {
         if (this.stopped) break;

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { Packet } from 'dns2';
 import { redisConnectionErrors } from '../src/redis/errors.js';
 
@@ -39,10 +39,15 @@ export interface DnsMetricsSources {
   cacheSize(): number;
   zoneNames(): number;
   zoneSerial(): number;
+  /** How long the last load of the whole zone from Redis took. */
+  zoneLoadSeconds(): number;
   redisErrors(): number;
 }
 
-export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; apiChanges: Counter<'action'> } {
+/** Buckets of the feed's lag: propagation is meant to stay under 10 ms. */
+const LAG_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5];
+
+export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; apiChanges: Counter<'action'>; feedLag: Histogram } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   registry.registerMetric(redisConnectionErrors);
@@ -73,11 +78,18 @@ export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; 
   simple('omega_dns_cache_entries', 'Encoded responses held in the answer cache', src.cacheSize, 'gauge');
   simple('omega_dns_zone_names', 'Names held in the in-memory zone', src.zoneNames, 'gauge');
   simple('omega_dns_zone_serial', 'The zone SOA serial currently served', src.zoneSerial, 'gauge');
+  simple('omega_dns_zone_load_seconds', 'How long the last load of the whole zone from Redis took', src.zoneLoadSeconds, 'gauge');
+  const feedLag = new Histogram({
+    name: 'omega_dns_feed_lag_seconds',
+    help: "From a change's feed entry in Redis (its stream id's time) to the change being served here",
+    buckets: LAG_BUCKETS,
+    registers: [registry],
+  });
   const apiChanges = new Counter({
     name: 'omega_dns_api_changes_total',
     help: 'Record changes applied through the HTTP API, by action',
     labelNames: ['action'] as const,
     registers: [registry],
   });
-  return { registry, apiChanges };
+  return { registry, apiChanges, feedLag };
 }

@@ -54,7 +54,9 @@ export class DnsServer implements Component {
     watchRedis(this.feedRedis, log, 'omega-dns-feed');
     const keys = dnsKeys(config.redisPrefix);
     this.store = new RecordStore(this.redis, keys);
-    this.feed = new ZoneFeed(this.store, this.feedRedis, this.zone, log.child({ component: 'feed' }));
+    // The lag histogram lives in the registry built below; the feed reports into it from its first entry on.
+    let feedLag: { observe(seconds: number): void } | null = null;
+    this.feed = new ZoneFeed(this.store, this.feedRedis, this.zone, log.child({ component: 'feed' }), (s) => feedLag?.observe(s));
     this.snapshot = config.snapshotFile
       ? new SnapshotKeeper(config.snapshotFile, this.zone, config.snapshotIntervalMs, log.child({ component: 'snapshot' }))
       : null;
@@ -77,13 +79,16 @@ export class DnsServer implements Component {
       { idleTimeoutMs: config.tcpIdleTimeoutMs, maxConnections: config.tcpMaxConnections },
       log.child({ component: 'tcp' }),
     );
-    const { registry, apiChanges } = createDnsMetrics({
+    const metrics = createDnsMetrics({
       counters: this.counters,
       cacheSize: () => this.responder.cacheSize,
       zoneNames: () => this.zone.size,
       zoneSerial: () => this.zone.serial,
+      zoneLoadSeconds: () => this.feed.lastLoadMs / 1000,
       redisErrors: () => this.store.errors + this.feed.errors,
     });
+    const { registry, apiChanges } = metrics;
+    feedLag = metrics.feedLag;
     const inZone = (name: string) => name.endsWith(`.${config.zone}`);
     const reserved = new Set(
       [...config.nameservers.map((ns) => ns.name), ...(config.apiAddresses.length ? [config.apiName] : [])]

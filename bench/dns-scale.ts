@@ -496,8 +496,9 @@ interface Restart {
 }
 
 /** Stop `s`, start it again, and ask for a sample of the zone from the moment it is spawned. */
-async function restart(s: Server, sandboxes: number): Promise<{ server: Server; result: Restart }> {
+async function restart(s: Server, sandboxes: number, keepSnapshot: boolean): Promise<{ server: Server; result: Restart }> {
   await stopServer(s);
+  if (!keepSnapshot) rmSync(s.env.OMEGA_DNS_SNAPSHOT_FILE!, { force: true });
   const asker = await Asker.open(s.port);
   const sample = Array.from({ length: Math.min(SAMPLE, sandboxes) }, (_, k) => Math.floor((k * sandboxes) / Math.min(SAMPLE, sandboxes)));
   const next = spawnServer(s.program, s.env);
@@ -539,7 +540,10 @@ interface Row {
   heapBytesPerName: number;
   rssMiB: number;
   coldMs: number;
+  /** With the snapshot file it wrote at stop (a program without one: the same as restartCold). */
   restart: Restart;
+  /** With its snapshot file removed: a load from Redis. */
+  restartCold: Restart;
   propagation: Propagation[];
 }
 
@@ -564,10 +568,12 @@ async function measure(program: Program, redis: TestRedis, prefix: string, sandb
     const m = mems.reduce((a, b) => (a.rss > b.rss ? a : b));
     console.log(`  ${program.label}, ${names} names: cold start ${cold.map((c) => c.toFixed(0)).join(' / ')} ms; measuring propagation...`);
     const prop = await propagation(redis.url, prefix, servers, base);
-    console.log('  restarting one server...');
+    console.log('  restarting one server, with its snapshot file and without...');
     const last = servers.length - 1;
-    const { server, result } = await restart(servers[last]!, sandboxes);
-    servers[last] = server;
+    const warm = await restart(servers[last]!, sandboxes, true);
+    servers[last] = warm.server;
+    const loaded = await restart(servers[last]!, sandboxes, false);
+    servers[last] = loaded.server;
     return {
       program: program.label,
       names,
@@ -575,7 +581,8 @@ async function measure(program: Program, redis: TestRedis, prefix: string, sandb
       heapBytesPerName: (m.heapUsed + m.external - m0.heapUsed - m0.external) / names,
       rssMiB: m.rss / 2 ** 20,
       coldMs: Math.max(...cold),
-      restart: result,
+      restart: warm.result,
+      restartCold: loaded.result,
       propagation: prop,
     };
   } finally {
@@ -593,9 +600,9 @@ function report(rows: Row[]): void {
     `${SERVERS} servers on one Redis; feed at ${RATE} entries/s (each one sandbox's 2 names) for ${SECONDS} s, 1 in ${PROBE_EVERY} asked for at every server`,
   );
   console.log(
-    '| program | names | RSS B/name | heap B/name | RSS MiB | cold start ms | restart: answering ms | SERVFAIL | unanswered | wrong after | propagation p50 / p99 / max ms (worst server) | query RTT p99 ms | feed lag <= 10 ms (server\'s own, worst) | server CPU cores |',
+    '| program | names | RSS B/name | heap B/name | RSS MiB | cold start ms (all at once) | restart: answering ms | SERVFAIL | unanswered | wrong after | restart without snapshot: answering ms / SERVFAIL | propagation p50 / p99 / max ms (worst server) | query RTT p99 ms | feed lag <= 10 ms (server\'s own, worst) | server CPU cores |',
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|');
   for (const r of rows) {
     const worst = r.propagation.reduce((a, b) => (b.p99 > a.p99 ? b : a));
     const missed = r.propagation.reduce((a, b) => a + b.missed, 0);
@@ -603,6 +610,7 @@ function report(rows: Row[]): void {
     console.log(
       `| ${r.program} | ${r.names} | ${f(r.rssBytesPerName)}${mark(!bigEnough || r.rssBytesPerName < TARGET.bytesPerName)} | ${f(r.heapBytesPerName)} | ${f(r.rssMiB)} | ${f(r.coldMs)} | ` +
         `${f(r.restart.answeringMs)}${mark(r.restart.answeringMs < TARGET.restartMs)} | ${r.restart.servfail} | ${r.restart.unanswered} | ${r.restart.wrongAfter}${mark(r.restart.wrongAfter === 0)} | ` +
+        `${f(r.restartCold.answeringMs)} / ${r.restartCold.servfail}${mark(r.restartCold.wrongAfter === 0)} | ` +
         `${f(worst.p50, 2)} / ${f(worst.p99, 2)} / ${f(worst.max, 2)}${mark(worst.p99 < TARGET.propagationP99Ms && missed === 0)}` +
         `${missed ? ` (${missed} not seen in ${PROPAGATION_WAIT_MS} ms)` : ''} at ${f(worst.entriesPerSecond)}/s | ` +
         `${f(Math.max(...r.propagation.map((p) => p.rttP99)), 2)} | ` +

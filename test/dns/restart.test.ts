@@ -53,12 +53,15 @@ t.test('a restart while Redis is away answers from the snapshot, and denies noth
   t.equal(await short(second, '3000.kept'), '10.50.0.1', 'its wildcard too');
   t.equal(await short(second, 'kept', 'TXT'), '"hello"');
   t.equal(await status(second, 'unknown'), 'SERVFAIL', 'a name the copy lacks may exist by now: SERVFAIL, not NXDOMAIN');
-  t.equal((await second.call('GET', '/healthz')).status, 200, 'serving');
+  const h = await second.call('GET', '/healthz');
+  t.equal(h.status, 200, 'serving');
+  t.equal(h.body.zone.current, false, '/healthz says the zone is not known to be current');
 
   await redis.start();
   down = false;
   await waitFor('caught up', async () => (await status(second, 'unknown')) === 'NXDOMAIN', 10_000, 50);
   t.pass('once caught up with Redis, a missing name is NXDOMAIN');
+  t.equal((await second.call('GET', '/healthz')).body.zone.current, true);
   t.equal(await short(second, 'kept'), '10.50.0.1');
 });
 

@@ -1,5 +1,5 @@
 import { splitPortLabel, type NameRecords, type RecordType } from '../src/protocol/dns.js';
-import type { DnsCounters } from './metrics.js';
+import type { DnsCounters } from './counters.js';
 import {
   asciiLower,
   CLASS_ANY,

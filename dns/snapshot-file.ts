@@ -91,7 +91,9 @@ export async function writeSnapshot(path: string, zone: Zone, opts: { yieldBetwe
 }
 
 /** Why a snapshot file was not used. */
-export class SnapshotError extends Error {}
+export class SnapshotError extends Error {
+  override name = 'SnapshotError';
+}
 
 /** Read a snapshot file; null when there is none, SnapshotError when it is not a whole file of this zone. */
 export async function readSnapshot(path: string, origin: string): Promise<SnapshotFile | null> {

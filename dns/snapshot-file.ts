@@ -18,7 +18,7 @@ import { parseRecords } from './load.js';
  */
 const MAGIC = Buffer.from('OMEGA-DNS-ZONE 1\n');
 /** Names encoded between two yields to the event loop, so writing never holds up answers for long. */
-const NAMES_PER_SLICE = 20_000;
+const NAMES_PER_SLICE = 2_000;
 const CHUNK_BYTES = 1 << 20;
 
 export interface SnapshotFile {
@@ -56,15 +56,15 @@ export async function writeSnapshot(path: string, zone: Zone, opts: { yieldBetwe
       sets.push(recs);
       setIndex.set(recs, idx);
     }
-    const len = Buffer.byteLength(rel, 'utf8');
-    if (off + len + 6 > buf.length) {
+    // Room for the worst case (3 UTF-8 bytes a UTF-16 unit), so the name is encoded once, in place.
+    if (off + rel.length * 3 + 6 > buf.length) {
       chunks.push(buf.subarray(0, off));
-      buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, len + 6));
+      buf = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, rel.length * 3 + 6));
       off = 0;
     }
-    off = buf.writeUInt16LE(len, off);
-    off += buf.write(rel, off, 'utf8');
-    off = buf.writeUInt32LE(idx, off);
+    const len = buf.write(rel, off + 2, 'utf8');
+    buf.writeUInt16LE(len, off);
+    off = buf.writeUInt32LE(idx, off + 2 + len);
     if (++names % NAMES_PER_SLICE === 0 && opts.yieldBetweenSlices) await new Promise((r) => setImmediate(r));
   }
   chunks.push(buf.subarray(0, off));

@@ -9,14 +9,19 @@
  * and measures:
  *  - memory per name: RSS and V8 heap after a full GC, beside a server with
  *    an empty zone (a preload answers SIGUSR2 with process.memoryUsage());
- *  - cold start: spawn to /healthz 200 with no local copy of the zone;
+ *  - cold start: all servers spawned at once, to /healthz 200, with no local
+ *    copy of the zone;
  *  - propagation: feed entries written at --rate a second (each a sandbox's
  *    two names, created or deleted), one in --probe-every asked for at every
- *    server until the answer is the new one, from the script's reply;
- *  - restart: one server stopped (SIGTERM) and started again, asked for a
- *    sample of names across the zone from the moment it is spawned: time to
- *    the first right answer, SERVFAILs, unanswered queries, and any wrong
- *    answer after that (there must be none: the zone appears whole).
+ *    server about every millisecond until the answer is the new one, from
+ *    the script's reply; beside it the probes' own round trip (the floor the
+ *    machine puts under every figure), each server's own feed lag histogram
+ *    (/metrics) and its CPU;
+ *  - restart: one server stopped (SIGTERM) and started again, with the
+ *    snapshot file it wrote at stop and then without one, asked for a sample
+ *    of names across the zone from the moment it is spawned: time to the
+ *    first right answer, SERVFAILs, unanswered queries (before it binds), and
+ *    any wrong answer after that (there must be none: the zone appears whole).
  *
  * OMEGA_BENCH_CPU_PROF=<dir> runs the servers with `node --cpu-prof` into <dir>.
  *
@@ -400,7 +405,7 @@ function lagFigures(before: Map<string, number>, after: Map<string, number>): { 
   return { within10: total ? d('0.01') / total : NaN, p99 };
 }
 
-/** Ask `name` at one server, back to back, until `want` (an address, or null for NXDOMAIN); ms after `from`. */
+/** Ask `name` at one server, about every millisecond, until `want` (an address, or null for NXDOMAIN); ms after `from`. */
 async function seen(asker: Asker, name: string, want: string | null, from: number, rtts: number[]): Promise<number | null> {
   const end = from + PROPAGATION_WAIT_MS;
   while (performance.now() < end) {
@@ -408,6 +413,8 @@ async function seen(asker: Asker, name: string, want: string | null, from: numbe
     const r = await asker.ask(name, 50);
     if (r) rtts.push(performance.now() - sent);
     if (r && (want === null ? r.rcode === 3 : r.a === want)) return performance.now() - from;
+    // A breath between asks: probes asking back to back load the machine they measure.
+    await sleep(1);
   }
   return null;
 }

@@ -2,7 +2,7 @@
 // kept while it catches up with Redis (through the feed, or by loading the
 // zone again when the feed cannot bring it there), never denying a name the
 // copy may lack. And the paged load itself: many pages, bad values left out.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -119,6 +119,21 @@ t.test('a snapshot the feed cannot catch up (feed trimmed, Redis emptied) is rep
   const c = await start(t, file, a.prefix);
   await waitFor('reloaded', async () => (await status(c, 'old')) === 'NXDOMAIN', 5000, 20);
   t.pass('a name only the snapshot had is gone once the zone is loaded from Redis');
+});
+
+t.test('a crash restarts from the last periodic snapshot and catches up through the feed', async (t) => {
+  const file = newFile();
+  const a = await startDns(t, redis, { OMEGA_DNS_SNAPSHOT_FILE: file, OMEGA_DNS_SNAPSHOT_INTERVAL_MS: '1000' });
+  await put(a, 'early', 'A', ['10.55.0.1']);
+  await waitFor('a periodic snapshot', () => existsSync(file), 5000, 50);
+  // What a crash leaves: the periodic file, not the one a stop writes.
+  const crashed = join(dir, 'crashed.snap');
+  copyFileSync(file, crashed);
+  const last = await put(a, 'late', 'A', ['10.55.0.2']);
+  const b = await start(t, crashed, a.prefix);
+  await waitFor('caught up', () => b.server.zone.serial >= last && b.server.zone.current, 5000, 5);
+  t.equal(await short(b, 'early'), '10.55.0.1');
+  t.equal(await short(b, 'late'), '10.55.0.2', 'written after the snapshot, brought by the feed');
 });
 
 t.test('a damaged snapshot file is left aside: the zone loads from Redis and the file is rewritten', async (t) => {

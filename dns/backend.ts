@@ -40,6 +40,7 @@ export class DnsBackend {
       cacheSize,
       zoneNames: () => zone.size,
       zoneSerial: () => zone.serial,
+      zoneCurrent: () => (zone.current ? 1 : 0),
       zoneLoadSeconds: () => this.feed.lastLoadMs / 1000,
       redisErrors: () => this.store.errors + this.feed.errors,
     });

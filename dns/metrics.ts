@@ -14,6 +14,8 @@ export interface DnsMetricsSources {
   cacheSize(): number;
   zoneNames(): number;
   zoneSerial(): number;
+  /** 1 when the zone is known to be current, 0 while it is a snapshot file's copy not yet caught up. */
+  zoneCurrent(): number;
   /** How long the last load of the whole zone from Redis took. */
   zoneLoadSeconds(): number;
   redisErrors(): number;
@@ -53,6 +55,7 @@ export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; 
   simple('omega_dns_cache_entries', 'Encoded responses held in the answer cache', src.cacheSize, 'gauge');
   simple('omega_dns_zone_names', 'Names held in the in-memory zone', src.zoneNames, 'gauge');
   simple('omega_dns_zone_serial', 'The zone SOA serial currently served', src.zoneSerial, 'gauge');
+  simple('omega_dns_zone_current', '1 when the zone is known to be current; 0 while answering from a snapshot file not yet caught up with Redis', src.zoneCurrent, 'gauge');
   simple('omega_dns_zone_load_seconds', 'How long the last load of the whole zone from Redis took', src.zoneLoadSeconds, 'gauge');
   const feedLag = new Histogram({
     name: 'omega_dns_feed_lag_seconds',

@@ -56,12 +56,14 @@ t.test('a restart while Redis is away answers from the snapshot, and denies noth
   const h = await second.call('GET', '/healthz');
   t.equal(h.status, 200, 'serving');
   t.equal(h.body.zone.current, false, '/healthz says the zone is not known to be current');
+  t.match((await second.call('GET', '/metrics')).body, /omega_dns_zone_current 0\n/, 'so does /metrics');
 
   await redis.start();
   down = false;
   await waitFor('caught up', async () => (await status(second, 'unknown')) === 'NXDOMAIN', 10_000, 50);
   t.pass('once caught up with Redis, a missing name is NXDOMAIN');
   t.equal((await second.call('GET', '/healthz')).body.zone.current, true);
+  t.match((await second.call('GET', '/metrics')).body, /omega_dns_zone_current 1\n/);
   t.equal(await short(second, 'kept'), '10.50.0.1');
 });
 

@@ -391,7 +391,7 @@ function cpuSeconds(pid: number | undefined): number {
 async function feedLag(s: Server): Promise<Map<string, number>> {
   const text = await (await fetch(`${s.api}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
   const out = new Map<string, number>();
-  for (const m of text.matchAll(/nodejs_eventloop_lag_(p99|max)_seconds (\S+)/g)) out.set(`loop_${m[1]}`, Number(m[2]));
+  for (const m of text.matchAll(/^nodejs_eventloop_lag_(p99|max)_seconds (\S+)$/gm)) out.set(`loop_${m[1]}`, Number(m[2]));
   for (const m of text.matchAll(/omega_dns_feed_lag_seconds_bucket\{le="([^"]+)"\} (\d+)/g)) out.set(m[1]!, Number(m[2]));
   return out;
 }
@@ -507,6 +507,8 @@ interface Restart {
   /** Wrong answers (NXDOMAIN, another address) after the first right one: must be 0. */
   wrongAfter: number;
   sampled: number;
+  /** The server's own omega_dns_zone_load_seconds after it: the load from Redis alone, without the process's start (NaN for a program without it). */
+  loadMs: number;
 }
 
 /** Stop `s`, start it again, and ask for a sample of the zone from the moment it is spawned. */
@@ -516,7 +518,7 @@ async function restart(s: Server, sandboxes: number, keepSnapshot: boolean): Pro
   const asker = await Asker.open(s.port);
   const sample = Array.from({ length: Math.min(SAMPLE, sandboxes) }, (_, k) => Math.floor((k * sandboxes) / Math.min(SAMPLE, sandboxes)));
   const next = spawnServer(s.program, s.env);
-  const r: Restart = { answeringMs: NaN, healthyMs: NaN, servfail: 0, unanswered: 0, wrongAfter: 0, sampled: 0 };
+  const r: Restart = { answeringMs: NaN, healthyMs: NaN, servfail: 0, unanswered: 0, wrongAfter: 0, sampled: 0, loadMs: NaN };
   let answering = false;
   let sweptAfter = 0;
   const healthy = waitHealthy(next).then((ms) => (r.healthyMs = ms));
@@ -539,6 +541,9 @@ async function restart(s: Server, sandboxes: number, keepSnapshot: boolean): Pro
     };
     await Promise.all(Array.from({ length: 16 }, worker));
     await healthy;
+    const metrics = await (await fetch(`${next.api}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const load = /^omega_dns_zone_load_seconds (\S+)$/m.exec(metrics);
+    if (load && Number(load[1]) > 0) r.loadMs = Number(load[1]) * 1000;
   } finally {
     asker.close();
   }
@@ -614,7 +619,7 @@ function report(rows: Row[]): void {
     `${SERVERS} servers on one Redis; feed at ${RATE} entries/s (each one sandbox's 2 names) for ${SECONDS} s, 1 in ${PROBE_EVERY} asked for at every server`,
   );
   console.log(
-    '| program | names | RSS B/name | heap B/name | RSS MiB | cold start ms (all at once) | restart: answering ms | SERVFAIL | unanswered | wrong after | restart without snapshot: answering ms / SERVFAIL | propagation p50 / p99 / max ms (worst server) | query RTT p99 ms | feed lag <= 10 ms (server\'s own, worst) | server CPU cores | server event loop delay p99 / max ms |',
+    '| program | names | RSS B/name | heap B/name | RSS MiB | cold start ms (all at once) | restart: answering ms | SERVFAIL | unanswered | wrong after | restart without snapshot: answering ms / SERVFAIL (its load alone ms) | propagation p50 / p99 / max ms (worst server) | query RTT p99 ms | feed lag <= 10 ms (server\'s own, worst) | server CPU cores | server event loop delay p99 / max ms |',
   );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|');
   for (const r of rows) {
@@ -624,7 +629,7 @@ function report(rows: Row[]): void {
     console.log(
       `| ${r.program} | ${r.names} | ${f(r.rssBytesPerName)}${mark(!bigEnough || r.rssBytesPerName < TARGET.bytesPerName)} | ${f(r.heapBytesPerName)} | ${f(r.rssMiB)} | ${f(r.coldMs)} | ` +
         `${f(r.restart.answeringMs)}${mark(r.restart.answeringMs < TARGET.restartMs)} | ${r.restart.servfail} | ${r.restart.unanswered} | ${r.restart.wrongAfter}${mark(r.restart.wrongAfter === 0)} | ` +
-        `${f(r.restartCold.answeringMs)} / ${r.restartCold.servfail}${mark(r.restartCold.wrongAfter === 0)} | ` +
+        `${f(r.restartCold.answeringMs)} / ${r.restartCold.servfail} (${f(r.restartCold.loadMs)})${mark(r.restartCold.wrongAfter === 0)} | ` +
         `${f(worst.p50, 2)} / ${f(worst.p99, 2)} / ${f(worst.max, 2)}${mark(worst.p99 < TARGET.propagationP99Ms && missed === 0)}` +
         `${missed ? ` (${missed} not seen in ${PROPAGATION_WAIT_MS} ms)` : ''} at ${f(worst.entriesPerSecond)}/s | ` +
         `${f(Math.max(...r.propagation.map((p) => p.rttP99)), 2)} | ` +

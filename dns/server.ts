@@ -91,6 +91,16 @@ export class DnsServer implements Component {
    * catches the zone up or loads it. Resolves once the zone is loaded.
    */
   async start(): Promise<void> {
+    try {
+      await this.startAll();
+    } catch (err) {
+      // A start that fails half way (a port taken) closes what it opened, so the process can end.
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async startAll(): Promise<void> {
     const { listen, apiListen } = this.config;
     if (!this.config.token) this.log.warn('record API runs WITHOUT a token (dev run); never expose it');
     const copy = await this.snapshot?.read();

@@ -155,6 +155,9 @@ interface Server {
   exited: Promise<void>;
 }
 
+/** Ports handed out in this run: a port just closed may come back from listen(0) at once. */
+const handedOut = new Set<number>();
+
 async function freeDnsPort(): Promise<number> {
   for (;;) {
     const tcp = net.createServer();
@@ -167,7 +170,10 @@ async function freeDnsPort(): Promise<number> {
     });
     await new Promise<void>((r) => tcp.close(() => r()));
     if (ok) await new Promise<void>((r) => udp.close(() => r()));
-    if (ok && port !== 6379) return port;
+    if (ok && port !== 6379 && !handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
 }
 

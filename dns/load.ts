@@ -33,9 +33,11 @@ export async function loadZone(store: RecordStore, client: RedisClient): Promise
   // Most names share a few values (a host's address): parse each distinct value once.
   const seen = new Map<string, { id: number; recs: NameRecords }>();
   let skipped = 0;
-  let cursor = '0';
-  do {
-    const [next, flat] = await store.scan(client, cursor, SCAN_COUNT);
+  // The next page is asked for before this one is taken in, so Redis and this process work at once.
+  let page = store.scan(client, '0', SCAN_COUNT);
+  for (;;) {
+    const [next, flat] = await page;
+    if (next !== '0') page = store.scan(client, next, SCAN_COUNT);
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const name = flat[i]!;
       const raw = flat[i + 1]!;
@@ -55,8 +57,8 @@ export async function loadZone(store: RecordStore, client: RedisClient): Promise
       data.setId(name, id);
       seen.set(raw, { id, recs: data.sets.get(id)! });
     }
-    cursor = next;
-  } while (cursor !== '0');
+    if (next === '0') break;
+  }
 
   let { serial, feedId } = pos;
   for (;;) {

@@ -4,7 +4,7 @@ RUN_APT := redis-server dnsutils
 TEST_APT := $(RUN_APT) redis-sentinel chromium pebble libnss3-tools
 BENCH_APT := dnsperf nsd
 
-.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause bench-snapshot bench-restore bench-density bench-pool bench-control-plane bench-git bench-e2b-agent bench-e2b-create clean
+.PHONY: all deps apt-run apt-test docker runsc images web build typecheck test run bench-dns bench-dns-scale bench-sandbox bench-allocate bench-up bench-failover bench-chaos bench-tls bench-noisy bench-gvisor bench-pause bench-snapshot bench-restore bench-density bench-pool bench-control-plane bench-git bench-e2b-agent bench-e2b-create clean
 
 all: build
 
@@ -55,6 +55,11 @@ run: deps apt-run images web
 bench-dns: deps apt-test build
 	@infra/scripts/ensure-apt.sh $(BENCH_APT)
 	node --import=tsx bench/dns.ts
+
+## Memory per name, restart and feed propagation of three DNS servers on one
+## Redis at 200,000 names; BENCH_ARGS='--names 200,20000,200000 --base main'.
+bench-dns-scale: deps apt-test build
+	node --import=tsx bench/dns-scale.ts $(BENCH_ARGS)
 
 bench-sandbox: deps apt-test images
 	node --import=tsx bench/sandbox.ts

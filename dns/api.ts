@@ -65,7 +65,8 @@ export function buildDnsApi(o: DnsApiOptions): FastifyInstance {
     return reply.status(ok ? 200 : 503).send({
       status: ok ? (redis === 'up' ? 'ok' : 'degraded') : 'unavailable',
       redis,
-      zone: { name: origin, loaded: o.zone.loaded, names: o.zone.size, serial: o.zone.serial },
+      // current: false while answering from a snapshot file not yet caught up with Redis.
+      zone: { name: origin, loaded: o.zone.loaded, current: o.zone.current, names: o.zone.size, serial: o.zone.serial },
     });
   });
 

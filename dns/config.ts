@@ -120,6 +120,22 @@ export const dnsSettings = {
     default: 1000,
     parse: int(1, 100_000),
   },
+  snapshotFile: {
+    env: 'OMEGA_DNS_SNAPSHOT_FILE',
+    flag: 'snapshot-file',
+    description:
+      'A file where the server keeps a copy of its zone, to answer from at once after a restart while it catches up with Redis (none: a start answers SERVFAIL until its load from Redis is done)',
+    default: '',
+    defaultText: '(none)',
+    parse: (raw: string) => raw.trim(),
+  } satisfies Setting<string>,
+  snapshotIntervalMs: {
+    env: 'OMEGA_DNS_SNAPSHOT_INTERVAL_MS',
+    flag: 'snapshot-interval-ms',
+    description: 'How often the snapshot file is rewritten when the zone changed (and at every stop); a crash loses at most this much, which the feed usually still holds',
+    default: 10_000,
+    parse: int(1000, 3_600_000),
+  },
   cacheEntries: {
     env: 'OMEGA_DNS_CACHE_ENTRIES',
     flag: 'cache-entries',

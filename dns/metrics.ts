@@ -1,33 +1,8 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { Packet } from 'dns2';
 import { redisConnectionErrors } from '../src/redis/errors.js';
+import type { DnsCounters } from './counters.js';
 
-/**
- * Counters bumped on the query path. They are plain numbers (a Map lookup,
- * no label hashing per query); prom-client reads them at scrape time.
- */
-export class DnsCounters {
-  /** Common query types (< 256) by (qtype << 6 | rcode), in a flat array: no hashing per query. */
-  private readonly common = new Float64Array(256 << 6);
-  /** The rest (CAA, private types...). */
-  private readonly rare = new Map<number, number>();
-  dropped = 0;
-  sendErrors = 0;
-  truncated = 0;
-  rateLimited = 0;
-
-  count(qtype: number, rcode: number): void {
-    const key = (qtype << 6) | (rcode & 0x3f);
-    if (qtype < 256) this.common[key]!++;
-    else this.rare.set(key, (this.rare.get(key) ?? 0) + 1);
-  }
-
-  /** (qtype << 6 | rcode) -> queries answered, for the scrape. */
-  *answered(): Generator<[number, number]> {
-    for (let k = 0; k < this.common.length; k++) if (this.common[k]! > 0) yield [k, this.common[k]!];
-    yield* this.rare;
-  }
-}
 
 const RCODE_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(Packet.RCODE).map(([name, code]) => [code as number, name]),
@@ -39,10 +14,17 @@ export interface DnsMetricsSources {
   cacheSize(): number;
   zoneNames(): number;
   zoneSerial(): number;
+  /** 1 when the zone is known to be current, 0 while it is a snapshot file's copy not yet caught up. */
+  zoneCurrent(): number;
+  /** How long the last load of the whole zone from Redis took. */
+  zoneLoadSeconds(): number;
   redisErrors(): number;
 }
 
-export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; apiChanges: Counter<'action'> } {
+/** Buckets of the feed's lag: propagation is meant to stay under 10 ms. */
+const LAG_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5];
+
+export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; apiChanges: Counter<'action'>; feedLag: Histogram } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   registry.registerMetric(redisConnectionErrors);
@@ -73,11 +55,19 @@ export function createDnsMetrics(src: DnsMetricsSources): { registry: Registry; 
   simple('omega_dns_cache_entries', 'Encoded responses held in the answer cache', src.cacheSize, 'gauge');
   simple('omega_dns_zone_names', 'Names held in the in-memory zone', src.zoneNames, 'gauge');
   simple('omega_dns_zone_serial', 'The zone SOA serial currently served', src.zoneSerial, 'gauge');
+  simple('omega_dns_zone_current', '1 when the zone is known to be current; 0 while answering from a snapshot file not yet caught up with Redis', src.zoneCurrent, 'gauge');
+  simple('omega_dns_zone_load_seconds', 'How long the last load of the whole zone from Redis took', src.zoneLoadSeconds, 'gauge');
+  const feedLag = new Histogram({
+    name: 'omega_dns_feed_lag_seconds',
+    help: "From a change's feed entry in Redis (its stream id's time) to the change being served here",
+    buckets: LAG_BUCKETS,
+    registers: [registry],
+  });
   const apiChanges = new Counter({
     name: 'omega_dns_api_changes_total',
     help: 'Record changes applied through the HTTP API, by action',
     labelNames: ['action'] as const,
     registers: [registry],
   });
-  return { registry, apiChanges };
+  return { registry, apiChanges, feedLag };
 }

@@ -1,5 +1,5 @@
 import { splitPortLabel, type NameRecords, type RecordType } from '../src/protocol/dns.js';
-import type { DnsCounters } from './metrics.js';
+import type { DnsCounters } from './counters.js';
 import {
   asciiLower,
   CLASS_ANY,
@@ -253,6 +253,9 @@ export class Responder {
 
   /** RFC 2308 §3: the SOA's TTL in a negative answer is min(SOA TTL, SOA MINIMUM). */
   private negativeAnswer(rcode: number): Answer {
+    // A copy from a file not yet caught up may lack a name created since: no
+    // denial from it (a resolver would cache it, RFC 2308 §5), SERVFAIL sends it to another server.
+    if (!this.opts.zone.current) return { kind: 'uncacheable', rcode: RCODE.SERVFAIL, aa: false, answers: [], authority: [], additional: [] };
     const ttl = Math.min(this.opts.defaultTtl, this.opts.negativeTtl);
     return { kind: 'negative', rcode, aa: true, answers: [], authority: [this.soa(this.origin, ttl)], additional: [] };
   }

@@ -2,17 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import { once, type Component } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import { safeUrl } from '../src/log.js';
-import { closeRedis, createRedis, type RedisClient } from '../src/redis/connection.js';
-import { watchRedis } from '../src/redis/errors.js';
-import { dnsKeys } from '../src/redis/keys.js';
-import { buildDnsApi } from './api.js';
-import type { DnsConfig } from './config.js';
+import type { RedisClient } from '../src/redis/connection.js';
 import { joinHostPort } from '../src/config/settings.js';
-import { ZoneFeed } from './feed.js';
-import { createDnsMetrics, DnsCounters } from './metrics.js';
+import type { DnsBackend } from './backend.js';
+import type { DnsConfig } from './config.js';
+import { DnsCounters } from './counters.js';
 import { Responder } from './responder.js';
 import { ResponseRateLimiter } from './rrl.js';
-import { RecordStore } from './store.js';
+import { SnapshotKeeper } from './snapshot-file.js';
 import { TcpServer } from './tcp.js';
 import { UdpServer } from './udp.js';
 import { Zone } from './zone.js';
@@ -26,18 +23,21 @@ export interface DnsAddresses {
 
 const BIND_ATTEMPTS = 20;
 
-/** `omega dns`: the UDP/TCP responder, the record API and the zone feed, as one component. */
+/**
+ * `omega dns`: the UDP/TCP responder, the record API and the zone feed, as
+ * one component. The responder and the zone are here; what talks to Redis
+ * and HTTP is the backend (dns/backend.ts), imported and built once the
+ * sockets answer.
+ */
 export class DnsServer implements Component {
   readonly zone: Zone;
   readonly counters = new DnsCounters();
-  readonly redis: RedisClient;
-  private readonly feedRedis: RedisClient;
-  private readonly store: RecordStore;
-  private readonly feed: ZoneFeed;
+  private readonly snapshot: SnapshotKeeper | null;
   private readonly responder: Responder;
   private readonly udp: UdpServer;
   private readonly tcp: TcpServer;
-  readonly api: FastifyInstance;
+  private backend: DnsBackend | null = null;
+  private stopping = false;
   private addrs: DnsAddresses | null = null;
 
   constructor(
@@ -45,14 +45,9 @@ export class DnsServer implements Component {
     private readonly log: Logger,
   ) {
     this.zone = new Zone(config.zone);
-    this.redis = createRedis(config.redisUrl, { connectionName: 'omega-dns-api', failFast: true });
-    this.feedRedis = createRedis(config.redisUrl, { connectionName: 'omega-dns-feed', failFast: true });
-    // The API answers 503 and the feed serves the zone as last known while Redis is away; these say so once.
-    watchRedis(this.redis, log, 'omega-dns-api');
-    watchRedis(this.feedRedis, log, 'omega-dns-feed');
-    const keys = dnsKeys(config.redisPrefix);
-    this.store = new RecordStore(this.redis, keys);
-    this.feed = new ZoneFeed(this.store, this.feedRedis, this.zone, log.child({ component: 'feed' }));
+    this.snapshot = config.snapshotFile
+      ? new SnapshotKeeper(config.snapshotFile, this.zone, config.snapshotIntervalMs, log.child({ component: 'snapshot' }))
+      : null;
     this.responder = new Responder({
       zone: this.zone,
       nameservers: config.nameservers,
@@ -72,31 +67,6 @@ export class DnsServer implements Component {
       { idleTimeoutMs: config.tcpIdleTimeoutMs, maxConnections: config.tcpMaxConnections },
       log.child({ component: 'tcp' }),
     );
-    const { registry, apiChanges } = createDnsMetrics({
-      counters: this.counters,
-      cacheSize: () => this.responder.cacheSize,
-      zoneNames: () => this.zone.size,
-      zoneSerial: () => this.zone.serial,
-      redisErrors: () => this.store.errors + this.feed.errors,
-    });
-    const inZone = (name: string) => name.endsWith(`.${config.zone}`);
-    const reserved = new Set(
-      [...config.nameservers.map((ns) => ns.name), ...(config.apiAddresses.length ? [config.apiName] : [])]
-        .filter(inZone)
-        .map((name) => name.slice(0, -(config.zone.length + 1))),
-    );
-    this.api = buildDnsApi({
-      zone: this.zone,
-      store: this.store,
-      token: config.token,
-      maxConnectionsPerSource: config.maxConnectionsPerSource,
-      defaultTtl: config.ttl,
-      reserved,
-      registry,
-      apiChanges,
-      redisReady: () => this.redis.status === 'ready',
-      log: log.child({ component: 'api' }),
-    });
   }
 
   get addresses(): DnsAddresses {
@@ -104,19 +74,59 @@ export class DnsServer implements Component {
     return this.addrs;
   }
 
-  /** Bind the sockets (answering SERVFAIL until the zone is loaded), then wait for the first load. */
+  /** The API's Redis connection (after start). */
+  get redis(): RedisClient {
+    return this.started().redis;
+  }
+
+  /** The record API (after start). */
+  get api(): FastifyInstance {
+    return this.started().api;
+  }
+
+  /**
+   * Take the zone from the snapshot file if there is one and bind the
+   * sockets, which then answer from it at once (SERVFAIL when there is none,
+   * until the first load); then the backend: the API, and the feed that
+   * catches the zone up or loads it. Resolves once the zone is loaded.
+   */
   async start(): Promise<void> {
+    try {
+      await this.startAll();
+    } catch (err) {
+      // A start that fails half way (a port taken) closes what it opened, so the process can end.
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async startAll(): Promise<void> {
     const { listen, apiListen } = this.config;
     if (!this.config.token) this.log.warn('record API runs WITHOUT a token (dev run); never expose it');
+    const copy = await this.snapshot?.read();
+    if (copy) {
+      this.zone.replace(copy.data, copy.serial, copy.feedId, false);
+      this.log.info({ names: this.zone.size, serial: copy.serial }, 'zone taken from the snapshot file; catching up with redis');
+    }
     const port = await this.bindDns(listen.host, listen.port);
-    await this.api.listen({ host: apiListen.host, port: apiListen.port });
-    const apiPort = (this.api.server.address() as { port: number }).port;
+    const { DnsBackend } = await import('./backend.js');
+    if (this.stopping) return;
+    const backend = new DnsBackend(this.config, this.zone, this.counters, () => this.responder.cacheSize, this.log);
+    this.backend = backend;
+    await backend.api.listen({ host: apiListen.host, port: apiListen.port });
+    const apiPort = (backend.api.server.address() as { port: number }).port;
     this.addrs = { host: listen.host, port, apiUrl: `http://${joinHostPort(apiListen.host, apiPort)}` };
     this.log.info(
       { zone: this.config.zone, dns: `${listen.host}:${port}`, api: this.addrs.apiUrl, redis: safeUrl(this.config.redisUrl) },
       'dns server listening',
     );
-    await this.feed.start();
+    await backend.feed.start();
+    if (!this.stopping) this.snapshot?.start();
+  }
+
+  private started(): DnsBackend {
+    if (!this.backend) throw new Error('not started');
+    return this.backend;
   }
 
   /** UDP and TCP on one port; with port 0, retry until both get the same free port. */
@@ -135,9 +145,12 @@ export class DnsServer implements Component {
 
   /** Stop taking work, close listeners, then Redis. Safe to call more than once. */
   readonly stop = once(async () => {
-    await Promise.allSettled([this.udp.close(), this.tcp.close(), this.api.close()]);
-    await this.feed.stop();
-    await closeRedis(this.redis);
-    await closeRedis(this.feedRedis);
+    this.stopping = true;
+    const backend = this.backend;
+    await Promise.allSettled([this.udp.close(), this.tcp.close(), backend?.api.close()]);
+    await backend?.stop();
+    // After the feed: the last snapshot is the zone as it stands.
+    await this.snapshot?.stop();
+    await backend?.closeRedis();
   });
 }

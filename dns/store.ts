@@ -6,12 +6,14 @@ import { defineScripts, ScriptFailure } from '../src/redis/scripts.js';
 
 /** Feed entries kept in Redis; a server further behind than this reloads the zone. */
 const FEED_LENGTH = 10_000;
+/** Feed entries read at once. */
+const FEED_READ_COUNT = 1000;
 
-export interface ZoneSnapshot {
-  /** Stream id of the newest feed entry included; follow the feed from here. */
+/** Where the zone stands in Redis: the newest feed entry and the serial it carries. */
+export interface FeedPosition {
+  /** Stream id of the newest feed entry ('0-0' when there is none); follow the feed from here. */
   feedId: string;
   serial: number;
-  entries: Array<[string, NameRecords]>;
 }
 
 export interface FeedEntry {
@@ -78,25 +80,31 @@ export class RecordStore {
     return { items, next: names.length > limit ? page[page.length - 1]! : null };
   }
 
-  /** Everything, consistently: the feed position, serial and records in one MULTI. */
-  async snapshot(client: RedisClient = this.redis): Promise<ZoneSnapshot> {
+  /** The feed's newest entry and the serial, read together (one MULTI). */
+  async position(client: RedisClient): Promise<FeedPosition> {
     const k = this.keys;
-    const res = await client.multi().xrevrange(k.changes, '+', '-', 'COUNT', 1).get(k.serial).hgetall(k.zone).exec();
-    if (!res) throw new Error('snapshot transaction aborted');
+    const res = await client.multi().xrevrange(k.changes, '+', '-', 'COUNT', 1).get(k.serial).exec();
+    if (!res) throw new Error('position transaction aborted');
     for (const [err] of res) if (err) throw err;
     const last = res[0]![1] as Array<[string, string[]]>;
-    const serial = Number(res[1]![1] ?? 0);
-    const all = res[2]![1] as Record<string, string>;
-    return {
-      feedId: last[0]?.[0] ?? '0-0',
-      serial,
-      entries: Object.entries(all).map(([n, v]) => [n, JSON.parse(v) as NameRecords]),
-    };
+    return { feedId: last[0]?.[0] ?? '0-0', serial: Number(res[1]![1] ?? 0) };
   }
 
-  /** Wait (up to blockMs) for feed entries after `fromId`, on a connection reserved for it. */
-  async readFeed(client: RedisClient, fromId: string, blockMs: number): Promise<FeedEntry[]> {
-    const res = (await client.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', this.keys.changes, fromId)) as
+  /**
+   * One page of the zone hash: [next cursor ('0' at the end), name, JSON, name, JSON, ...].
+   * Paged with HSCAN so a load never makes Redis build one reply of the whole zone.
+   */
+  async scan(client: RedisClient, cursor: string, count: number): Promise<[string, string[]]> {
+    return (await client.hscan(this.keys.zone, cursor, 'COUNT', count)) as [string, string[]];
+  }
+
+  /**
+   * Feed entries after `fromId`, on a connection reserved for it: waiting up
+   * to blockMs for the first, or (null) answering at once.
+   */
+  async readFeed(client: RedisClient, fromId: string, blockMs: number | null): Promise<FeedEntry[]> {
+    const wait = blockMs === null ? [] : ['BLOCK', blockMs];
+    const res = (await client.xread('COUNT', FEED_READ_COUNT, ...(wait as ['BLOCK', number]), 'STREAMS', this.keys.changes, fromId)) as
       | Array<[string, Array<[string, string[]]>]>
       | null;
     if (!res) return [];

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Logger } from '../src/log.js';
-import type { DnsCounters } from './metrics.js';
+import type { DnsCounters } from './counters.js';
 import type { Responder } from './responder.js';
 
 export interface TcpOptions {

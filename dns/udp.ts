@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP, isIPv6 } from 'node:net';
 import type { Logger } from '../src/log.js';
-import type { DnsCounters } from './metrics.js';
+import type { DnsCounters } from './counters.js';
 import type { Responder } from './responder.js';
 import type { ResponseRateLimiter } from './rrl.js';
 import { slipOf } from './wire.js';

@@ -1,59 +1,87 @@
 import { EventEmitter } from 'node:events';
 import type { NameRecords, RecordType } from '../src/protocol/dns.js';
+import { ZoneData } from './zone-data.js';
 
 /**
- * The zone held in memory: every name's record sets plus the empty
- * non-terminals they imply, so a query never waits on Redis.
+ * The zone the server answers from, held in memory so a query never waits
+ * on Redis. Its data is swapped whole after a (background) load and changed
+ * name by name by the feed; every change is announced so cached answers can
+ * be dropped.
  *
- * Names are absolute, lower case, without the trailing dot.
+ * Names in this API are absolute, lower case, without the trailing dot; the
+ * data keeps them relative to the origin.
  */
 export class Zone extends EventEmitter {
   readonly origin: string;
-  private nodes = new Map<string, NameRecords>();
-  /** Ancestors of stored names that have no records of their own (RFC 4592 §2.2.2), by reference count. */
-  private ents = new Map<string, number>();
+  private readonly suffix: string;
+  private data = new ZoneData();
   serial = 0;
   loaded = false;
+  /**
+   * False while the data is a copy from a file not yet caught up with Redis:
+   * a name missing from it may exist by now, so it must not be denied.
+   */
+  current = false;
+  /** Stream id of the newest feed entry in the data: where following the feed resumes. */
+  feedId = '0-0';
 
   constructor(origin: string) {
     super();
     this.origin = origin;
+    this.suffix = `.${origin}`;
   }
 
+  /** Names that own records. */
   get size(): number {
-    return this.nodes.size;
+    return this.data.size;
   }
 
-  /** Replace everything (a load or reload from Redis). Relative names in, as Redis stores them. */
-  replaceAll(entries: Iterable<[string, NameRecords]>, serial: number): void {
-    this.nodes = new Map();
-    this.ents = new Map();
-    for (const [rel, recs] of entries) this.setAbsolute(this.absolute(rel), recs);
+  /** Distinct record sets, each held once. */
+  get recordSets(): number {
+    return this.data.sets.size;
+  }
+
+  /**
+   * Serve `data` from now on, at `serial` and feed position `feedId`: a load
+   * from Redis (current), or a copy from a file (not current until caught up).
+   */
+  replace(data: ZoneData, serial: number, feedId: string, current: boolean): void {
+    this.data = data;
     this.serial = serial;
+    this.feedId = feedId;
     this.loaded = true;
+    this.current = current;
     this.emit('change', { all: true, names: [], shapeChanged: true } satisfies ZoneChange);
   }
 
-  /** Apply one change from the feed: a relative name's new record sets, or null when it is gone. */
-  apply(changes: Iterable<[string, NameRecords | null]>, serial: number): void {
+  /** Apply one feed entry: relative names with their new record sets, or null when gone. */
+  apply(changes: Iterable<[string, NameRecords | null]>, serial: number, feedId: string): void {
     const names: string[] = [];
     let shapeChanged = false;
     for (const [rel, recs] of changes) {
-      const name = this.absolute(rel);
-      names.push(name);
-      if (this.setAbsolute(name, recs) || rel.startsWith('*.')) shapeChanged = true;
+      names.push(rel + this.suffix);
+      if (this.data.set(rel, recs) || rel.startsWith('*.') || rel === '*') shapeChanged = true;
     }
     this.serial = serial;
+    this.feedId = feedId;
     this.emit('change', { all: false, names, shapeChanged } satisfies ZoneChange);
   }
 
+  /** Every name that owns records (relative) with its sets: what a snapshot file keeps. */
+  entries(): Iterable<[string, NameRecords]> {
+    return this.data.entries();
+  }
+
   get(name: string): NameRecords | undefined {
-    return this.nodes.get(name);
+    const rel = this.relative(name);
+    return rel === null ? undefined : this.data.get(rel);
   }
 
   /** True when the name owns records or is an empty non-terminal. */
   exists(name: string): boolean {
-    return name === this.origin || this.nodes.has(name) || this.ents.has(name);
+    if (name === this.origin) return true;
+    const rel = this.relative(name);
+    return rel !== null && this.data.has(rel);
   }
 
   /**
@@ -62,45 +90,26 @@ export class Zone extends EventEmitter {
    * (RFC 4592 §3.3.1), else nothing (NXDOMAIN).
    */
   resolve(name: string): { node: NameRecords | null; wildcard: boolean } | null {
-    const own = this.nodes.get(name);
-    if (own) return { node: own, wildcard: false };
-    if (this.ents.has(name) || name === this.origin) return { node: null, wildcard: false };
-    // Closest encloser: the longest existing ancestor.
-    let ce = name;
+    if (name === this.origin) return { node: null, wildcard: false };
+    let rel = this.relative(name);
+    if (rel === null) return null;
+    if (this.data.has(rel)) return { node: this.data.get(rel) ?? null, wildcard: false };
+    // Closest encloser: the longest existing ancestor (the apex at the latest).
     for (;;) {
-      const dot = ce.indexOf('.');
-      if (dot < 0) return null;
-      ce = ce.slice(dot + 1);
-      if (this.exists(ce)) break;
-      if (ce === this.origin || ce.length < this.origin.length) return null;
+      const dot = rel.indexOf('.');
+      if (dot < 0) {
+        const apexWildcard = this.data.get('*');
+        return apexWildcard ? { node: apexWildcard, wildcard: true } : null;
+      }
+      rel = rel.slice(dot + 1);
+      if (this.data.has(rel)) break;
     }
-    const source = this.nodes.get(`*.${ce}`);
+    const source = this.data.get(`*.${rel}`);
     return source ? { node: source, wildcard: true } : null;
   }
 
-  private absolute(rel: string): string {
-    return `${rel}.${this.origin}`;
-  }
-
-  /** Returns true when the name came into being or ceased to exist. */
-  private setAbsolute(name: string, recs: NameRecords | null): boolean {
-    const had = this.nodes.has(name);
-    const has = recs !== null && Object.keys(recs).length > 0;
-    if (has) this.nodes.set(name, recs);
-    else this.nodes.delete(name);
-    if (had === has) return false;
-    // Maintain the empty non-terminals between the name and the apex.
-    let anc = name;
-    for (;;) {
-      const dot = anc.indexOf('.');
-      if (dot < 0) break;
-      anc = anc.slice(dot + 1);
-      if (anc === this.origin || !anc.endsWith(this.origin)) break;
-      const n = (this.ents.get(anc) ?? 0) + (has ? 1 : -1);
-      if (n > 0) this.ents.set(anc, n);
-      else this.ents.delete(anc);
-    }
-    return true;
+  private relative(name: string): string | null {
+    return name.endsWith(this.suffix) ? name.slice(0, -this.suffix.length) : null;
   }
 }
 

@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     dns.start();
     await waitFor('dns', async () => (await request(`http://127.0.0.1:${dnsApiPort}/healthz`).then((r) => (r.body.dump(), r.statusCode)).catch(() => 0)) === 200, 30_000, 100);
     for (let i = 0; i < HOSTS; i++) {
-      const h = new SimulatedHost({ redis: rc, prefix: PREFIX, hostId: `sim-${i}`, address: `127.1.${i >> 8}.${(i & 255) + 1}`, capacity: CAPACITY, createDelayMs: 2, managerToken: TOKENS.manager });
+      const h = new SimulatedHost({ redis: rc, prefix: PREFIX, hostId: `sim-${i}`, address: `127.1.${(i + 1) >> 8}.${(i + 1) & 255}`, capacity: CAPACITY, createDelayMs: 2, managerToken: TOKENS.manager });
       await h.start();
       hosts.push(h);
     }

@@ -12,7 +12,8 @@ import { Clients } from './clients.js';
 import { Clone } from './clone.js';
 import type { WorkerConfig } from './config.js';
 import { Dispatcher } from './dispatch.js';
-import { ENVD_PORT, EnvdAgent } from './envd/agent.js';
+import { ENVD_PORT } from '../src/protocol/envd/version.js';
+import { LazyEnvd } from './envd/lazy.js';
 import { WorkerError } from './errors.js';
 import { Files } from './files.js';
 import type { WorkerLogger } from './log.js';
@@ -52,7 +53,7 @@ export class Worker {
   private clone: Clone | null = null;
   private terminals: Terminals | null = null;
   private processes: Processes | null = null;
-  private envd: EnvdAgent | null = null;
+  private envd: LazyEnvd | null = null;
   private readonly clients = new Clients();
   private readonly sessions = new Set<Session>();
   private stopping: Promise<void> | null = null;
@@ -92,7 +93,7 @@ export class Worker {
     this.processes = new Processes({ ...jobOpts, log: log.child({ component: 'processes' }) });
     const preview = new Preview(config.zone, this.creds, log.child({ component: 'preview' }), config.https, (req, token) => this.checkToken(req, token));
     this.clone = new Clone(ws.root, config.cloneTimeoutMs, (s) => this.clients.broadcast('git.clone', s), log.child({ component: 'clone' }), user);
-    this.envd = new EnvdAgent({
+    this.envd = new LazyEnvd({
       files,
       processes: this.processes,
       terminals: this.terminals,
@@ -131,7 +132,7 @@ export class Worker {
     log.info({ address: this.address, workspace: ws.root, claimed: this.creds.claimed, sandboxId: this.creds.sandboxId }, 'worker listening');
     if (!this.creds.claimed && config.claimSecret) this.warmClaimPath(config.claimSecret);
     const { host, port } = this.address;
-    void this.envd.warm(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port);
+    this.envd.listening(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port);
   }
 
   /**

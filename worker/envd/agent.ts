@@ -15,10 +15,10 @@ import { FilesHttp, sendEnvdError } from './files-http.js';
 import { filesystemService } from './filesystem.js';
 import { checkUser, Home } from './home.js';
 import { processService } from './process.js';
+import { isEnvdRpcPath } from './routes.js';
 
 export { ENVD_PORT, ENVD_VERSION } from '../../src/protocol/envd/version.js';
 
-const RPC_PATH = /^\/(?:filesystem\.Filesystem|process\.Process)\/[A-Za-z]+$/;
 
 export interface EnvdDeps {
   files: Files;
@@ -88,11 +88,6 @@ export class EnvdAgent {
     this.filesHttp = new FilesHttp(deps.files, home, deps.maxUploadBytes, log);
   }
 
-  /** Whether a path is the agent's (on the worker's own host; on the agent's host every path is). */
-  owns(path: string): boolean {
-    return path === '/health' || path === '/files' || RPC_PATH.test(path);
-  }
-
   /** Serve one request: the token (X-Access-Token) checked before any body is read; /health needs none. */
   serve(req: IncomingMessage, res: ServerResponse, checkToken: TokenCheck): void {
     const url = new URL(req.url ?? '/', 'http://envd');
@@ -101,7 +96,7 @@ export class EnvdAgent {
       return void res.end();
     }
     const token = req.headers['x-access-token'];
-    const rpc = RPC_PATH.test(url.pathname);
+    const rpc = isEnvdRpcPath(url.pathname);
     const auth = this.isWarmUp(req) ? 'ok' : checkToken(typeof token === 'string' || rpc ? (token as string | undefined) : signedUrl(req, url));
     if (auth !== 'ok') {
       const [status, code, message] =

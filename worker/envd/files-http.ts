@@ -10,14 +10,11 @@ import type { Files } from '../files.js';
 import type { WorkerLogger } from '../log.js';
 import { httpError } from './errors.js';
 import { checkUser, type Home } from './home.js';
+import { sendEnvdError } from './routes.js';
+
+export { sendEnvdError };
 
 /** envd's error body: the HTTP status again as `code`, and a message (the SDK shows the message). */
-export function sendEnvdError(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return void res.destroy();
-  const body = JSON.stringify({ code: status, message });
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
-  res.end(body);
-}
 
 /**
  * `GET /files?path=` (the file's bytes) and `POST /files` (multipart with

@@ -133,6 +133,8 @@ export class Worker {
     if (!this.creds.claimed && config.claimSecret) this.warmClaimPath(config.claimSecret);
     const { host, port } = this.address;
     this.envd.listening(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port);
+    // A template made for E2B clients (it names their home) loads the agent at once: its first call is on their create's path.
+    if (config.e2bHome) void this.envd.load();
   }
 
   /**

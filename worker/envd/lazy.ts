@@ -9,7 +9,8 @@ import { ownsEnvdPath, sendEnvdError } from './routes.js';
  * E2B: the bundle keeps the agent's modules unevaluated until then (a
  * dynamic import), `/health` is answered without them, and a request that
  * comes while they load waits, its body unread. Once loaded, the agent warms
- * its own Connect path in the background (agent.ts: warm()).
+ * its own Connect path in the background (agent.ts: warm()). A template
+ * made for E2B (OMEGA_WORKER_E2B_HOME set) loads it at start instead.
  */
 export class LazyEnvd {
   private agent: EnvdAgent | null = null;

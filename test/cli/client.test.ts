@@ -76,6 +76,8 @@ const dns = await startDns(t, redis);
 const snapshotDir = mkdtempSync(join(tmpdir(), 'omega-cli-snapshots-'));
 t.teardown(() => rmSync(snapshotDir, { recursive: true, force: true }));
 process.env.OMEGA_SNAPSHOT_STORE = `file://${snapshotDir}`;
+// The manager's pool stays at its size (passed on by the local provider): the test counts containers.
+process.env.OMEGA_POOL_MAX = '0';
 const { server, call } = await startMaster(t, redis, dns, {
   OMEGA_SNAPSHOT_STORE: `file://${snapshotDir}`,
   OMEGA_PROVIDER: 'local',

@@ -186,7 +186,7 @@ async function serverEnv(redisUrl: string, prefix: string, snapshotFile: string)
     OMEGA_DNS_LISTEN: `${HOST}:${await freeDnsPort()}`,
     OMEGA_DNS_API_LISTEN: `${HOST}:${await freeDnsPort()}`,
     OMEGA_DNS_TOKEN: TOKEN,
-    OMEGA_DNS_SNAPSHOT_FILE: snapshotFile,
+    OMEGA_DNS_SNAPSHOT_FILE: process.env.OMEGA_BENCH_NO_SNAPSHOT ? '' : snapshotFile,
     OMEGA_LOG_LEVEL: 'warn',
   };
 }

@@ -23,7 +23,12 @@
  *    first right answer, SERVFAILs, unanswered queries (before it binds), and
  *    any wrong answer after that (there must be none: the zone appears whole).
  *
- * OMEGA_BENCH_CPU_PROF=<dir> runs the servers with `node --cpu-prof` into <dir>.
+ * OMEGA_BENCH_CPU_PROF=<dir> runs the servers with `node --cpu-prof` into <dir>;
+ * OMEGA_BENCH_NO_SNAPSHOT=1 runs them without a snapshot file (what its
+ * periodic writes cost the feed); OMEGA_DNS_* settings pass through.
+ *
+ * Everything runs on this machine: the figures include whatever else it
+ * runs, which the probes' round trip and the servers' event loop delay show.
  *
  * `--base <git ref>` builds that commit in a temp dir and measures it in the
  * same run, beside this tree's build: the before and after of one machine.
@@ -186,7 +191,7 @@ async function serverEnv(redisUrl: string, prefix: string, snapshotFile: string)
     OMEGA_DNS_LISTEN: `${HOST}:${await freeDnsPort()}`,
     OMEGA_DNS_API_LISTEN: `${HOST}:${await freeDnsPort()}`,
     OMEGA_DNS_TOKEN: TOKEN,
-    OMEGA_DNS_SNAPSHOT_FILE: snapshotFile,
+    OMEGA_DNS_SNAPSHOT_FILE: process.env.OMEGA_BENCH_NO_SNAPSHOT ? '' : snapshotFile,
     OMEGA_LOG_LEVEL: 'warn',
   };
 }

@@ -54,7 +54,14 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     const a = (await call('POST', '/v1/sandboxes', { template: 'python' })).body;
     const b = (await call('POST', '/v1/sandboxes', { template: 'python' })).body;
     t.equal(a.source, 'pool');
-    await waitFor('whole before the kill (the pool refilled)', async () => (await whole()).length === 0 && (await rc.hlen(k.containers(hostId))) === 2, 30_000, 200);
+    // b waited in turn for the pool's refill; the pool then starts another: the kill comes once that one is warm.
+    const warm = async () => ((await (await fetch(`${manager.url}/healthz`)).json()) as { pool: Record<string, { ready: number; starting: number }> }).pool.python;
+    await waitFor(
+      'whole before the kill (the pool refilled)',
+      async () => (await whole()).length === 0 && (await rc.hlen(k.containers(hostId))) === 2 && (await warm())?.ready === 1 && (await warm())?.starting === 0,
+      30_000,
+      200,
+    );
 
     await manager.program.kill();
     await manager.ready();

@@ -10,6 +10,11 @@ import type { Scaler } from './scaler.js';
 import type { SandboxRecord, Store } from './store.js';
 import { describe, type Sandboxes } from './sandboxes.js';
 
+/** The sandbox was no longer lost or archived when a restore came to take it (moveSandbox's answer). */
+class NotMovable {
+  constructor(readonly state: SandboxRecord['state'] | 'archived' | null) {}
+}
+
 /** Hosts tried for one restore before giving up. */
 const MAX_ATTEMPTS = 3;
 
@@ -155,20 +160,20 @@ export class Persistence {
     const excluded: string[] = r.state === 'lost' && r.lostReason === 'host lost' ? [r.host] : [];
     let lastError: unknown = null;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      let conflict: string | null | undefined;
-      const slot = await this.scaler.allocate(async () => {
-        const got = await this.store.move(id, 'begin', this.store.masterId, preferred, excluded);
-        if (got === 'no-room') return null;
-        if ('state' in got) {
-          conflict = got.state;
-          return { hostId: '', address: '', managerUrl: '' };
-        }
-        return got.slot;
-      });
-      if (conflict !== undefined) {
+      let slot;
+      try {
+        slot = await this.scaler.allocate(async () => {
+          const got = await this.store.move(id, 'begin', this.store.masterId, preferred, excluded);
+          if (got === 'no-room') return null;
+          if ('state' in got) throw new NotMovable(got.state);
+          return got.slot;
+        });
+      } catch (err) {
+        if (!(err instanceof NotMovable)) throw err;
+        // Restored meanwhile (by another master): a no-op; in another change: busy, or gone.
         const now = await this.store.get(id);
         if (now?.state === 'running') return now;
-        throw this.sandboxes.notPausable(id, conflict === 'archived' ? 'paused' : (conflict as SandboxRecord['state'] | null), 'resumed');
+        throw this.sandboxes.notPausable(id, err.state === 'archived' ? 'paused' : err.state, 'resumed');
       }
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
       const [started, named] = await Promise.allSettled([

@@ -234,7 +234,7 @@ export class Sandboxes {
   /** The names (one batch) and the container with its volume, at once; throws the first failure. */
   private async removeEverything(r: { id: string; dns: boolean }, slot: Slot, log: Logger, container = true): Promise<void> {
     const [names, removed] = await Promise.allSettled([
-      r.dns ? this.dns.removeNames(this.names(r.id)) : Promise.resolve(),
+      r.dns ? this.removeNamesOnly(r.id) : Promise.resolve(),
       container ? this.managers.delete(slot.managerUrl, r.id) : Promise.resolve(false),
     ]);
     if (removed.status === 'rejected') {
@@ -293,7 +293,7 @@ export class Sandboxes {
 
   /** A lost sandbox's names, removed at once (its record says lost; the names would point at nothing). */
   async removeNames(id: string): Promise<void> {
-    await this.dns.removeNames(this.names(id));
+    await this.removeNamesOnly(id);
     await this.store.update(id, 'lost', { dns: '0' });
   }
 

@@ -511,6 +511,12 @@ export class Store {
     });
   }
 
+  /** A host's manager URL while it heart-beats, else null (one round trip, whatever the number of hosts). */
+  async liveManagerUrl(hostId: string): Promise<string | null> {
+    const res = (await this.redis.pipeline().exists(this.keys.alive(hostId)).hget(this.keys.host(hostId), 'managerUrl').exec()) ?? [];
+    return res[0]?.[1] === 1 ? ((res[1]?.[1] as string | null) ?? null) : null;
+  }
+
   async hostAlive(hostId: string): Promise<boolean> {
     return (await this.redis.exists(this.keys.alive(hostId))) === 1;
   }

@@ -60,18 +60,18 @@ export class Workspaces {
    */
   async plan(ws: WorkspaceRecord, id: string, slot: Slot): Promise<WorkspacePlan> {
     if (!ws.host || ws.host === slot.hostId) return { workspace: ws.name, ...(ws.host ? {} : ws.snapshot ? { snapshot: ws.snapshot } : {}) };
-    const old = (await this.store.hosts()).find((h) => h.hostId === ws.host);
-    if (old?.alive) {
+    const oldUrl = await this.store.liveManagerUrl(ws.host);
+    if (oldUrl) {
       const snapId = newSandboxId();
       let written;
       try {
-        written = await this.managers.snapshotWorkspace(old.managerUrl, ws.name, snapId);
+        written = await this.managers.snapshotWorkspace(oldUrl, ws.name, snapId);
       } catch (err) {
         throw new OmegaError('SNAPSHOT_FAILED', `moving workspace ${ws.name} from ${ws.host}: ${err instanceof UpstreamError ? err.upstreamMessage : describe(err)}`, { cause: err });
       }
       const view: SnapshotView = { id: snapId, sandboxId: id, template: ws.template, bytes: written.bytes, createdAt: new Date().toISOString(), kind: 'workspace', workspace: ws.name };
       await this.noteSnapshot(view);
-      return { workspace: ws.name, snapshot: snapId, leftHost: { hostId: old.hostId, managerUrl: old.managerUrl } };
+      return { workspace: ws.name, snapshot: snapId, leftHost: { hostId: ws.host, managerUrl: oldUrl } };
     }
     if (!ws.snapshot) throw new OmegaError('WORKSPACE_UNAVAILABLE', `workspace ${ws.name} is on host ${ws.host}, which is gone, and it has no snapshot`);
     this.log.warn({ workspace: ws.name, host: ws.host, snapshot: ws.snapshot }, 'the workspace\'s host is gone; it comes back from its latest snapshot');
@@ -107,12 +107,13 @@ export class Workspaces {
   /** Every workspace, with what its files take on its host (asked of each host that has any). */
   async list(): Promise<WorkspaceView[]> {
     const recs = await this.store.listWorkspaces();
-    const hosts = new Map((await this.store.hosts()).filter((h) => h.alive).map((h) => [h.hostId, h.managerUrl]));
     const sizes = new Map<string, number>();
     await Promise.all(
-      [...new Set(recs.flatMap((w) => (w.host && hosts.has(w.host) ? [w.host] : [])))].map(async (h) => {
+      [...new Set(recs.flatMap((w) => (w.host ? [w.host] : [])))].map(async (h) => {
+        const url = await this.store.liveManagerUrl(h);
+        if (!url) return;
         try {
-          for (const v of await this.managers.workspaces(hosts.get(h)!)) if (v.bytes >= 0) sizes.set(`${h}/${v.name}`, v.bytes);
+          for (const v of await this.managers.workspaces(url)) if (v.bytes >= 0) sizes.set(`${h}/${v.name}`, v.bytes);
         } catch (err) {
           this.log.warn({ host: h, err: describe(err) }, 'a host did not say its workspaces\' sizes');
         }
@@ -132,9 +133,9 @@ export class Workspaces {
     if (r === 'missing') return false;
     if (typeof r === 'string') throw new OmegaError('WORKSPACE_BUSY', `workspace ${name} is attached to sandbox ${r.slice(5)}; delete that sandbox first`);
     if (r.host) {
-      const host = (await this.store.hosts()).find((h) => h.hostId === r.host && h.alive);
-      if (host) {
-        await this.managers.deleteWorkspace(host.managerUrl, name).catch((err: unknown) =>
+      const url = await this.store.liveManagerUrl(r.host);
+      if (url) {
+        await this.managers.deleteWorkspace(url, name).catch((err: unknown) =>
           this.log.warn({ workspace: name, host: r.host, err: describe(err) }, 'a deleted workspace\'s volume stays until its host\'s reconciler removes it'),
         );
       }

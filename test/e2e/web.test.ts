@@ -297,6 +297,7 @@ if (ready) {
     t.teardown(() => preview.close());
     let listing = '';
     for (let i = 0; i < 40 && !listing.includes('main.py'); i++) {
+      // A preview not served yet fails its navigation: the loop asks again until it lists the file.
       await goto(preview, href!).catch(() => {});
       listing = await preview.content().catch(() => '');
       if (!listing.includes('main.py')) await preview.waitForTimeout(500);

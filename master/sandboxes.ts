@@ -328,10 +328,8 @@ export class Sandboxes {
     try {
       await this.managers.pause(r.managerUrl, id, kind);
     } catch (err) {
-      // Back where it was: running (its time left its expiry again), or frozen when it was being stopped; unless a delete took it meanwhile.
-      const back = r.pausedAtMs ? this.store.settle(id, 'pausing', 'paused', { pauseKind: 'memory' }) : this.store.settle(id, 'pausing', 'running');
-      await back.catch((e: unknown) => log.warn({ err: e }, 'could not take a failed pause back; the reconciler does'));
-      throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;
+      // Back where it was: running (its time left its expiry again), or frozen when it was being stopped.
+      return this.takeBack(r.pausedAtMs ? this.store.settle(id, 'pausing', 'paused', { pauseKind: 'memory' }) : this.store.settle(id, 'pausing', 'running'), id, err, 'paused', log);
     }
     const done = await this.store.settle(id, 'pausing', 'paused');
     if (!done) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while it was being paused`);
@@ -362,13 +360,29 @@ export class Sandboxes {
     try {
       info = await this.managers.resume(r.managerUrl, id);
     } catch (err) {
-      await this.store.settle(id, 'resuming', 'paused').catch((e: unknown) => log.warn({ err: e }, 'could not take a failed resume back; the reconciler does'));
-      throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;
+      return this.takeBack(this.store.settle(id, 'resuming', 'paused'), id, err, 'resumed', log);
     }
     const done = await this.store.settle(id, 'resuming', 'running', { hostPort: String(info.hostPort), containerId: info.containerId });
     if (!done) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while it was being resumed`);
     log.info({ kind: r.pauseKind }, 'sandbox resumed');
     return this.view(done);
+  }
+
+  /**
+   * A pause or resume its host's manager failed, taken back (`settled`).
+   * When a delete took the sandbox meanwhile (the manager then finds no
+   * container), the answer is that it is gone; otherwise the manager's failure.
+   */
+  private async takeBack(settled: Promise<SandboxRecord | null>, id: string, err: unknown, what: 'paused' | 'resumed', log: Logger): Promise<never> {
+    const back = await settled.catch((e: unknown) => {
+      log.warn({ err: e }, 'could not take a failed change back; the reconciler does');
+      return undefined;
+    });
+    if (back === null) {
+      const now = await this.store.get(id);
+      if (!now || now.state === 'deleting') throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while it was being ${what}`, { cause: err });
+    }
+    throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;
   }
 
   notPausable(id: string, state: SandboxState | null, what: string): OmegaError {

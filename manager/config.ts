@@ -190,6 +190,7 @@ export const managerSettings = {
   zone: { env: 'OMEGA_ZONE', flag: 'zone', description: 'The sandbox zone (workers recognise preview hosts in it)', default: 'sandbox.test', parse: (r: string) => r.toLowerCase().replace(/\.$/, '') } satisfies Setting<string>,
   heartbeatIntervalMs: { env: 'OMEGA_HEARTBEAT_INTERVAL_MS', flag: 'heartbeat-interval-ms', description: 'How often the host heart-beats in Redis', default: 2000, parse: int(100, 60_000) },
   heartbeatTtlMs: { env: 'OMEGA_HEARTBEAT_TTL_MS', flag: 'heartbeat-ttl-ms', description: 'A heartbeat older than this means the host is gone', default: 10_000, parse: int(300, 600_000) },
+  idleCheckIntervalMs: { env: 'OMEGA_IDLE_CHECK_INTERVAL_MS', flag: 'idle-check-interval-ms', description: 'How often this host asks its sandboxes that have an idle limit how long they have been idle', default: 5000, parse: int(100, 600_000) },
   reconcileIntervalMs: { env: 'OMEGA_RECONCILE_INTERVAL_MS', flag: 'reconcile-interval-ms', description: 'How often containers are reconciled with Redis', default: 5000, parse: int(200, 600_000) },
   orphanGraceMs: { env: 'OMEGA_ORPHAN_GRACE_MS', flag: 'orphan-grace-ms', description: 'How long an unowned container may live before it is removed', default: 30_000, parse: int(0, 3_600_000) },
   readyTimeoutMs: { env: 'OMEGA_READY_TIMEOUT_MS', flag: 'ready-timeout-ms', description: 'How long a new container may take to answer /healthz', default: 30_000, parse: int(500, 600_000) },

@@ -18,6 +18,8 @@ const KEEP_EVENTS = 10_000;
 export interface SandboxOwner {
   state: string;
   host: string;
+  /** Its idle limit (0: none). */
+  idleSeconds: number;
 }
 
 /**
@@ -110,6 +112,11 @@ export class HostRegistry {
     this.log.info({ hostId }, 'host deregistered');
   }
 
+  /** Tell the masters something of a sandbox that changes nothing in its row (it is idle). */
+  async event(id: string, state: string, why: string): Promise<void> {
+    await this.redis.xadd(this.keys.hostEvents, 'MAXLEN', '~', KEEP_EVENTS, '*', 'host', this.host.hostId, 'sandbox', id, 'state', state, 'why', why);
+  }
+
   /** Record what runs for a sandbox (before its create is answered: the master reads it to tell running from lost). */
   async put(id: string, entry: ContainerEntry): Promise<void> {
     await this.report(id, entry);
@@ -170,7 +177,6 @@ export class HostRegistry {
     return new Map(this.table);
   }
 
-  /** The master's view of these sandboxes (state and host), null for those it has no record of. */
   /**
    * Say how many warm containers of a template are ready here (placement
    * prefers a host with one). Changes within a tick are written once; a
@@ -204,15 +210,16 @@ export class HostRegistry {
     return this.redis.smembers(this.keys.workspacesOn(this.host.hostId));
   }
 
+  /** The master's view of these sandboxes (state, host, idle limit), null for those it has no record of. */
   async owners(ids: string[]): Promise<Map<string, SandboxOwner | null>> {
     const out = new Map<string, SandboxOwner | null>();
     if (!ids.length) return out;
     const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hmget(this.keys.sandbox(id), 'state', 'host');
+    for (const id of ids) pipe.hmget(this.keys.sandbox(id), 'state', 'host', 'idleSeconds');
     const res = (await pipe.exec()) ?? [];
     ids.forEach((id, i) => {
-      const [state, host] = (res[i]?.[1] as Array<string | null> | undefined) ?? [];
-      out.set(id, state && host ? { state, host } : null);
+      const [state, host, idle] = (res[i]?.[1] as Array<string | null> | undefined) ?? [];
+      out.set(id, state && host ? { state, host, idleSeconds: Number(idle ?? 0) || 0 } : null);
     });
     return out;
   }

@@ -12,6 +12,7 @@ import { buildManagerApi } from './api.js';
 import type { ManagerConfig } from './config.js';
 import { joinHostPort } from '../src/config/settings.js';
 import { WarmPool } from './pool.js';
+import { IdleWatch } from './idle.js';
 import { Reconciler } from './reconciler.js';
 import { HostRegistry } from './registry.js';
 import { DockerRuntime, LABELS } from './runtime/docker.js';
@@ -43,6 +44,7 @@ export class ManagerServer implements Component {
   readonly workspaces: Workspaces;
   readonly pool: WarmPool;
   readonly reconciler: Reconciler;
+  readonly idle: IdleWatch;
   readonly api: FastifyInstance;
   /** The host's TLS ingress and what feeds it the certificate (null when TLS is off). */
   readonly ingress: Ingress | null = null;
@@ -85,7 +87,9 @@ export class ManagerServer implements Component {
       { intervalMs: config.heartbeatIntervalMs, ttlMs: config.heartbeatTtlMs },
       log.child({ component: 'registry' }),
     );
-    this.sandboxes = new Sandboxes(config, this.runtime, new WorkerClient(), this.registry, log.child({ component: 'sandboxes' }));
+    const workers = new WorkerClient();
+    this.sandboxes = new Sandboxes(config, this.runtime, workers, this.registry, log.child({ component: 'sandboxes' }));
+    this.idle = new IdleWatch(this.registry, workers, config.idleCheckIntervalMs, log.child({ component: 'idle' }));
     this.sandboxes.snapshots = openSnapshotStore(config.snapshotStore, { endpoint: config.s3Endpoint, region: config.s3Region });
     this.pool = new WarmPool(
       config.poolBounds,
@@ -247,6 +251,7 @@ export class ManagerServer implements Component {
     await this.reopenDirectPorts();
     await this.registry.register();
     this.reconciler.start();
+    this.idle.start();
     this.pool.fill();
   }
 
@@ -266,6 +271,7 @@ export class ManagerServer implements Component {
     await this.ingress?.stop();
     await this.sandboxes.direct?.closeAll();
     await this.reconciler.stop();
+    await this.idle.stop();
     await this.pool.drain();
     await closeRedis(this.redis);
   });

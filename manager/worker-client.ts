@@ -63,4 +63,19 @@ export class WorkerClient {
       throw new OmegaError('SANDBOX_START_FAILED', `the worker refused the claim (${res.statusCode}): ${text.slice(0, 200)}`);
     }
   }
+
+  /** How long the worker has seen no activity, ms; null when it does not answer (it is not judged idle then). */
+  async idleMs(address: string, port: number, timeoutMs = 2000): Promise<number | null> {
+    try {
+      const res = await request(this.url(address, port, '/healthz'), { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        return null;
+      }
+      const body = (await res.body.json()) as { idleMs?: unknown };
+      return typeof body.idleMs === 'number' ? body.idleMs : null;
+    } catch {
+      return null;
+    }
+  }
 }

@@ -76,7 +76,6 @@ export const masterSettings = {
   frozenSeconds: { env: 'OMEGA_FROZEN_SECONDS', flag: 'frozen-seconds', description: 'How long a sandbox stays paused with its memory (holding it on its host) before its container is stopped (its files kept); 0: never', default: 3600, parse: int(0, 31_536_000) },
   stoppedSeconds: { env: 'OMEGA_STOPPED_SECONDS', flag: 'stopped-seconds', description: 'How long a sandbox stays stopped (its workspace on its host\'s disk) before it is archived to the snapshot store and its host\'s disk and slot freed; 0: never', default: 86_400, parse: int(0, 31_536_000) },
   snapshotIntervalSeconds: { env: 'OMEGA_SNAPSHOT_INTERVAL_SECONDS', flag: 'snapshot-interval-seconds', description: 'Seconds between snapshots of each running sandbox (its latest kept: what it comes back from when its host is lost); 0: off', default: 0, parse: int(0, 31_536_000) },
-  idleCheckIntervalMs: { env: 'OMEGA_IDLE_CHECK_INTERVAL_MS', flag: 'idle-check-interval-ms', description: 'How often sandboxes with idleSeconds are asked for their activity', default: 5000, parse: int(100, 600_000) },
   reconcileIntervalMs: { env: 'OMEGA_RECONCILE_INTERVAL_MS', flag: 'reconcile-interval-ms', description: 'How often Redis, the managers and DNS are reconciled', default: 30_000, parse: int(500, 3_600_000) },
   lostRetentionSeconds: { env: 'OMEGA_LOST_RETENTION_SECONDS', flag: 'lost-retention-seconds', description: 'How long a lost sandbox stays listed (state lost)', default: 3600, parse: int(0, 30 * 86_400) },
   redisWaitReplicas: {

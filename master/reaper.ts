@@ -3,7 +3,6 @@ import type { Logger } from '../src/log.js';
 import type { Sandboxes } from './sandboxes.js';
 import { describe } from './sandboxes.js';
 import type { SandboxRecord, Store } from './store.js';
-import type { WorkerAddress, WorkerRoutes } from './worker-route.js';
 
 /** A host that does not say its heartbeat TTL (an older manager): the managers' default. */
 const DEFAULT_HEARTBEAT_TTL_MS = 10_000;
@@ -12,7 +11,7 @@ const DEFAULT_HEARTBEAT_TTL_MS = 10_000;
  * Ends what must end, on timers:
  *  - sandboxes past their expiry (one master wins each, by removing it from
  *    the expiry set first);
- *  - sandboxes idle past their idleSeconds (the worker's /healthz says how long);
+ *  - sandboxes idle past their idleSeconds, as their host reports them (idle());
  *  - hosts whose heartbeat lapsed: their sandboxes are marked lost and their
  *    names removed at once; a host silent for hostForgetSeconds is dropped.
  *    A host whose manager stopped on purpose (it deregistered) keeps its
@@ -30,7 +29,6 @@ export class Reaper {
     private readonly sandboxes: Sandboxes,
     private readonly opts: {
       reapIntervalMs: number;
-      idleCheckIntervalMs: number;
       hostForgetSeconds: number;
       /** A host its provider still holds (an instance it will terminate): not forgotten here, its provider forgets it. */
       heldByProvider?: (hostId: string) => boolean | Promise<boolean>;
@@ -40,8 +38,6 @@ export class Reaper {
        * once the connection has been up for that host's heartbeat TTL.
        */
       redisUpSinceMs?: () => number;
-      /** How workers are reached (their idle time). */
-      routes: WorkerRoutes;
       /** Seconds a sandbox may stay frozen with its memory before it is stopped (0: never). */
       frozenSeconds?: number;
       /** Seconds a sandbox may stay stopped before it is archived (0: never). */
@@ -54,7 +50,6 @@ export class Reaper {
     this.tasks = [
       task(opts.reapIntervalMs, 'expiry', () => this.reapExpired()),
       task(opts.reapIntervalMs, 'hosts', () => this.checkHosts()),
-      task(opts.idleCheckIntervalMs, 'idle', () => this.reapIdle()),
       task(opts.reapIntervalMs, 'frozen', () => this.stopFrozen()),
       task(opts.reapIntervalMs, 'stopped', () => this.archiveStopped()),
       task(opts.reapIntervalMs, 'snapshots', () => this.sandboxes.persistence.takeDue()),
@@ -83,25 +78,23 @@ export class Reaper {
     return done;
   }
 
-  async reapIdle(): Promise<string[]> {
-    const ids = await this.store.allIds();
-    const recs = await this.store.getMany(ids);
-    const done: string[] = [];
-    await Promise.all(
-      recs.map(async (r) => {
-        if (!r || r.state !== 'running' || !r.idleSeconds || !r.hostPort) return;
-        const idleMs = await workerIdleMs(this.opts.routes, r);
-        if (idleMs === null || idleMs < r.idleSeconds * 1000) return;
-        if (!(await this.store.claimExpired(r.id))) return;
-        try {
-          await this.end(r.id, r, 'onIdle', 'idle');
-          done.push(r.id);
-        } catch (err) {
-          this.log.warn({ sandboxId: r.id, err: describe(err) }, 'idle delete failed; the reconciler finishes the delete');
-        }
-      }),
-    );
-    return done;
+  /**
+   * A host reports a sandbox idle past its limit (a host event, taken by
+   * one master): ended by its onIdle rule once its expiry is claimed (so the
+   * expiry pass cannot end it too). False when it is no longer running
+   * there with an idle limit, or another master took it.
+   */
+  async idle(id: string, hostId: string, why: string): Promise<boolean> {
+    const r = await this.store.get(id);
+    if (!r || r.state !== 'running' || r.host !== hostId || !r.idleSeconds) return false;
+    if (!(await this.store.claimExpired(id))) return false;
+    try {
+      await this.end(id, r, 'onIdle', 'idle');
+      this.log.info({ sandboxId: id, why }, 'idle past its limit; ended');
+    } catch (err) {
+      this.log.warn({ sandboxId: id, err: describe(err) }, 'idle delete failed; the reconciler finishes the delete');
+    }
+    return true;
   }
 
   /**
@@ -183,20 +176,5 @@ export class Reaper {
         if (await this.store.forgetHost(h.hostId)) this.log.info({ hostId: h.hostId }, 'silent host forgotten');
       }
     }
-  }
-}
-
-/** The worker's idle time in ms, or null if it does not answer. */
-async function workerIdleMs(routes: WorkerRoutes, w: WorkerAddress): Promise<number | null> {
-  try {
-    const res = await routes.get(w, '/healthz', 2000);
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      return null;
-    }
-    const body = (await res.body.json()) as { idleMs?: number };
-    return typeof body.idleMs === 'number' ? body.idleMs : null;
-  } catch {
-    return null;
   }
 }

@@ -53,7 +53,13 @@ export class MasterReconciler {
     private readonly dns: DnsClient,
     private readonly events: HostEvents,
     private readonly zone: string,
-    private readonly opts: { intervalMs: number; createTimeoutMs: number; lostRetentionSeconds: number },
+    private readonly opts: {
+      intervalMs: number;
+      createTimeoutMs: number;
+      lostRetentionSeconds: number;
+      /** A host reports a sandbox idle past its limit. */
+      onIdle?: (id: string, host: string, why: string) => Promise<unknown>;
+    },
     private readonly log: Logger,
   ) {
     this.task = new Periodic(opts.intervalMs, () => this.pass(), (err) => this.log.warn({ err }, 'reconcile failed'));
@@ -61,7 +67,11 @@ export class MasterReconciler {
 
   start(): void {
     this.task.start();
-    this.events.start((e) => (e.state === 'wake' ? this.wake(e.sandbox, e.host) : this.containerStopped(e.sandbox, e.host, e.why)));
+    this.events.start(async (e) => {
+      if (e.state === 'wake') return this.wake(e.sandbox, e.host);
+      if (e.state === 'idle') return this.opts.onIdle?.(e.sandbox, e.host, e.why);
+      return this.containerStopped(e.sandbox, e.host, e.why);
+    });
   }
 
   async stop(): Promise<void> {

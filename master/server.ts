@@ -113,13 +113,11 @@ export class MasterServer implements Component {
       this.sandboxes,
       {
         reapIntervalMs: config.reapIntervalMs,
-        idleCheckIntervalMs: config.idleCheckIntervalMs,
         frozenSeconds: config.frozenSeconds,
         stoppedSeconds: config.stoppedSeconds,
         hostForgetSeconds: config.hostForgetSeconds,
         heldByProvider: (hostId) => this.provider?.owns(hostId) ?? false,
         redisUpSinceMs: () => this.redisUpSinceMs,
-        routes: this.routes,
       },
       log.child({ component: 'reaper' }),
     );
@@ -129,7 +127,7 @@ export class MasterServer implements Component {
       this.dns,
       new HostEvents(this.redis, this.store.keys.hostEvents, this.masterId, log.child({ component: 'host-events' })),
       config.zone,
-      { intervalMs: config.reconcileIntervalMs, createTimeoutMs: config.createTimeoutMs, lostRetentionSeconds: config.lostRetentionSeconds },
+      { intervalMs: config.reconcileIntervalMs, createTimeoutMs: config.createTimeoutMs, lostRetentionSeconds: config.lostRetentionSeconds, onIdle: (id, host, why) => this.reaper.idle(id, host, why) },
       log.child({ component: 'reconciler' }),
     );
     this.certificates = config.tls === 'off' ? null : this.makeCertificates();

@@ -9,7 +9,6 @@ import { createLogger } from '../../src/log.js';
 import { createRedis } from '../../src/redis/connection.js';
 import { hostKeys } from '../../src/redis/keys.js';
 import { TestRedis } from '../helpers/redis.js';
-import { WorkerRoutes } from '../../master/worker-route.js';
 
 const redis = await TestRedis.create();
 t.teardown(() => redis.destroy());
@@ -23,7 +22,7 @@ t.test('a lapsed heartbeat right after an outage waits one TTL; then the host is
   await rc.heartbeat(k.alive('h'), k.host('h'), k.hosts, 2000, 'h', '10.0.0.1', 'http://10.0.0.1:7070', 5, new Date().toISOString());
   await rc.del(k.alive('h'));
   let upSince = Date.now();
-  const reaper = new Reaper(store, {} as Sandboxes, { reapIntervalMs: 1000, idleCheckIntervalMs: 1000, hostForgetSeconds: 600, redisUpSinceMs: () => upSince, routes: new WorkerRoutes('sandbox.test', null) }, createLogger('t', { level: 'silent' }));
+  const reaper = new Reaper(store, {} as Sandboxes, { reapIntervalMs: 1000, hostForgetSeconds: 600, redisUpSinceMs: () => upSince }, createLogger('t', { level: 'silent' }));
   await reaper.checkHosts();
   t.equal((await store.hosts())[0]?.lostAtMs, null, 'not lost while the connection has been up for less than the host\'s TTL');
   upSince = Infinity;

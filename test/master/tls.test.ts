@@ -6,7 +6,6 @@ import net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
 import { Agent, request } from 'undici';
-import { workerAddressOf } from '../../master/worker-route.js';
 import { requireDocker } from '../helpers/docker.js';
 import { quickLocalManagers } from '../helpers/master.js';
 import { sleep, waitFor } from '../helpers/ports.js';
@@ -163,14 +162,31 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.equal(r.stdout.trim(), 'still here', 'the WebSocket opened before the renewal still carries calls');
   });
 
-  t.test('POST /v1/run goes through the ingress, as does the idle check', async (t) => {
+  t.test('POST /v1/run goes through the ingress', async (t) => {
     const r = await call('POST', '/v1/run', { language: 'javascript', code: 'console.log(2 ** 10)' });
     t.equal(r.status, 200, JSON.stringify(r.body));
     t.equal(r.body.stdout.trim(), '1024');
-    // What the reaper asks a worker with an idle limit, by the route it takes.
-    const health = await server.routes.get(workerAddressOf(sb), '/healthz', 2000);
-    t.equal(health.statusCode, 200);
-    t.type(((await health.body.json()) as { idleMs: number }).idleMs, 'number');
+  });
+
+  t.test('idleness is measured by the host: a sandbox idle past its limit is ended by its onIdle rule, a busy one is not', async (t) => {
+    // The smallest limit the API takes; the stack's one host holds 4 sandboxes (one is the first test's).
+    const create = async (body: object) => {
+      const res = await call('POST', '/v1/sandboxes', { template: 'node', idleSeconds: 10, ...body });
+      t.equal(res.status, 201, JSON.stringify(res.body));
+      return res.body;
+    };
+    const [idle, pausing, busy] = [await create({}), await create({ onIdle: 'pause' }), await create({})];
+    // A client connected to its worker is activity: its idle time stays 0.
+    const c = await open(busy.url, busy.token);
+    t.teardown(() => c.close());
+    await waitFor('the idle sandbox is deleted', async () => (await call('GET', `/v1/sandboxes/${idle.id}`)).status === 404 || null, 30_000, 200);
+    const paused = await waitFor('the one to pause is paused', async () => {
+      const v = (await call('GET', `/v1/sandboxes/${pausing.id}`)).body;
+      return v.state === 'paused' ? v : null;
+    }, 10_000, 100);
+    t.equal(paused.paused.kind, 'memory');
+    t.equal((await call('GET', `/v1/sandboxes/${busy.id}`)).body.state, 'running', 'a sandbox in use is not idle');
+    for (const id of [pausing.id, busy.id]) t.equal((await call('DELETE', `/v1/sandboxes/${id}`)).status, 200);
   });
 
   t.test('autoResume: a connection to a paused sandbox\'s name wakes it and is served; without autoResume it is refused', async (t) => {

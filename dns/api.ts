@@ -5,6 +5,8 @@ import { bearerAuth, createHttpApp } from '../src/http.js';
 import type { Logger } from '../src/log.js';
 import {
   changesBodySchema,
+  lookupBodySchema,
+  type LookupBody,
   deleteRecordQuerySchema,
   fqdn,
   listRecordsQuerySchema,
@@ -120,6 +122,20 @@ export function buildDnsApi(o: DnsApiOptions): FastifyInstance {
         return { records: page.items.map(([n, recs]) => present(n, origin, recs)), nextCursor: page.next };
       },
     );
+
+    v1.post<{ Body: LookupBody }>('/v1/lookup', { schema: { body: lookupBodySchema } }, async (req) => {
+      const rel = req.body.names.map((n, i) => {
+        try {
+          return name(n);
+        } catch (err) {
+          if (err instanceof OmegaError) throw new OmegaError(err.code, `names[${i}]: ${err.message}`, { details: { index: i } });
+          throw err;
+        }
+      });
+      const has = await o.store.present(rel);
+      // Answered as given: the caller matches them against its own.
+      return { present: req.body.names.filter((_, i) => has[i]) };
+    });
 
     v1.post<{ Body: ChangesBody }>('/v1/changes', { schema: { body: changesBodySchema } }, async (req) => {
       const changes: Change[] = req.body.changes.map((c, i) => {

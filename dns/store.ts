@@ -59,6 +59,12 @@ export class RecordStore {
     return res[0];
   }
 
+  /** Whether each of these names has records (one HMGET). */
+  async present(names: string[]): Promise<boolean[]> {
+    const raw = await this.call(() => this.redis.hmget(this.keys.zone, ...names));
+    return raw.map((v) => v !== null);
+  }
+
   async get(name: string): Promise<NameRecords | null> {
     const raw = await this.call(() => this.redis.hget(this.keys.zone, name));
     return raw ? (JSON.parse(raw) as NameRecords) : null;

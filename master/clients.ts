@@ -157,6 +157,13 @@ export class DnsClient {
     return this.http.call('GET', `${this.apiUrl}/v1/records?${q}`);
   }
 
+  /** Which of these names (relative, at most 1,000) have records. */
+  async present(names: string[]): Promise<Set<string>> {
+    if (!names.length) return new Set();
+    const r = await this.http.call<{ present: string[] }>('POST', `${this.apiUrl}/v1/lookup`, { names });
+    return new Set(r.present);
+  }
+
   async healthy(): Promise<boolean> {
     try {
       await this.http.call('GET', `${this.apiUrl}/healthz`, undefined, 2000);

@@ -1,8 +1,14 @@
 import { Periodic } from '../src/lifecycle.js';
+import { forEachLimit } from '../src/limit.js';
 import type { Logger } from '../src/log.js';
 import type { Sandboxes } from './sandboxes.js';
 import { describe } from './sandboxes.js';
 import type { SandboxRecord, Store } from './store.js';
+
+/** Expired sandboxes taken off the index at once, ended at once, and batches a pass. */
+const EXPIRY_BATCH = 200;
+const EXPIRY_PARALLEL = 32;
+const EXPIRY_BATCHES = 10;
 
 /** A host that does not say its heartbeat TTL (an older manager): the managers' default. */
 const DEFAULT_HEARTBEAT_TTL_MS = 10_000;
@@ -64,16 +70,27 @@ export class Reaper {
     await Promise.all(this.tasks.map((t) => t.stop()));
   }
 
+  /**
+   * Sandboxes past their expiry, ended: taken off the index in batches (one
+   * round trip each, disjoint between masters), EXPIRY_PARALLEL ended at
+   * once, at most EXPIRY_BATCHES batches a pass, so a second of 10,000
+   * expiries is worked off over a few passes while creates go on beside it.
+   * A master that dies holding a batch leaves running sandboxes off the
+   * index: the reconciler puts them back on it.
+   */
   async reapExpired(): Promise<string[]> {
     const done: string[] = [];
-    for (const id of await this.store.expired(Date.now())) {
-      if (!(await this.store.claimExpired(id))) continue; // another master has it
-      try {
-        await this.end(id, await this.store.get(id), 'onTimeout', 'expired');
-        done.push(id);
-      } catch (err) {
-        this.log.warn({ sandboxId: id, err: describe(err) }, 'expiry failed; the reconciler finishes the delete');
-      }
+    for (let batch = 0; batch < EXPIRY_BATCHES; batch++) {
+      const ids = await this.store.takeExpired(Date.now(), EXPIRY_BATCH);
+      await forEachLimit(ids, EXPIRY_PARALLEL, async (id) => {
+        try {
+          await this.end(id, await this.store.get(id), 'onTimeout', 'expired');
+          done.push(id);
+        } catch (err) {
+          this.log.warn({ sandboxId: id, err: describe(err) }, 'expiry failed; the reconciler finishes the delete');
+        }
+      });
+      if (ids.length < EXPIRY_BATCH) break;
     }
     return done;
   }

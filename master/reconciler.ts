@@ -5,6 +5,7 @@ import type { HostEvents } from './host-events.js';
 import { describe, type Sandboxes } from './sandboxes.js';
 import { SANDBOX_ID_FORMAT } from '../src/ids.js';
 import type { SandboxRecord, Store } from './store.js';
+import type { SnapshotView } from '../src/protocol/master.js';
 import type { ContainerEntry } from '../src/protocol/manager.js';
 
 export interface MasterReconcileReport {
@@ -36,6 +37,20 @@ export interface MasterReconcileReport {
 const DELETE_STUCK_MS = 60_000;
 
 /**
+ * The reconciler's work is three sweeps (the sandbox records, the DNS zone,
+ * the snapshots), each a cursor in Redis that the masters share: at each
+ * TICK_MS a master takes a sweep's lease, works its next PAGE entries and
+ * moves its cursor. So the work of a tick is bounded whatever the number of
+ * sandboxes, and several masters split a cycle instead of each repeating it
+ * (at 100,000 sandboxes a cycle is 200 pages: 200 s with one master, half
+ * with two). A sweep begins a new cycle at most every intervalMs.
+ */
+const PAGE = 500;
+const TICK_MS = 1000;
+/** A lease outlives any page's work; a master that died holding it delays that sweep this long. */
+const LEASE_MS = 30_000;
+
+/**
  * The one authority over what a sandbox's record says against what runs:
  * it compares the master's records with the managers' container tables (in
  * Redis, written by each manager alone) and with the DNS zone, and heals
@@ -62,7 +77,7 @@ export class MasterReconciler {
     },
     private readonly log: Logger,
   ) {
-    this.task = new Periodic(opts.intervalMs, () => this.pass(), (err) => this.log.warn({ err }, 'reconcile failed'));
+    this.task = new Periodic(Math.min(TICK_MS, opts.intervalMs), () => this.step(), (err) => this.log.warn({ err }, 'reconcile failed'));
   }
 
   start(): void {
@@ -79,9 +94,11 @@ export class MasterReconciler {
     await this.task.stop();
   }
 
-  /** One pass; concurrent calls share it. */
+  private fullPass: Promise<MasterReconcileReport> | null = null;
+
+  /** A whole pass of every sweep by this master, now; concurrent calls share it. */
   run(): Promise<MasterReconcileReport> {
-    return this.task.run();
+    return (this.fullPass ??= this.full().finally(() => (this.fullPass = null)));
   }
 
   /** A manager says the container of `id` stopped: lost, and its names go now. True if it was running there. */
@@ -132,20 +149,82 @@ export class MasterReconciler {
     return !!(await this.store.settle(r.id, r.state as 'pausing' | 'resuming', to, {}, ''));
   }
 
-  private async pass(): Promise<MasterReconcileReport> {
-    const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [], scheduled: [], snapshots: [] };
-    const now = Date.now();
+  /**
+   * One tick: the next page of each sweep whose lease this master takes
+   * (another master may be working another sweep meanwhile). A sweep
+   * begins a cycle at most every intervalMs; a page is PAGE entries.
+   */
+  private async step(): Promise<MasterReconcileReport> {
+    const report = emptyReport();
     report.admitted = await this.store.admitHosts();
-    const ids = await this.store.allIds();
+    for (const sweep of SWEEPS) {
+      if (!(await this.store.takeSweep(sweep, LEASE_MS))) continue;
+      try {
+        const at = await this.store.sweepAt(sweep);
+        if (!at.cursor && Date.now() < at.nextCycleAtMs) continue;
+        const next = await this.page(sweep, at.cursor, report);
+        await this.store.moveSweep(sweep, next, at.cursor ? undefined : Date.now() + this.opts.intervalMs);
+      } finally {
+        await this.store.leaveSweep(sweep);
+      }
+    }
+    this.logReport(report);
+    return report;
+  }
+
+  /** Every sweep from start to end, now, by this master alone (at start, and on demand). */
+  private async full(): Promise<MasterReconcileReport> {
+    const report = emptyReport();
+    report.admitted = await this.store.admitHosts();
+    for (const sweep of SWEEPS) {
+      let cursor = '';
+      do cursor = await this.page(sweep, cursor, report);
+      while (cursor);
+      // A whole cycle: the shared sweep need not begin another for intervalMs (where it stands is left as it is).
+      await this.store.deferSweep(sweep, Date.now() + this.opts.intervalMs);
+    }
+    this.logReport(report);
+    return report;
+  }
+
+  private logReport(report: MasterReconcileReport): void {
+    if (Object.values(report).some((v) => v.length > 0)) this.log.info({ ...Object.fromEntries(Object.entries(report).map(([k, v]) => [k, v.length])) }, 'reconciled');
+  }
+
+  /** One page of a sweep from `cursor` ('' its start); the cursor after it, '' at its end. */
+  private async page(sweep: Sweep, cursor: string, report: MasterReconcileReport): Promise<string> {
+    if (sweep === 'names') {
+      const page = await this.dns.list('', cursor || undefined);
+      await this.namePage(page.records.map((r) => r.name), report);
+      return page.nextCursor ?? '';
+    }
+    const at = decodeSweepCursor(cursor);
+    const items = sweep === 'sandboxes' ? await this.store.page(at, PAGE) : await this.store.snapshotPage(at, PAGE);
+    if (sweep === 'sandboxes') await this.sandboxPage(items.map((i) => i.id), report);
+    else await this.snapshotPage(items.map((i) => i.id), report);
+    const last = items.at(-1);
+    return items.length < PAGE || !last ? '' : `${last.ms}:${last.id}`;
+  }
+
+  /**
+   * Records against their hosts' tables: creates and deletes abandoned by
+   * their master finished, running sandboxes whose container is gone marked
+   * lost, lost ones past retention purged, a running one off the expiry
+   * index put back on it, missing names written again, the snapshot
+   * schedule kept. Reads only what these sandboxes touch.
+   */
+  private async sandboxPage(ids: string[], report: MasterReconcileReport): Promise<void> {
+    if (!ids.length) return;
+    const now = Date.now();
     const recs = await this.store.getMany(ids);
-    const hosts = await this.store.hosts();
-    const alive = new Set(hosts.filter((h) => h.alive).map((h) => h.hostId));
+    const onHost = new Map<string, string[]>();
+    for (const r of recs) if (r?.host) onHost.set(r.host, [...(onHost.get(r.host) ?? []), r.id]);
+    const alive = await this.store.aliveOf([...onHost.keys()]);
     // Read after the records: a sandbox created since is in its table already (the manager writes it before answering).
-    const tables = new Map(await Promise.all([...alive].map(async (h) => [h, await this.store.containers(h)] as const)));
+    const tables = new Map(await Promise.all([...alive].map(async (h) => [h, await this.store.containerRows(h, onHost.get(h)!)] as const)));
     const owners = await this.store.mastersAlive(recs.flatMap((r) => (r?.owner ? [r.owner] : [])));
     const unindexed = await this.store.withoutExpiry(recs.flatMap((r) => (r?.state === 'running' ? [r.id] : [])));
 
-    const known = new Map<string, SandboxRecord>();
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       const r = recs[i];
@@ -154,7 +233,6 @@ export class MasterReconciler {
         report.dropped.push(id);
         continue;
       }
-      known.set(id, r);
       const age = now - r.stateSinceMs;
       const abandoned = r.owner !== null && !owners.has(r.owner);
       try {
@@ -187,67 +265,22 @@ export class MasterReconciler {
       }
     }
 
-    await this.sweepDns(known, report);
-    await this.sweepSnapshots(known, report);
-    const changed = Object.values(report).some((v) => v.length > 0);
-    if (changed) this.log.info({ ...Object.fromEntries(Object.entries(report).map(([k, v]) => [k, v.length])) }, 'reconciled');
-    return report;
+    const running = recs.filter((r): r is SandboxRecord => r?.state === 'running');
+    await this.rewriteMissingNames(running.filter((r) => r.dns), report);
+    report.scheduled.push(...(await this.sandboxes.persistence.reschedule(running.filter((r) => !r.internal).map((r) => r.id))));
   }
 
   /**
-   * Snapshots against the records: a running sandbox off the periodic
-   * schedule is put back on it, and a periodic or archive snapshot whose
-   * sandbox is gone (and is no workspace's latest) is removed.
+   * A running sandbox whose names are missing from the zone gets them
+   * again (a DNS write lost in a Redis failover: the zone's keys may live on
+   * another Cluster node than the records, which WAIT does not cover).
    */
-  private async sweepSnapshots(known: Map<string, SandboxRecord>, report: MasterReconcileReport): Promise<void> {
-    const running = [...known.values()].filter((r) => r.state === 'running' && !r.internal).map((r) => r.id);
-    report.scheduled = await this.sandboxes.persistence.reschedule(running);
-    for (const s of await this.store.listSnapshots()) {
-      if (s.kind === 'manual' || s.kind === 'workspace' || known.has(s.sandboxId)) continue;
-      // Made since this pass read the index? Look again before removing it.
-      if (await this.store.get(s.sandboxId)) continue;
-      await this.sandboxes.persistence.dropIfOwned(s.id);
-      report.snapshots.push(s.id);
-    }
-  }
-
-  /**
-   * The zone against the records: names of sandboxes that are gone (or
-   * lost) are removed, and a running sandbox whose names are missing gets
-   * them again (a DNS write lost in a Redis failover: the zone's keys may
-   * live on another Cluster node than the records, which WAIT does not cover).
-   */
-  private async sweepDns(known: Map<string, SandboxRecord>, report: MasterReconcileReport): Promise<void> {
-    const stale: string[] = [];
-    const present = new Set<string>();
-    const suffix = `.${this.zone}`;
-    let cursor: string | undefined;
-    do {
-      const page = await this.dns.list('', cursor);
-      for (const record of page.records) {
-        const name = record.name.replace(/\.$/, '');
-        if (!name.endsWith(suffix)) continue;
-        const rel = name.slice(0, -suffix.length);
-        present.add(rel);
-        const id = rel.startsWith('*.') ? rel.slice(2) : rel;
-        if (!SANDBOX_ID_FORMAT.test(id)) continue;
-        const r = known.get(id);
-        if (r && r.state !== 'lost') continue;
-        // Created since this pass read the index? Look again before removing its name.
-        const now = await this.store.get(id);
-        if (now && now.state !== 'lost') continue;
-        stale.push(rel);
-      }
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor);
-    if (stale.length) await this.dns.removeNames(stale);
-    report.names = stale;
-    const missing: SandboxRecord[] = [];
-    for (const r of known.values()) {
-      if (r.state === 'running' && r.dns && this.sandboxes.names(r.id).some((n) => !present.has(n))) missing.push(r);
-    }
-    for (const r of missing) {
-      // Still running now (not deleted since the pass read it)? Then its names are written again.
+  private async rewriteMissingNames(running: SandboxRecord[], report: MasterReconcileReport): Promise<void> {
+    if (!running.length) return;
+    const present = await this.dns.present(running.flatMap((r) => this.sandboxes.names(r.id)));
+    for (const r of running) {
+      if (this.sandboxes.names(r.id).every((n) => present.has(n))) continue;
+      // Still running now (not deleted since the page was read)? Then its names are written again.
       const now = await this.store.get(r.id);
       if (now?.state !== 'running') continue;
       await this.sandboxes.writeNames(now);
@@ -255,4 +288,46 @@ export class MasterReconciler {
       report.rewritten.push(r.id);
     }
   }
+
+  /** Names in the zone whose sandbox is gone (or lost) are removed; the records are read after the names were listed. */
+  private async namePage(names: string[], report: MasterReconcileReport): Promise<void> {
+    const suffix = `.${this.zone}`;
+    const ours = names.flatMap((n) => {
+      const name = n.replace(/\.$/, '');
+      if (!name.endsWith(suffix)) return [];
+      const rel = name.slice(0, -suffix.length);
+      const id = rel.startsWith('*.') ? rel.slice(2) : rel;
+      return SANDBOX_ID_FORMAT.test(id) ? [{ rel, id }] : [];
+    });
+    if (!ours.length) return;
+    const recs = await this.store.getMany(ours.map((o) => o.id));
+    const stale = ours.filter((_, i) => !recs[i] || recs[i]!.state === 'lost').map((o) => o.rel);
+    if (stale.length) await this.dns.removeNames(stale);
+    report.names.push(...stale);
+  }
+
+  /** Periodic and archive snapshots whose sandbox is gone (and that are no workspace's latest) are removed. */
+  private async snapshotPage(ids: string[], report: MasterReconcileReport): Promise<void> {
+    const snaps = (await this.store.getSnapshots(ids)).filter((s): s is SnapshotView => !!s && s.kind !== 'manual' && s.kind !== 'workspace');
+    if (!snaps.length) return;
+    // Read after the snapshots: one made since for a sandbox created since finds its record.
+    const owners = await this.store.getMany(snaps.map((s) => s.sandboxId));
+    for (let i = 0; i < snaps.length; i++) {
+      if (owners[i]) continue;
+      await this.sandboxes.persistence.dropIfOwned(snaps[i]!.id);
+      report.snapshots.push(snaps[i]!.id);
+    }
+  }
+}
+
+type Sweep = 'sandboxes' | 'names' | 'snapshots';
+const SWEEPS: Sweep[] = ['sandboxes', 'names', 'snapshots'];
+
+function emptyReport(): MasterReconcileReport {
+  return { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [], scheduled: [], snapshots: [] };
+}
+
+function decodeSweepCursor(cursor: string): { ms: number; id: string } | null {
+  const i = cursor.indexOf(':');
+  return i > 0 ? { ms: Number(cursor.slice(0, i)), id: cursor.slice(i + 1) } : null;
 }

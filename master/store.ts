@@ -447,19 +447,46 @@ export class Store {
     return this.redis.zrangebyscore(this.keys.expiry, '-inf', nowMs, 'LIMIT', 0, limit);
   }
 
+  /** Ids whose time is up, taken off the expiry index for this master to end (each goes to one master), earliest first. */
+  takeExpired(nowMs: number, limit: number): Promise<string[]> {
+    return this.redis.takeDue(this.keys.expiry, nowMs, limit);
+  }
+
   /** Take an expired id for deletion; only one master wins it. */
   async claimExpired(id: string): Promise<boolean> {
     return (await this.redis.zrem(this.keys.expiry, id)) === 1;
   }
 
   /** A page of the index from `afterMs`/`afterId` on (creation order). */
-  async page(cursor: { ms: number; id: string } | null, count: number): Promise<Array<{ id: string; ms: number }>> {
+  page(cursor: { ms: number; id: string } | null, count: number): Promise<Array<{ id: string; ms: number }>> {
+    return this.pageOf(this.keys.sandboxes, cursor, count);
+  }
+
+  /** A page of the snapshot index from `cursor` on (creation order). */
+  snapshotPage(cursor: { ms: number; id: string } | null, count: number): Promise<Array<{ id: string; ms: number }>> {
+    return this.pageOf(this.keys.snapshots, cursor, count);
+  }
+
+  /** Snapshots by id (null where there is none), one pipeline. */
+  async getSnapshots(ids: string[]): Promise<Array<SnapshotView | null>> {
+    if (!ids.length) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hgetall(this.keys.snapshot(id));
+    const res = (await pipe.exec()) ?? [];
+    return ids.map((id, i) => {
+      const h = (res[i]?.[1] as Record<string, string>) ?? {};
+      return h.template ? snapshotView(id, h) : null;
+    });
+  }
+
+  /** A page of a sorted set scored by ms, after `cursor` (score, then id). */
+  private async pageOf(key: string, cursor: { ms: number; id: string } | null, count: number): Promise<Array<{ id: string; ms: number }>> {
     const min = cursor ? String(cursor.ms) : '-inf';
     const out: Array<{ id: string; ms: number }> = [];
     let offset = 0;
-    // Several sandboxes may share a millisecond: skip those at or before the cursor's id.
+    // Several entries may share a millisecond: skip those at or before the cursor's id.
     for (;;) {
-      const raw = await this.redis.zrangebyscore(this.keys.sandboxes, min, '+inf', 'WITHSCORES', 'LIMIT', offset, count + 50);
+      const raw = await this.redis.zrangebyscore(key, min, '+inf', 'WITHSCORES', 'LIMIT', offset, count + 50);
       if (!raw.length) return out;
       for (let i = 0; i < raw.length; i += 2) {
         const id = raw[i]!;
@@ -479,6 +506,51 @@ export class Store {
   /** Drop index entries of an id that has no record (a crash between steps; ids are never reused, so none can appear). */
   async dropIndex(id: string): Promise<void> {
     await this.redis.multi().zrem(this.keys.sandboxes, id).zrem(this.keys.expiry, id).exec();
+  }
+
+  /**
+   * Take the lease on a sweep of the reconciler for `ms`: this master works
+   * its next page, no other meanwhile. False when another holds it.
+   */
+  async takeSweep(name: string, ms: number): Promise<boolean> {
+    return (await this.redis.set(this.keys.sweepLease(name), this.masterId, 'PX', ms, 'NX')) === 'OK';
+  }
+
+  /** Give a sweep's lease back (only if it is still ours). */
+  async leaveSweep(name: string): Promise<void> {
+    await this.redis.releaseLock(this.keys.sweepLease(name), this.masterId);
+  }
+
+  /** Where a sweep is ('' at the start of a cycle) and when its next cycle may begin. */
+  async sweepAt(name: string): Promise<{ cursor: string; nextCycleAtMs: number }> {
+    const [cursor, next] = await this.redis.hmget(this.keys.sweep(name), 'cursor', 'nextCycleAtMs');
+    return { cursor: cursor ?? '', nextCycleAtMs: Number(next ?? 0) };
+  }
+
+  /** A sweep's next cycle may begin no earlier than `atMs` (a whole pass was just made). */
+  async deferSweep(name: string, atMs: number): Promise<void> {
+    await this.redis.hset(this.keys.sweep(name), 'nextCycleAtMs', String(atMs));
+  }
+
+  async moveSweep(name: string, cursor: string, nextCycleAtMs?: number): Promise<void> {
+    await this.redis.hset(this.keys.sweep(name), 'cursor', cursor, ...(nextCycleAtMs === undefined ? [] : ['nextCycleAtMs', String(nextCycleAtMs)]));
+  }
+
+  /** Of these hosts, those that heart-beat (one pipeline). */
+  async aliveOf(hostIds: string[]): Promise<Set<string>> {
+    const ids = [...new Set(hostIds)].filter(Boolean);
+    if (!ids.length) return new Set();
+    const pipe = this.redis.pipeline();
+    for (const h of ids) pipe.exists(this.keys.alive(h));
+    const res = (await pipe.exec()) ?? [];
+    return new Set(ids.filter((_, i) => res[i]?.[1] === 1));
+  }
+
+  /** Rows of a host's container table for these sandboxes (HMGET): sandbox id -> entry, absent where there is none. */
+  async containerRows(hostId: string, ids: string[]): Promise<Map<string, ContainerEntry>> {
+    if (!ids.length) return new Map();
+    const raw = await this.redis.hmget(this.keys.containers(hostId), ...ids);
+    return new Map(ids.flatMap((id, i) => (raw[i] ? [[id, JSON.parse(raw[i]!) as ContainerEntry] as const] : [])));
   }
 
   /** Every host that registered or is in the load set, with its manager's record, heartbeat and the master's status. */

@@ -195,6 +195,20 @@ export const changesBodySchema = {
   },
 } as const;
 
+/** POST /v1/lookup: which of these names have records (a reconciler's check of a page of sandboxes, one request). */
+export const lookupBodySchema = {
+  type: 'object',
+  required: ['names'],
+  additionalProperties: false,
+  properties: {
+    names: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string', minLength: 1, maxLength: 300 } },
+  },
+} as const;
+
+export interface LookupBody {
+  names: string[];
+}
+
 export interface PutRecordBody {
   type: RecordType;
   values: string[];

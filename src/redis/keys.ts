@@ -27,7 +27,7 @@ export type DnsKeys = ReturnType<typeof dnsKeys>;
  * Every key has one owner (the only program that writes it):
  *   manager: host, alive, containers, the host index and the host events stream;
  *   master:  hostStatus, load, sandboxesOn, sandbox, sandboxes, expiry, tomb,
- *            scaleOut, master (each master its own).
+ *            scaleOut, sweep, sweepLease, master (each master its own).
  * A reader may read any of them; a writer changes its own only through the
  * scripts in lua/ that check what they expect (a lone HSET of a field no
  * one else reads is the exception).
@@ -87,6 +87,13 @@ export function hostKeys(prefix: string) {
     tomb: (id: string) => `${p}:tomb:${id}`,
     /** string with an expiry (master): held by the master that is adding a host (one scale-out at a time) */
     scaleOut: `${p}:scaleout`,
+    /**
+     * hash (master): where a sweep of the reconciler is (cursor) and when
+     * its next cycle may begin (nextCycleAtMs); the masters share one sweep
+     */
+    sweep: (name: string) => `${p}:sweep:${name}`,
+    /** string with an expiry (master): held by the master working a sweep's next page */
+    sweepLease: (name: string) => `${p}:sweep:${name}:lease`,
     /** string with an expiry (each master its own): present while that master runs; a create or delete it owns is abandoned once it is gone */
     master: (masterId: string) => `${p}:master:${masterId}`,
   } as const;

@@ -38,6 +38,7 @@ const SCRIPTS = [
   'settleSandbox-4.lua',
   'moveSandbox-1.lua',
   'claimDue-1.lua',
+  'takeDue-1.lua',
   'noteSnapshot-3.lua',
   'changeWorkspace-1.lua',
 ].map(load);
@@ -118,5 +119,6 @@ declare module 'ioredis' {
     noteSnapshot(snapshot: string, snapshots: string, sandbox: string, id: string, createdAtMs: number, ...fields: string[]): Result<string | 0, Context>;
     changeWorkspace(workspaces: string, prefix: string, name: string, op: 'attach' | 'place' | 'detach' | 'snapshot' | 'forget', arg: string, arg2: string, nowMs: number): Result<string[] | string, Context>;
     claimDue(due: string, id: string, nowMs: number, nextMs: number): Result<number, Context>;
+    takeDue(due: string, nowMs: number, limit: number): Result<string[], Context>;
   }
 }

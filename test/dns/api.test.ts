@@ -14,6 +14,7 @@ t.test('every /v1 route needs the bearer token; health and metrics do not', asyn
     ['DELETE', '/v1/records/a1', undefined],
     ['GET', '/v1/records', undefined],
     ['POST', '/v1/changes', { changes: [{ action: 'DELETE', name: 'a1' }] }],
+    ['POST', '/v1/lookup', { names: ['a1'] }],
   ] as const) {
     const none = await dns.call(method, path, body, null);
     t.equal(none.status, 401, `${method} ${path} without a token`);
@@ -68,6 +69,23 @@ t.test('a batch of deletes with ifExists removes what is there and is no failure
   t.equal(again.body.serial, res.body.serial, 'a batch that changes nothing leaves the serial as it was');
   const strict = await dns.call('POST', '/v1/changes', { changes: [{ action: 'DELETE', name: 'half1' }] });
   t.equal(strict.status, 404, 'without ifExists a missing name still fails the batch');
+});
+
+t.test('lookup says which of many names have records, in one request', async (t) => {
+  await dns.call('POST', '/v1/changes', {
+    changes: [
+      { action: 'UPSERT', name: 'look1', type: 'A', values: ['10.3.0.1'] },
+      { action: 'UPSERT', name: '*.look1', type: 'A', values: ['10.3.0.1'] },
+    ],
+  });
+  const res = await dns.call('POST', '/v1/lookup', { names: ['look1', '*.look1', 'look2', 'LOOK1.sandbox.test.'] });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  t.same(res.body.present, ['look1', '*.look1', 'LOOK1.sandbox.test.'], 'answered as asked, the missing one left out');
+  const outside = await dns.call('POST', '/v1/lookup', { names: ['look1', 'example.com.'] });
+  t.equal(outside.status, 400);
+  t.match(outside.body, { code: 'NAME_OUTSIDE_ZONE', message: /names\[1\]/ });
+  t.equal((await dns.call('POST', '/v1/lookup', { names: [] })).status, 400, 'an empty list');
+  t.equal((await dns.call('POST', '/v1/lookup', { names: Array.from({ length: 1001 }, (_, i) => `n${i}`) })).status, 400, 'more than 1,000');
 });
 
 t.test('bad input is a 400 that says what is wrong', async (t) => {

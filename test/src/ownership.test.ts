@@ -25,7 +25,7 @@ function ownerOf(key: string): 'manager' | 'master' | 'dns' | 'unknown' {
   if (rest === undefined) return 'unknown';
   if (/^host:[^:]+:(status|sandboxes|workspaces)$/.test(rest)) return 'master';
   if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^(alive|warm):/.test(rest) || rest === 'hosts' || rest === 'host-events') return 'manager';
-  if (/^(load|sandboxes|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master):/.test(rest)) return 'master';
+  if (/^(load|sandboxes|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master|sweep):/.test(rest)) return 'master';
   return 'unknown';
 }
 
@@ -61,6 +61,8 @@ t.test('the classification names every key keys.ts builds', async (t) => {
     [k.tomb('s'), 'master'],
     [k.scaleOut, 'master'],
     [k.master('m'), 'master'],
+    [k.sweep('names'), 'master'],
+    [k.sweepLease('names'), 'master'],
   ];
   t.same(
     want.map(([key]) => [key, ownerOf(key)]),

@@ -390,13 +390,21 @@ export class Sandboxes {
     return new OmegaError('SANDBOX_BUSY', `sandbox ${id} is ${state}; it can be ${what} once it is ${what === 'paused' ? 'running' : 'paused'}`);
   }
 
-  /** A page of sandboxes in creation order, filtered; `cursor` continues the previous page. */
-  async list(filter: { state?: SandboxState; metadata?: Record<string, string> }, limit: number, cursor?: string): Promise<{ sandboxes: SandboxView[]; nextCursor: string | null }> {
+  /**
+   * A page of sandboxes in creation order, filtered; `cursor` continues the
+   * previous page. A request looks at most LIST_SCAN_MAX index entries: a
+   * filter that matches few of many sandboxes answers a short (even empty)
+   * page with a cursor to go on from, so each request costs the same
+   * however many sandboxes there are (as DynamoDB's filtered scan does).
+   */
+  async list(filter: { state?: SandboxState; metadata?: Record<string, string> }, limit: number, cursor?: string, scanMax = LIST_SCAN_MAX): Promise<{ sandboxes: SandboxView[]; nextCursor: string | null }> {
     let at = cursor ? decodeCursor(cursor) : null;
     const out: SandboxView[] = [];
+    let scanned = 0;
     for (;;) {
-      const page = await this.store.page(at, 200);
+      const page = await this.store.page(at, Math.min(200, scanMax - scanned));
       if (!page.length) return { sandboxes: out, nextCursor: null };
+      scanned += page.length;
       const recs = await this.store.getMany(page.map((p) => p.id));
       for (let i = 0; i < page.length; i++) {
         at = page[i]!;
@@ -410,9 +418,16 @@ export class Sandboxes {
           return { sandboxes: out, nextCursor: more ? encodeCursor(at) : null };
         }
       }
+      if (scanned >= scanMax) {
+        const more = (await this.store.page(at, 1)).length > 0;
+        return { sandboxes: out, nextCursor: more ? encodeCursor(at!) : null };
+      }
     }
   }
 }
+
+/** Index entries one list request looks at, at most. */
+const LIST_SCAN_MAX = 2000;
 
 function encodeCursor(at: { ms: number; id: string }): string {
   return Buffer.from(`${at.ms}:${at.id}`).toString('base64url');

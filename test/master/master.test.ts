@@ -115,6 +115,16 @@ if (requireDocker(t, ['omega/sandbox-python:latest', 'omega/sandbox-node:latest'
     const rest = (await call('GET', `/v1/sandboxes?limit=10&cursor=${list.nextCursor}`)).body;
     t.equal(rest.sandboxes.length, 2, 'the cursor continues the listing');
     t.equal(rest.nextCursor, null);
+    // A request looks at a bounded number of index entries: a filter that matches few answers short pages, and its cursor finds the rest.
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await server.sandboxes.list({ metadata: { owner: 'alice' } }, 10, cursor, 1);
+      pages.push(page.sandboxes.map((s) => s.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor && pages.length < 10);
+    t.same(pages.flat(), (await call('GET', '/v1/sandboxes?metadata.owner=alice')).body.sandboxes.map((s: any) => s.id), 'the short pages hold what one long look finds');
+    t.equal(pages.length, 4, 'one entry looked at a request: a page for each of the four sandboxes');
     // Make room again for what follows.
     for (const s of [b, c, d]) t.same((await call('DELETE', `/v1/sandboxes/${s.body.id}`)).body, { id: s.body.id, deleted: true });
   });

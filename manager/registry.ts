@@ -62,7 +62,7 @@ export class HostRegistry {
   private beat(): Promise<number> {
     const { hostId, address, managerUrl, capacity } = this.host;
     const k = this.keys;
-    return this.redis.heartbeat(k.alive(hostId), k.host(hostId), k.hosts, this.heartbeat.ttlMs, hostId, address, managerUrl, capacity, this.startedAt);
+    return this.redis.heartbeat(k.alive(hostId), k.host(hostId), k.hosts, k.beats, this.heartbeat.ttlMs, hostId, address, managerUrl, capacity, this.startedAt);
   }
 
   /** The API's real address, once it listens (the configured port may have been 0). */

@@ -10,6 +10,9 @@ const EXPIRY_BATCH = 200;
 const EXPIRY_PARALLEL = 32;
 const EXPIRY_BATCHES = 10;
 
+/** How often the lost-host check looks at every host, not only those its index points at. */
+const FULL_HOST_CHECK_MS = 60_000;
+
 /** A host that does not say its heartbeat TTL (an older manager): the managers' default. */
 const DEFAULT_HEARTBEAT_TTL_MS = 10_000;
 
@@ -29,6 +32,8 @@ const DEFAULT_HEARTBEAT_TTL_MS = 10_000;
 export class Reaper {
   private readonly tasks: Array<Periodic<unknown>>;
   lostMarked = 0;
+  /** Hosts the last lost-host check looked at. */
+  hostsChecked = 0;
 
   constructor(
     private readonly store: Store,
@@ -164,10 +169,24 @@ export class Reaper {
     return done;
   }
 
+  private lastFullHostCheckMs = 0;
+
+  /**
+   * Hosts whose heartbeat lapsed: their sandboxes lost; hosts lost and
+   * beating again: back; hosts silent past hostForgetSeconds: forgotten.
+   * It looks at the hosts the heartbeat index says are past their time and
+   * those marked lost, not at every host; every FULL_HOST_CHECK_MS it looks
+   * at all of them (a host a manager of an older version registered, with
+   * no entry in the index).
+   */
   async checkHosts(): Promise<void> {
     const now = Date.now();
     await this.store.admitHosts();
-    for (const h of await this.store.hosts()) {
+    const full = now - this.lastFullHostCheckMs >= FULL_HOST_CHECK_MS;
+    const hosts = full ? await this.store.hosts() : await this.store.hostsToCheck(now);
+    if (full) this.lastFullHostCheckMs = now;
+    this.hostsChecked = hosts.length;
+    for (const h of hosts) {
       if (h.alive) {
         if (h.lostAtMs) {
           await this.store.hostBack(h.hostId);

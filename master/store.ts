@@ -559,7 +559,29 @@ export class Store {
     const [raw, registered] = await Promise.all([this.redis.zrange(k.load, '0', '-1', 'WITHSCORES'), this.redis.smembers(k.hosts)]);
     const load = new Map<string, number>();
     for (let i = 0; i < raw.length; i += 2) load.set(raw[i]!, Number(raw[i + 1]));
-    const ids = [...new Set([...load.keys(), ...registered])];
+    return this.hostViews([...new Set([...load.keys(), ...registered])], load);
+  }
+
+  /**
+   * The hosts a lost-host check must look at: those whose heartbeat is past
+   * its time by the index the heartbeats keep (at most `limit`, the longest
+   * silent first) and those marked lost (to see them back). A host alive
+   * and well is in neither: the check's work follows the hosts in trouble.
+   */
+  async hostsToCheck(nowMs: number, limit = 1000): Promise<HostView[]> {
+    const k = this.keys;
+    const [lapsed, lost] = await Promise.all([this.redis.zrangebyscore(k.beats, '-inf', nowMs, 'LIMIT', 0, limit), this.redis.smembers(k.lostHosts)]);
+    const ids = [...new Set([...lapsed, ...lost])];
+    if (!ids.length) return [];
+    const pipe = this.redis.pipeline();
+    for (const h of ids) pipe.zscore(k.load, h);
+    const res = (await pipe.exec()) ?? [];
+    const load = new Map(ids.flatMap((h, i) => (res[i]?.[1] == null ? [] : [[h, Number(res[i]![1])] as const])));
+    return this.hostViews(ids, load);
+  }
+
+  private async hostViews(ids: string[], load: Map<string, number>): Promise<HostView[]> {
+    const k = this.keys;
     if (!ids.length) return [];
     const pipe = this.redis.pipeline();
     for (const h of ids) pipe.hgetall(k.host(h)).exists(k.alive(h)).hgetall(k.hostStatus(h));
@@ -605,7 +627,7 @@ export class Store {
   }
 
   async hostBack(hostId: string): Promise<void> {
-    await this.redis.hdel(this.keys.hostStatus(hostId), 'lostAtMs');
+    await this.redis.multi().hdel(this.keys.hostStatus(hostId), 'lostAtMs').srem(this.keys.lostHosts, hostId).exec();
   }
 
   /** Forget a host whose manager is gone (silent, or terminated); false if it heart-beats again. */

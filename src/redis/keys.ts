@@ -25,8 +25,8 @@ export type DnsKeys = ReturnType<typeof dnsKeys>;
  * master's scripts can read heartbeats and bump counts atomically.
  *
  * Every key has one owner (the only program that writes it):
- *   manager: host, alive, containers, the host index and the host events stream;
- *   master:  hostStatus, load, sandboxesOn, sandbox, sandboxes, expiry, tomb,
+ *   manager: host, alive, beats, containers, the host index and the host events stream;
+ *   master:  hostStatus, lostHosts, load, sandboxesOn, sandbox, sandboxes, expiry, tomb,
  *            scaleOut, sweep, sweepLease, master (each master its own).
  * A reader may read any of them; a writer changes its own only through the
  * scripts in lua/ that check what they expect (a lone HSET of a field no
@@ -42,6 +42,12 @@ export function hostKeys(prefix: string) {
     /** string with an expiry (manager): present while the host's manager heart-beats */
     alive: (hostId: string) => `${p}:alive:${hostId}`,
     /**
+     * sorted set (managers, each its own member): host id -> when its
+     * heartbeat lapses (ms); the master looks only at hosts past it, not at
+     * every host each tick (it removes a host it forgets)
+     */
+    beats: `${p}:beats`,
+    /**
      * hash (manager): the host's container table, sandbox id -> JSON
      * {containerId, hostPort, volume, template, source, state (running|exited|removed), createdAtMs, exitedAtMs?}
      */
@@ -52,6 +58,8 @@ export function hostKeys(prefix: string) {
     hostEvents: `${p}:host-events`,
     /** hash (master): what the master decided about a host: draining, lostAtMs */
     hostStatus: (hostId: string) => `${p}:host:${hostId}:status`,
+    /** set (master): hosts marked lost (watched for coming back) */
+    lostHosts: `${p}:lost-hosts`,
     /** sorted set (master): host id -> number of sandboxes on it (the allocation order) */
     load: `${p}:load`,
     /** set (master): ids of the sandboxes placed on the host */

@@ -18,7 +18,7 @@ function load(file: string): { name: string; numberOfKeys: number; lua: string }
 
 const SCRIPTS = [
   'applyDnsChanges-4.lua',
-  'heartbeat-3.lua',
+  'heartbeat-4.lua',
   'admitHosts-2.lua',
   'allocateSandbox-2.lua',
   'finishCreate-2.lua',
@@ -77,7 +77,7 @@ declare module 'ioredis' {
       keepEntries: number,
       nowSeconds: number,
     ): Result<[number] | [ScriptFailure, number], Context>;
-    heartbeat(alive: string, host: string, hosts: string, ttlMs: number, hostId: string, address: string, managerUrl: string, capacity: number, startedAt: string): Result<number, Context>;
+    heartbeat(alive: string, host: string, hosts: string, beats: string, ttlMs: number, hostId: string, address: string, managerUrl: string, capacity: number, startedAt: string): Result<number, Context>;
     admitHosts(hosts: string, load: string, prefix: string): Result<string[], Context>;
     allocateSandbox(
       load: string,

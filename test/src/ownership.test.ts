@@ -24,8 +24,8 @@ function ownerOf(key: string): 'manager' | 'master' | 'dns' | 'unknown' {
   const rest = key.split(':{hosts}:')[1];
   if (rest === undefined) return 'unknown';
   if (/^host:[^:]+:(status|sandboxes|workspaces)$/.test(rest)) return 'master';
-  if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^(alive|warm):/.test(rest) || rest === 'hosts' || rest === 'host-events') return 'manager';
-  if (/^(load|sandboxes|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master|sweep):/.test(rest)) return 'master';
+  if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^(alive|warm):/.test(rest) || rest === 'hosts' || rest === 'beats' || rest === 'host-events') return 'manager';
+  if (/^(load|lost-hosts|sandboxes|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master|sweep):/.test(rest)) return 'master';
   return 'unknown';
 }
 
@@ -62,6 +62,8 @@ t.test('the classification names every key keys.ts builds', async (t) => {
     [k.scaleOut, 'master'],
     [k.master('m'), 'master'],
     [k.sweep('names'), 'master'],
+    [k.beats, 'manager'],
+    [k.lostHosts, 'master'],
     [k.sweepLease('names'), 'master'],
   ];
   t.same(

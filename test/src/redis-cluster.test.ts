@@ -30,6 +30,9 @@ function keyNamed(prefix: string, name: string): string | undefined {
     expiry: h.expiry,
     frozen: h.frozen,
     snapshotDue: h.snapshotDue,
+    // takeDue takes from any schedule (expiry today).
+    due: h.expiry,
+    beats: h.beats,
     stopped: h.stopped,
     workspaces: h.workspaces,
     workspace: h.workspace('w1'),
@@ -82,7 +85,7 @@ t.test('createRedis(redis+cluster://) runs every script, MULTI and pipelines, th
   const prefix = 'tcscripts';
   const k = hostKeys(prefix);
   const store = new Store(c, prefix, 60, 'm1');
-  const beat = (h: string, addr: string) => c.heartbeat(k.alive(h), k.host(h), k.hosts, 60_000, h, addr, `http://${addr}:7070`, 2, new Date().toISOString());
+  const beat = (h: string, addr: string) => c.heartbeat(k.alive(h), k.host(h), k.hosts, k.beats, 60_000, h, addr, `http://${addr}:7070`, 2, new Date().toISOString());
   t.equal(await beat('h1', '127.0.0.9'), 1, 'heartbeat');
   t.equal(await beat('h2', '127.0.0.8'), 1);
   t.same((await store.admitHosts()).sort(), ['h1', 'h2'], 'admitHosts');

@@ -17,6 +17,8 @@ local h = ARGV[2]
 if redis.call('EXISTS', p .. ':alive:' .. h) == 1 then return 0 end
 redis.call('ZREM', KEYS[2], h)
 redis.call('SREM', KEYS[1], h)
+redis.call('SREM', p .. ':lost-hosts', h)
+redis.call('ZREM', p .. ':beats', h)
 redis.call('DEL', p .. ':host:' .. h, p .. ':host:' .. h .. ':status', p .. ':host:' .. h .. ':containers',
   p .. ':host:' .. h .. ':sandboxes')
 return 1

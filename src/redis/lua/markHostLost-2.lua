@@ -5,7 +5,7 @@
   them: its manager reaps their containers, keeping the workspaces of the
   lost ones), and stops expiring. The host's count goes to 0 and its status
   says since when it is lost. Does nothing if the host is alive again by the
-  time it runs.
+  time it runs. The host joins the set of lost hosts (watched for coming back).
 
   KEYS[1] load    sorted set: host id -> sandbox count
   KEYS[2] expiry  sorted set: sandbox id -> expires at (ms)
@@ -32,4 +32,5 @@ end
 redis.call('DEL', on)
 redis.call('ZADD', KEYS[1], 'XX', 0, h)
 redis.call('HSETNX', p .. ':host:' .. h .. ':status', 'lostAtMs', ARGV[3])
+redis.call('SADD', p .. ':lost-hosts', h)
 return lost

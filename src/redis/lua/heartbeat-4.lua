@@ -9,6 +9,8 @@
                  (the master waits that long after its own Redis connection
                  comes back before it judges a heartbeat lapsed)
   KEYS[3] hosts  set: every registered host id
+  KEYS[4] beats  sorted set: host id -> when its heartbeat lapses (ms, by
+                 Redis's clock): the master looks only at hosts past it
   ARGV[1] ttl in ms
   ARGV[2] host id
   ARGV[3] address
@@ -23,4 +25,6 @@ redis.call('HSET', KEYS[2], 'address', ARGV[3], 'managerUrl', ARGV[4], 'capacity
 redis.call('HSETNX', KEYS[2], 'startedAt', ARGV[6])
 redis.call('HDEL', KEYS[2], 'stoppedAtMs')
 redis.call('SADD', KEYS[3], ARGV[2])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[4], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1]), ARGV[2])
 return 1

@@ -1,23 +1,34 @@
 /**
- * `make bench-control-plane`: the control plane at scale, measured before it
- * is changed. The real `omega master` and `omega dns` (child processes) on a
- * real Redis, with BENCH_HOSTS (1,000) simulated hosts (bench/sim-host.ts,
- * in this process, on loopback addresses) standing in for the managers. At
- * each level of BENCH_LEVELS running sandboxes (100, 1,000, 10,000):
+ * `make bench-control-plane`: the control plane at scale. The real
+ * `omega master` and `omega dns` (child processes) on a real Redis, with
+ * BENCH_HOSTS (1,000) simulated hosts (bench/sim-host.ts, in this process,
+ * on loopback addresses) standing in for the managers. At each level of
+ * BENCH_LEVELS running sandboxes (100, 10,000, 100,000):
  *
  *   create   200 creates one after another through the master: p50, p99
- *   list     a page of 100 (GET /v1/sandboxes), the first and one 20 pages in
- *   idle     the master's CPU over 10 s with nothing asked of it (its timers:
- *            expiry, idleness, hosts, reconciliation, metrics)
+ *   list     a page of 100 (GET /v1/sandboxes), the first and one 20 pages in,
+ *            and a filtered one that matches nothing (the most a page looks at)
+ *   idle     over 10 s with nothing asked of the master: its CPU, and the
+ *            Redis commands its timers send a second (expiry, hosts,
+ *            reconciliation sweeps, snapshots; MONITOR, by connection name,
+ *            a script's own calls counted too)
  *   metrics  one /metrics scrape of the master
  *   redis    used_memory per sandbox, MEMORY USAGE of a sandbox record and a
  *            host's container table
- *   dns      the DNS server's RSS
+ *   dns      the DNS server's RSS, and a restart: until it answers a
+ *            sandbox's name again (OMEGA_DNS_SNAPSHOT_FILE set, as `omega up` does)
+ *
+ * Then, at the last level: 10,000 sandboxes expire in the same second; the
+ * time until all are deleted, and creates' p50/p99 meanwhile.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { createRedis } from '../src/redis/connection.js';
 import { hostKeys } from '../src/redis/keys.js';
+import { dig } from '../test/helpers/dns.js';
 import { freePort, sleep, waitFor } from '../test/helpers/ports.js';
 import { Program } from '../test/helpers/programs.js';
 import { TestRedis } from '../test/helpers/redis.js';
@@ -25,7 +36,8 @@ import { SimulatedHost } from './sim-host.js';
 import { pct } from './stats.js';
 
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 1000);
-const LEVELS = (process.env.BENCH_LEVELS ?? '100,1000,10000').split(',').map(Number);
+const LEVELS = (process.env.BENCH_LEVELS ?? '100,10000,100000').split(',').map(Number);
+const STORM = Number(process.env.BENCH_STORM ?? 10_000);
 const CAPACITY = Math.max(20, Math.ceil((Math.max(...LEVELS) * 1.2) / HOSTS));
 const PREFIX = 'cp';
 const TOKENS = { api: 'bench-api-token-0123456789', dns: 'bench-dns-token-0123456789', manager: 'bench-manager-token-0123456789' };
@@ -34,6 +46,34 @@ const TOKENS = { api: 'bench-api-token-0123456789', dns: 'bench-dns-token-012345
 function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/**
+ * Redis commands the master sends over `ms` (its connections are named
+ * omega-master; a script's own calls follow its EVALSHA in MONITOR's
+ * output, from "lua"), per second.
+ */
+async function masterCommandsPerSecond(port: number, rc: { call: (...a: string[]) => Promise<unknown> }, ms: number): Promise<number> {
+  const names = new Map<string, string>();
+  for (const line of String(await rc.call('CLIENT', 'LIST')).split('\n')) {
+    const addr = /addr=(\S+)/.exec(line)?.[1];
+    if (addr) names.set(addr, /name=(\S*)/.exec(line)?.[1] ?? '');
+  }
+  const monitor = await new Redis(port, '127.0.0.1').monitor();
+  let count = 0;
+  let lastFromMaster = false;
+  const byName = new Map<string, number>();
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source !== 'lua') lastFromMaster = (names.get(source) ?? '').startsWith('omega-master');
+    if (!lastFromMaster) return;
+    count++;
+    const name = `${source === 'lua' ? 'lua ' : ''}${String(args[0]).toLowerCase()}`;
+    byName.set(name, (byName.get(name) ?? 0) + 1);
+  });
+  await sleep(ms);
+  monitor.disconnect();
+  if (process.env.BENCH_VERBOSE) console.error(`# the master's commands: ${JSON.stringify(Object.fromEntries([...byName].sort((a, b) => b[1] - a[1]).slice(0, 12)))}`);
+  return count / (ms / 1000);
 }
 
 function rssMiB(pid: number): number {
@@ -45,7 +85,13 @@ async function main(): Promise<void> {
   const rc = createRedis(redis.url);
   const [dnsPort, dnsApiPort, masterPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const base = { PATH: process.env.PATH, HOME: process.env.HOME, OMEGA_REDIS_URL: redis.url, OMEGA_REDIS_PREFIX: PREFIX, OMEGA_LOG_LEVEL: 'warn' };
-  const dns = new Program('dns', 'dns', { ...base, OMEGA_DNS_LISTEN: `127.0.0.1:${dnsPort}`, OMEGA_DNS_API_LISTEN: `127.0.0.1:${dnsApiPort}`, OMEGA_DNS_TOKEN: TOKENS.dns }, { restartDelayMs: 1000 });
+  const stateDir = mkdtempSync(join(tmpdir(), 'omega-bench-cp-'));
+  const dns = new Program(
+    'dns',
+    'dns',
+    { ...base, OMEGA_DNS_LISTEN: `127.0.0.1:${dnsPort}`, OMEGA_DNS_API_LISTEN: `127.0.0.1:${dnsApiPort}`, OMEGA_DNS_TOKEN: TOKENS.dns, OMEGA_DNS_SNAPSHOT_FILE: join(stateDir, 'zone.snapshot') },
+    { restartDelayMs: 1000 },
+  );
   const master = new Program(
     'master',
     'master',
@@ -60,6 +106,8 @@ async function main(): Promise<void> {
       OMEGA_TEMPLATES: 'python',
       OMEGA_DEFAULT_TIMEOUT_SECONDS: '86400',
       OMEGA_MAX_TIMEOUT_SECONDS: '86400',
+      // Its first cycle through 100,000 sandboxes must not be cut short by a create's own time limit.
+      OMEGA_CREATE_TIMEOUT_MS: '60000',
     },
     { restartDelayMs: 1000 },
   );
@@ -84,24 +132,27 @@ async function main(): Promise<void> {
     await waitFor('every host admitted', async () => (await rc.zcard(hostKeys(PREFIX).load)) === HOSTS, 60_000, 200);
     const baseMemory = Number(/used_memory:(\d+)/.exec(await rc.info('memory'))![1]);
 
-    console.log(`| sandboxes | create p50 | create p99 | list page 1 / page 21 | master CPU idle | /metrics scrape | Redis per sandbox | sandbox record / a host's table | DNS RSS |`);
-    console.log('|---|---|---|---|---|---|---|---|---|');
+    console.log('| sandboxes | create p50 / p99 | list page 1 / page 21 / filtered | master CPU idle | master Redis commands/s idle | /metrics scrape | Redis per sandbox | sandbox record / a host\'s table | DNS RSS | DNS restart to answering |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
     let running = 0;
+    const create = async () => (await call('POST', '/v1/sandboxes', { template: 'python' })).id as string;
     for (const level of LEVELS) {
       // Up to the level, 32 creates at a time.
       const queue = Array.from({ length: level - running }, (_, i) => i);
+      const fill0 = performance.now();
       await Promise.all(
         Array.from({ length: 32 }, async () => {
-          while (queue.pop() !== undefined) await call('POST', '/v1/sandboxes', { template: 'python' });
+          while (queue.pop() !== undefined) await create();
         }),
       );
+      if (level > running) console.error(`# ${(level - running).toLocaleString('en')} creates, 32 at a time: ${((level - running) / ((performance.now() - fill0) / 1000)).toFixed(0)} a second`);
       running = level;
       await sleep(2000);
       const times: number[] = [];
       const made: string[] = [];
       for (let i = 0; i < 200; i++) {
         const t0 = performance.now();
-        made.push((await call('POST', '/v1/sandboxes', { template: 'python' })).id);
+        made.push(await create());
         times.push(performance.now() - t0);
       }
       for (const id of made) await call('DELETE', `/v1/sandboxes/${id}`);
@@ -115,25 +166,77 @@ async function main(): Promise<void> {
         if (p === 21) deepMs = performance.now() - t0;
       }
       t0 = performance.now();
+      await call('GET', '/v1/sandboxes?limit=100&metadata.owner=nobody');
+      const filteredMs = performance.now() - t0;
+      t0 = performance.now();
       await request(`${apiUrl}/metrics`).then((r) => r.body.text());
       const metricsMs = performance.now() - t0;
       const cpu0 = cpuSeconds(master.pid!);
-      await sleep(10_000);
+      const commands = await masterCommandsPerSecond(redis.port, rc, 10_000);
       const idleCpu = (cpuSeconds(master.pid!) - cpu0) / 10;
       const used = Number(/used_memory:(\d+)/.exec(await rc.info('memory'))![1]);
       const anyId = (await rc.zrange(hostKeys(PREFIX).sandboxes, '0', '0'))[0]!;
       const recBytes = Number(await rc.call('MEMORY', 'USAGE', hostKeys(PREFIX).sandbox(anyId)));
       const tableBytes = Number(await rc.call('MEMORY', 'USAGE', hostKeys(PREFIX).containers('sim-0')));
+      const dnsRss = rssMiB(dns.pid!);
+      // A restart of the DNS server: until it answers a sandbox's name with its host's address.
+      const host = (await rc.hget(hostKeys(PREFIX).sandbox(anyId), 'address'))!;
+      await dns.stop();
+      t0 = performance.now();
+      dns.start();
+      await waitFor('the restarted DNS server answers', async () => {
+        const r = await dig(dnsPort, ['+time=1', `${anyId}.sandbox.test`, 'A']).catch(() => null);
+        return r?.status === 'NOERROR' && r.answer.some((l) => l.endsWith(host)) ? true : null;
+      }, 60_000, 20);
+      const restartMs = performance.now() - t0;
+      await waitFor('its API', async () => (await request(`http://127.0.0.1:${dnsApiPort}/healthz`).then((r) => (r.body.dump(), r.statusCode)).catch(() => 0)) === 200, 30_000, 50);
       console.log(
-        `| ${level.toLocaleString('en')} | ${pct(times, 50).toFixed(1)} ms | ${pct(times, 99).toFixed(1)} ms | ${firstMs.toFixed(1)} / ${deepMs.toFixed(1)} ms | ${(idleCpu * 100).toFixed(1)}% of a core | ${metricsMs.toFixed(0)} ms | ${((used - baseMemory) / level).toFixed(0)} B | ${recBytes} B / ${tableBytes} B | ${rssMiB(dns.pid!).toFixed(0)} MiB |`,
+        `| ${level.toLocaleString('en')} | ${pct(times, 50).toFixed(1)} / ${pct(times, 99).toFixed(1)} ms | ${firstMs.toFixed(1)} / ${deepMs.toFixed(1)} / ${filteredMs.toFixed(1)} ms | ${(idleCpu * 100).toFixed(1)}% of a core | ${commands.toFixed(0)} | ${metricsMs.toFixed(0)} ms | ${((used - baseMemory) / level).toFixed(0)} B | ${recBytes} B / ${tableBytes} B | ${dnsRss.toFixed(0)} MiB | ${restartMs.toFixed(0)} ms |`,
       );
     }
+
+    // STORM sandboxes expire in the same second; creates go on meanwhile.
+    const k = hostKeys(PREFIX);
+    const doomed = await rc.zrange(k.sandboxes, '0', String(Math.min(STORM, running) - 1));
+    const before: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      const t1 = performance.now();
+      await call('DELETE', `/v1/sandboxes/${await create()}`);
+      before.push(performance.now() - t1);
+    }
+    const now = Date.now();
+    const pipe = rc.pipeline();
+    for (const id of doomed) pipe.zadd(k.expiry, 'XX', now, id);
+    await pipe.exec();
+    const t0 = performance.now();
+    const during: number[] = [];
+    let left = doomed.length;
+    const creating = (async () => {
+      while (left > 0) {
+        const t1 = performance.now();
+        const id = await create();
+        during.push(performance.now() - t1);
+        await call('DELETE', `/v1/sandboxes/${id}`);
+      }
+    })();
+    while (left > 0) {
+      await sleep(100);
+      const p = rc.pipeline();
+      for (const id of doomed) p.exists(k.sandbox(id));
+      left = ((await p.exec()) ?? []).filter(([, n]) => n === 1).length;
+    }
+    const stormMs = performance.now() - t0;
+    await creating;
+    console.log(
+      `\n${doomed.length.toLocaleString('en')} sandboxes expiring in the same second, of ${running.toLocaleString('en')}: all deleted in ${(stormMs / 1000).toFixed(1)} s (${(doomed.length / (stormMs / 1000)).toFixed(0)} a second); creates meanwhile p50 ${pct(during, 50).toFixed(1)} / p99 ${pct(during, 99).toFixed(1)} ms (before: ${pct(before, 50).toFixed(1)} / ${pct(before, 99).toFixed(1)} ms, ${during.length} creates)`,
+    );
   } finally {
     await master.stop();
     for (const h of hosts) await h.stop().catch(() => undefined);
     await dns.stop();
     rc.disconnect();
     await redis.destroy();
+    rmSync(stateDir, { recursive: true, force: true });
   }
 }
 

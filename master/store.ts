@@ -478,6 +478,44 @@ export class Store {
     return Object.fromEntries(SANDBOX_STATES.map((s) => [s, Number(raw[s] ?? 0)])) as Record<SandboxState, number>;
   }
 
+  /**
+   * Count the records no script has counted yet: those a master of an
+   * earlier version wrote, before the counts existed. Once per Redis: the
+   * first master to start takes a short lock, pages through the index and
+   * marks the counts complete (`recountedAtMs`). True once they are
+   * complete, false while another master holds the lock (try again later).
+   *
+   * Why it is right without stopping anything: setState (the one writer of
+   * a state) and countSandboxes both count a record only when it is not yet
+   * marked `counted`, each in one script, so a record is counted exactly
+   * once whichever comes first, and a state change meanwhile moves its
+   * count as usual. Records created during the pass are counted by their
+   * create; the index is paged by creation time, not by rank, so a delete
+   * meanwhile cannot make the pass skip one. No page is bigger than
+   * `pageSize`, so Redis is never held for the whole index. If this master
+   * dies midway, the lock lapses and the next master repeats the pass
+   * (counting again is a no-op). A master of the earlier version still
+   * changing states after the pass (a rolling upgrade) is the one thing it
+   * cannot correct: its changes do not move the counts.
+   */
+  async countUncounted(lockMs = 60_000, pageSize = 500): Promise<boolean> {
+    const k = this.keys;
+    if (await this.redis.hexists(k.counts, 'recountedAtMs')) return true;
+    if ((await this.redis.set(k.countsLock, this.masterId, 'PX', lockMs, 'NX')) !== 'OK') return false;
+    try {
+      let cursor: { ms: number; id: string } | null = null;
+      for (;;) {
+        const page = await this.page(cursor, pageSize);
+        if (page.length) await this.redis.countSandboxes(k.counts, this.prefix, ...page.map((p) => p.id));
+        if (page.length < pageSize) break;
+        cursor = page[page.length - 1]!;
+      }
+      await this.redis.hset(k.counts, 'recountedAtMs', String(Date.now()));
+      return true;
+    } finally {
+      await this.redis.releaseLock(k.countsLock, this.masterId);
+    }
+  }
 
   allIds(): Promise<string[]> {
     return this.redis.zrange(this.keys.sandboxes, '0', '-1');

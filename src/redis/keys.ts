@@ -72,8 +72,13 @@ export function hostKeys(prefix: string) {
     sandbox: (id: string) => `${p}:sandbox:${id}`,
     /** sorted set (master): every sandbox the master knows -> created at (ms), for listing */
     sandboxes: `${p}:sandboxes`,
-    /** hash (master): state -> how many sandboxes are in it, moved by every script that changes a state (lua/lib/setState.lua), for /metrics */
+    /**
+     * hash (master): state -> how many sandboxes are in it, moved by every script that changes a
+     * state (lua/lib/setState.lua), for /metrics; recountedAtMs once every record is in it
+     */
     counts: `${p}:counts`,
+    /** string with an expiry (master): held by the master counting the records no script has counted yet */
+    countsLock: `${p}:counts-lock`,
     /** sorted set (master): sandbox id -> expires at (ms), for the reaper */
     expiry: `${p}:expiry`,
     /** sorted set (master): sandbox id -> paused with memory at (ms); frozen past OMEGA_FROZEN_SECONDS, the reaper stops them */

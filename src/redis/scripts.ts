@@ -40,6 +40,7 @@ const SCRIPTS = [
   'claimDue-1.lua',
   'noteSnapshot-3.lua',
   'changeWorkspace-1.lua',
+  'countSandboxes-1.lua',
 ].map(load);
 
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
@@ -117,6 +118,7 @@ declare module 'ioredis' {
     moveSandbox(load: string, prefix: string, id: string, op: 'archive' | 'begin' | 'back', owner: string, nowMs: number, preferred: string, excluded: string): Result<string[] | string | -1, Context>;
     noteSnapshot(snapshot: string, snapshots: string, sandbox: string, id: string, createdAtMs: number, ...fields: string[]): Result<string | 0, Context>;
     changeWorkspace(workspaces: string, prefix: string, name: string, op: 'attach' | 'place' | 'detach' | 'snapshot' | 'forget', arg: string, arg2: string, nowMs: number): Result<string[] | string, Context>;
+    countSandboxes(counts: string, prefix: string, ...ids: string[]): Result<number, Context>;
     claimDue(due: string, id: string, nowMs: number, nextMs: number): Result<number, Context>;
   }
 }

@@ -9,6 +9,9 @@ import { createLogger } from '../../src/log.js';
 import { SANDBOX_STATES } from '../../src/protocol/master.js';
 import { createRedis, type RedisClient } from '../../src/redis/connection.js';
 import { hostKeys } from '../../src/redis/keys.js';
+import { startDns } from '../helpers/dns.js';
+import { startMaster } from '../helpers/master.js';
+import { waitFor } from '../helpers/ports.js';
 import { TestRedis } from '../helpers/redis.js';
 
 const redis = await TestRedis.create();
@@ -120,4 +123,95 @@ t.test('/metrics reports the counts, every state (0 where there is none)', async
   const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
   const got = Object.fromEntries([...text.matchAll(/^omega_master_sandboxes\{state="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
   t.same(got, { ...Object.fromEntries(SANDBOX_STATES.map((s) => [s, 0])), creating: 1, running: 1 });
+});
+
+/** What a master of the version before the counts left: the same records, none marked counted, no counts hash. */
+async function asBeforeTheCounts(c: RedisClient, store: Store): Promise<void> {
+  for (const id of await store.allIds()) await c.hdel(store.keys.sandbox(id), 'counted');
+  await c.del(store.keys.counts);
+}
+
+t.test('upgrade: records of an earlier version are counted once, in pages, while states change beside the pass', async (t) => {
+  const prefix = 'upgrade';
+  const [c, other] = [createRedis(redis.url), createRedis(redis.url)];
+  t.teardown(() => [c, other].forEach((x) => x.disconnect()));
+  const store = new Store(c, prefix, 60, 'm1');
+  const beside = new Store(other, prefix, 60, 'm2');
+  await addHost(c, prefix, 'h', 200);
+  // 60 sandboxes, many created in the same millisecond (the index's score): running, paused, creating.
+  await Promise.all(Array.from({ length: 60 }, (_, i) => store.allocate(`s${i}`, fields)));
+  for (let i = 0; i < 50; i++) await store.finishCreate(`s${i}`, started(i));
+  for (let i = 40; i < 50; i++) {
+    await store.beginPause(`s${i}`, 'pause');
+    await store.settle(`s${i}`, 'pausing', 'paused');
+  }
+  await asBeforeTheCounts(c, store);
+  t.same(await store.stateCounts(), Object.fromEntries(SANDBOX_STATES.map((s) => [s, 0])), 'no counts yet');
+
+  // Before the pass: changes to uncounted records count what they touch and take nothing from the old state.
+  await store.beginDelete('s0');
+  await store.release('s0');
+  await store.beginPause('s1', 'pause');
+  await store.allocate('new0', fields);
+  t.match(await store.stateCounts(), { pausing: 1, creating: 1, running: 0 }, 'only what changed since is counted');
+
+  // The pass, 3 records a page, with deletes, pauses, resumes, creates and losses from another master beside it.
+  const changes = async () => {
+    for (let i = 2; i < 12; i++) {
+      await beside.beginDelete(`s${i}`);
+      await beside.release(`s${i}`);
+      await beside.beginPause(`s${i + 10}`, 'pause');
+      await beside.beginPause(`s${i + 38}`, 'resume');
+      await beside.allocate(`new${i}`, fields);
+      await beside.markLost(`s${i + 20}`, 'h', 'container exited');
+    }
+  };
+  const [done] = await Promise.all([store.countUncounted(60_000, 3), changes()]);
+  t.equal(done, true);
+  t.same(await store.stateCounts(), await recount(store), 'the counts are a recount');
+  t.match(await store.stateCounts(), { running: 8, pausing: 11, lost: 10, paused: 0, resuming: 10, creating: 21 });
+  t.ok(await c.hget(store.keys.counts, 'recountedAtMs'), 'marked complete');
+  t.equal(await c.exists(store.keys.countsLock), 0, 'the lock is given back');
+
+  // Complete: no second pass (a record unmarked now, as by a master of the earlier version, is not looked at).
+  await c.hdel(store.keys.sandbox('s35'), 'counted');
+  t.equal(await store.countUncounted(60_000, 3), true);
+  t.equal(await c.hget(store.keys.sandbox('s35'), 'counted'), null, 'no second pass once complete');
+});
+
+t.test('upgrade: one master counts while the others wait for its lock; a dead one\'s lock lapses and the pass is done again', async (t) => {
+  const prefix = 'upgrade-lock';
+  const c = createRedis(redis.url);
+  t.teardown(() => c.disconnect());
+  const [a, b] = [new Store(c, prefix, 60, 'm1'), new Store(c, prefix, 60, 'm2')];
+  await addHost(c, prefix, 'h');
+  for (let i = 0; i < 5; i++) await a.allocate(`s${i}`, fields);
+  await asBeforeTheCounts(c, a);
+  // m2 died mid-pass: its lock is there, and what it counted is marked.
+  await c.set(a.keys.countsLock, 'm2', 'PX', 300);
+  await c.countSandboxes(a.keys.counts, `${prefix}:{hosts}`, 's0', 's1');
+  t.equal(await a.countUncounted(), false, 'another master holds the lock: not now');
+  t.equal((await a.stateCounts()).creating, 2);
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(await a.countUncounted(), true, 'its lock lapsed: counted');
+  t.equal(await b.countUncounted(), true, 'and complete for every master');
+  t.same(await a.stateCounts(), await recount(a));
+  t.equal((await a.stateCounts()).creating, 5, 'what the dead master counted is not counted twice');
+});
+
+t.test('upgrade: a master that starts on records of an earlier version counts them, and /metrics says so', async (t) => {
+  const dns = await startDns(t, redis);
+  const c = createRedis(redis.url);
+  t.teardown(() => c.disconnect());
+  const old = new Store(c, dns.prefix, 60, 'old');
+  await addHost(c, dns.prefix, 'h');
+  for (let i = 0; i < 30; i++) await old.allocate(`s${i}`, fields);
+  for (let i = 0; i < 20; i++) await old.finishCreate(`s${i}`, started(i));
+  await asBeforeTheCounts(c, old);
+  const { call } = await startMaster(t, redis, dns, { OMEGA_PROVIDER: 'none', OMEGA_RECONCILE_INTERVAL_MS: '600000', OMEGA_REAP_INTERVAL_MS: '60000' });
+  await waitFor('the recount', async () => (await c.hexists(old.keys.counts, 'recountedAtMs')) === 1, 10_000, 20);
+  const text = (await call('GET', '/metrics')).body as string;
+  const got = Object.fromEntries([...text.matchAll(/^omega_master_sandboxes\{state="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+  t.same(got, await recount(old), '/metrics is a recount');
+  t.equal(Object.values(got as Record<string, number>).reduce((a, b) => a + b, 0), 30, 'every record counted once');
 });

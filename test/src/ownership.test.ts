@@ -25,7 +25,7 @@ function ownerOf(key: string): 'manager' | 'master' | 'dns' | 'unknown' {
   if (rest === undefined) return 'unknown';
   if (/^host:[^:]+:(status|sandboxes|workspaces)$/.test(rest)) return 'master';
   if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^(alive|warm):/.test(rest) || rest === 'hosts' || rest === 'host-events') return 'manager';
-  if (/^(load|sandboxes|counts|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master):/.test(rest)) return 'master';
+  if (/^(load|sandboxes|counts|counts-lock|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master):/.test(rest)) return 'master';
   return 'unknown';
 }
 
@@ -50,6 +50,7 @@ t.test('the classification names every key keys.ts builds', async (t) => {
     [k.sandbox('s'), 'master'],
     [k.sandboxes, 'master'],
     [k.counts, 'master'],
+    [k.countsLock, 'master'],
     [k.expiry, 'master'],
     [k.frozen, 'master'],
     [k.snapshotDue, 'master'],

@@ -109,6 +109,7 @@ t.test('createRedis(redis+cluster://) runs every script, MULTI and pipelines, th
   const byState: Record<string, number> = {};
   for (const r of await store.getMany(await store.allIds())) if (r) byState[r.state] = (byState[r.state] ?? 0) + 1;
   t.match(await store.stateCounts(), byState, 'the counts by state, kept by the scripts');
+  t.equal(await store.countUncounted(), true, 'countSandboxes and its lock');
   t.equal(await store.drain('h2'), true, 'drainHost: the lost host is empty');
   await store.undrain('h2');
   t.equal(await store.forgetHost('h2'), true, 'forgetHost');

@@ -12,8 +12,10 @@
   A record carries `counted` = '1' once its state is in the counts. Records
   a master of an earlier version wrote have none: nothing is taken from
   their old state (it was never added), the new one is added and the record
-  marked. Called with the state a record already has, it counts an
-  unmarked record and leaves a marked one alone.
+  marked. The master's one-time recount (countSandboxes-1.lua) calls this
+  with the state a record already has, which counts an unmarked record and
+  leaves a marked one alone. So each record is in the counts exactly once,
+  whichever of the two reaches it first.
 ]]
 local function setState(sandbox, counts, state)
   local rec = redis.call('HMGET', sandbox, 'state', 'counted')

@@ -43,6 +43,11 @@ const SCRIPTS = [
   'countSandboxes-1.lua',
 ].map(load);
 
+/** A script's text as Redis runs it (its includes in place), by file name: what its EVALSHA hashes, for a bench reading MONITOR. */
+export function scriptLua(file: string): string {
+  return load(file).lua;
+}
+
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
 export enum ScriptFailure {
   NotFound = -1,

@@ -17,12 +17,12 @@
  * p50 under 100 ms. Needs the Docker engine and `make images`.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
 import { Store } from '../master/store.js';
 import { createRedis } from '../src/redis/connection.js';
 import { hostKeys } from '../src/redis/keys.js';
+import { scriptLua } from '../src/redis/scripts.js';
 import { TestRedis } from '../test/helpers/redis.js';
 import { startStack, type BenchStack } from './stack.js';
 import { pct } from './stats.js';
@@ -85,8 +85,8 @@ async function commandsOfOneCreate(redisUrl: string, create: () => Promise<{ id:
     if (addr) names.set(addr, name || '?');
   }
   const shas = new Map<string, string>();
-  for (const f of ['allocateSandbox-2', 'finishCreate-2', 'reportContainer-2', 'applyDnsChanges-4', 'heartbeat-3']) {
-    const lua = readFileSync(new URL(`../src/redis/lua/${f}.lua`, import.meta.url), 'utf8');
+  for (const f of ['allocateSandbox-2', 'finishCreate-3', 'reportContainer-2', 'applyDnsChanges-4', 'heartbeat-3']) {
+    const lua = scriptLua(`${f}.lua`);
     shas.set(createHash('sha1').update(lua).digest('hex'), f.replace(/-\d+$/, ''));
   }
   const monitor = await admin.monitor();

@@ -40,6 +40,9 @@ const LIVENESS_TTL_MS = 6000;
 const REDIS_START_WAIT_MS = 5000;
 /** How long start() waits for a first certificate (an ACME order goes on behind if it takes longer). */
 const CERTIFICATE_START_WAIT_MS = 30_000;
+/** How often a master that found another counting the records of an earlier version looks again (that master's lock lapses after COUNTS_LOCK_MS if it died). */
+const RECOUNT_RETRY_MS = 30_000;
+const COUNTS_LOCK_MS = 60_000;
 
 /**
  * `omega master`: the public API, and the timers that keep the system
@@ -66,6 +69,10 @@ export class MasterServer implements Component {
   private readonly scaleIn: Periodic<string[]>;
   private readonly liveness: Periodic<void>;
   private readonly lostHosts: Periodic<unknown>;
+  private readonly recount: Periodic<void>;
+  /** The counts by state are complete (no record of an earlier version left uncounted): the recount has nothing more to do. */
+  private counted = false;
+  private readonly recountFailed = (err: unknown) => this.log.warn({ err }, 'counting the sandboxes by state failed; retried on the timer');
   /** This master's id: the owner of the creates and deletes it runs, alive while its liveness key is. */
   readonly masterId = randomBytes(8).toString('hex');
   private url = '';
@@ -106,6 +113,15 @@ export class MasterServer implements Component {
     );
     // As often as the reaper looks for lapsed hosts: a dead local manager is restarted within a pass of being marked lost.
     this.lostHosts = new Periodic(config.reapIntervalMs, () => this.scaler.handleLostHosts(), (err) => this.log.warn({ err }, 'lost-host pass failed'));
+    this.recount = new Periodic(
+      RECOUNT_RETRY_MS,
+      async () => {
+        if (this.counted) return;
+        this.counted = await this.store.countUncounted(COUNTS_LOCK_MS);
+        if (this.counted) this.log.debug('sandbox counts by state complete');
+      },
+      this.recountFailed,
+    );
     this.routes = new WorkerRoutes(config.zone, config.tls === 'off' ? null : this.ingressTrust());
     this.runner = new Runner(config, this.sandboxes, this.routes, log.child({ component: 'run' }));
     this.reaper = new Reaper(
@@ -264,6 +280,9 @@ export class MasterServer implements Component {
     this.reaper.start();
     this.scaleIn.start();
     this.lostHosts.start();
+    // Not awaited: at 100,000 records of an earlier version it takes a moment, and nothing waits for it but /metrics.
+    void this.recount.run().catch(this.recountFailed);
+    this.recount.start();
   }
 
   /** Stop taking requests, let timers finish their pass, stop the provider's hosts, close connections. */
@@ -272,6 +291,7 @@ export class MasterServer implements Component {
     await this.certificates?.stop();
     await this.scaleIn.stop();
     await this.lostHosts.stop();
+    await this.recount.stop();
     await this.reaper.stop();
     await this.reconciler.stop();
     await this.scaler.stop();

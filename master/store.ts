@@ -4,7 +4,7 @@ import { hostKeyPrefix, hostKeys, type HostKeys } from '../src/redis/keys.js';
 import { AllocateFailure, defineScripts, RELEASE_NOT_DELETING } from '../src/redis/scripts.js';
 import type { ContainerEntry } from '../src/protocol/manager.js';
 
-import type { PauseKind, SandboxState, SnapshotKind, SnapshotView } from '../src/protocol/master.js';
+import { SANDBOX_STATES, type PauseKind, type SandboxState, type SnapshotKind, type SnapshotView } from '../src/protocol/master.js';
 
 export type { PauseKind, SandboxState };
 
@@ -221,7 +221,7 @@ export class Store {
   async finishCreate(id: string, c: { expiresAtMs: number; hostPort: number; ingressPort: number | null; containerId: string }): Promise<{ record: SandboxRecord | null; replicated: boolean }> {
     const k = this.keys;
     const pipe = this.redis.pipeline();
-    pipe.finishCreate(k.sandbox(id), k.expiry, id, this.masterId, Date.now(), c.expiresAtMs, c.hostPort, c.containerId, c.ingressPort ?? '');
+    pipe.finishCreate(k.sandbox(id), k.expiry, k.counts, id, this.masterId, Date.now(), c.expiresAtMs, c.hostPort, c.containerId, c.ingressPort ?? '');
     const { count, timeoutMs } = this.waitReplicas;
     if (count > 0) pipe.call('WAIT', count, timeoutMs);
     const res = (await pipe.exec()) ?? [];
@@ -233,7 +233,7 @@ export class Store {
 
   /** The first step of a delete (any state -> deleting, owned by this master); the record, or null if there is none. */
   async beginDelete(id: string): Promise<SandboxRecord | null> {
-    const flat = await this.redis.beginDelete(this.keys.sandbox(id), this.keys.expiry, id, this.masterId, Date.now());
+    const flat = await this.redis.beginDelete(this.keys.sandbox(id), this.keys.expiry, this.keys.counts, id, this.masterId, Date.now());
     return flat ? parse(id, pairs(flat)) : null;
   }
 
@@ -255,14 +255,14 @@ export class Store {
    * sandbox is in (null when there is none).
    */
   async beginPause(id: string, op: 'pause' | 'resume', kind: PauseKind = 'memory', timeLeftMs?: number): Promise<{ record: SandboxRecord } | { state: SandboxState | 'archived' | null }> {
-    const r = await this.redis.beginPause(this.keys.sandbox(id), this.keys.expiry, id, op, this.masterId, Date.now(), kind, timeLeftMs === undefined ? '' : String(timeLeftMs));
+    const r = await this.redis.beginPause(this.keys.sandbox(id), this.keys.expiry, this.keys.counts, id, op, this.masterId, Date.now(), kind, timeLeftMs === undefined ? '' : String(timeLeftMs));
     if (typeof r === 'string') return { state: (r || null) as SandboxState | 'archived' | null };
     return { record: parse(id, pairs(r))! };
   }
 
-  /** End a pause or resume (see settleSandbox-2.lua); the record, or null when it left `from` or this master's hands. `owner` '' lets the reconciler take over. */
+  /** End a pause or resume (see settleSandbox-5.lua); the record, or null when it left `from` or this master's hands. `owner` '' lets the reconciler take over. */
   async settle(id: string, from: 'pausing' | 'resuming', to: 'paused' | 'running', fields: Record<string, string> = {}, owner = this.masterId): Promise<SandboxRecord | null> {
-    const flat = await this.redis.settleSandbox(this.keys.sandbox(id), this.keys.expiry, this.keys.frozen, this.keys.stopped, id, from, owner, to, Date.now(), ...Object.entries(fields).flat());
+    const flat = await this.redis.settleSandbox(this.keys.sandbox(id), this.keys.expiry, this.keys.frozen, this.keys.stopped, this.keys.counts, id, from, owner, to, Date.now(), ...Object.entries(fields).flat());
     return flat ? parse(id, pairs(flat)) : null;
   }
 
@@ -279,12 +279,12 @@ export class Store {
   /** Move between states only from the expected ones; false if it was not in one of them. */
   async transition(id: string, from: SandboxState[], to: SandboxState, fields: Record<string, string> = {}): Promise<boolean> {
     const flat = Object.entries({ ...fields, stateSinceMs: String(Date.now()) }).flat();
-    return (await this.redis.transitionSandbox(this.keys.sandbox(id), from.join(','), to, ...flat)) === 1;
+    return (await this.redis.transitionSandbox(this.keys.sandbox(id), this.keys.counts, from.join(','), to, ...flat)) === 1;
   }
 
   /** Set fields of a sandbox that is in `state`, its state and since-when unchanged; false if it is not. */
   async update(id: string, state: SandboxState, fields: Record<string, string>): Promise<boolean> {
-    return (await this.redis.transitionSandbox(this.keys.sandbox(id), state, state, ...Object.entries(fields).flat())) === 1;
+    return (await this.redis.transitionSandbox(this.keys.sandbox(id), this.keys.counts, state, state, ...Object.entries(fields).flat())) === 1;
   }
 
   async get(id: string): Promise<SandboxRecord | null> {
@@ -496,6 +496,51 @@ export class Store {
         if (out.length === count) return out;
       }
       offset += raw.length / 2;
+    }
+  }
+
+  /** How many sandboxes are in each state (every state present; the counts hash, kept by the scripts: one read). */
+  async stateCounts(): Promise<Record<SandboxState, number>> {
+    const raw = await this.redis.hgetall(this.keys.counts);
+    return Object.fromEntries(SANDBOX_STATES.map((s) => [s, Number(raw[s] ?? 0)])) as Record<SandboxState, number>;
+  }
+
+  /**
+   * Count the records no script has counted yet: those a master of an
+   * earlier version wrote, before the counts existed. Once per Redis: the
+   * first master to start takes a short lock, pages through the index and
+   * marks the counts complete (`recountedAtMs`). True once they are
+   * complete, false while another master holds the lock (try again later).
+   *
+   * Why it is right without stopping anything: setState (the one writer of
+   * a state) and countSandboxes both count a record only when it is not yet
+   * marked `counted`, each in one script, so a record is counted exactly
+   * once whichever comes first, and a state change meanwhile moves its
+   * count as usual. Records created during the pass are counted by their
+   * create; the index is paged by creation time, not by rank, so a delete
+   * meanwhile cannot make the pass skip one. No page is bigger than
+   * `pageSize`, so Redis is never held for the whole index. If this master
+   * dies midway, the lock lapses and the next master repeats the pass
+   * (counting again is a no-op). A master of the earlier version still
+   * changing states after the pass (a rolling upgrade) is the one thing it
+   * cannot correct: its changes do not move the counts.
+   */
+  async countUncounted(lockMs = 60_000, pageSize = 500): Promise<boolean> {
+    const k = this.keys;
+    if (await this.redis.hexists(k.counts, 'recountedAtMs')) return true;
+    if ((await this.redis.set(k.countsLock, this.masterId, 'PX', lockMs, 'NX')) !== 'OK') return false;
+    try {
+      let cursor: { ms: number; id: string } | null = null;
+      for (;;) {
+        const page = await this.page(cursor, pageSize);
+        if (page.length) await this.redis.countSandboxes(k.counts, this.prefix, ...page.map((p) => p.id));
+        if (page.length < pageSize) break;
+        cursor = page[page.length - 1]!;
+      }
+      await this.redis.hset(k.counts, 'recountedAtMs', String(Date.now()));
+      return true;
+    } finally {
+      await this.redis.releaseLock(k.countsLock, this.masterId);
     }
   }
 

@@ -26,7 +26,7 @@ export type DnsKeys = ReturnType<typeof dnsKeys>;
  *
  * Every key has one owner (the only program that writes it):
  *   manager: host, alive, beats, containers, the host index and the host events stream;
- *   master:  hostStatus, lostHosts, load, sandboxesOn, sandbox, sandboxes, expiry, tomb,
+ *   master:  hostStatus, lostHosts, load, sandboxesOn, sandbox, sandboxes, counts, expiry, tomb,
  *            scaleOut, sweep, sweepLease, master (each master its own).
  * A reader may read any of them; a writer changes its own only through the
  * scripts in lua/ that check what they expect (a lone HSET of a field no
@@ -74,11 +74,19 @@ export function hostKeys(prefix: string) {
      * hash (master): one sandbox: host, address, managerUrl, state
      * (creating|running|deleting|lost), owner (the master creating or deleting
      * it), template, createdAtMs, stateSinceMs, expiresAtMs, idleSeconds,
-     * metadata, internal, dns, hostPort, containerId, lostAtMs, lostReason.
+     * metadata, internal, dns, hostPort, containerId, lostAtMs, lostReason,
+     * counted ('1': its state is in `counts`).
      */
     sandbox: (id: string) => `${p}:sandbox:${id}`,
     /** sorted set (master): every sandbox the master knows -> created at (ms), for listing */
     sandboxes: `${p}:sandboxes`,
+    /**
+     * hash (master): state -> how many sandboxes are in it, moved by every script that changes a
+     * state (lua/lib/setState.lua), for /metrics; recountedAtMs once every record is in it
+     */
+    counts: `${p}:counts`,
+    /** string with an expiry (master): held by the master counting the records no script has counted yet */
+    countsLock: `${p}:counts-lock`,
     /** sorted set (master): sandbox id -> expires at (ms), for the reaper */
     expiry: `${p}:expiry`,
     /** sorted set (master): sandbox id -> paused with memory at (ms); frozen past OMEGA_FROZEN_SECONDS, the reaper stops them */

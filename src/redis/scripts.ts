@@ -21,27 +21,33 @@ const SCRIPTS = [
   'heartbeat-4.lua',
   'admitHosts-2.lua',
   'allocateSandbox-2.lua',
-  'finishCreate-2.lua',
-  'beginDelete-2.lua',
+  'finishCreate-3.lua',
+  'beginDelete-3.lua',
   'releaseSandbox-3.lua',
   'markSandboxLost-2.lua',
   'markHostLost-2.lua',
   'forgetHost-2.lua',
-  'transitionSandbox-1.lua',
+  'transitionSandbox-2.lua',
   'extendSandbox-2.lua',
   'drainHost-3.lua',
   'undrainHost-3.lua',
   'reportContainer-2.lua',
   'storeCertificate-2.lua',
   'releaseLock-1.lua',
-  'beginPause-2.lua',
-  'settleSandbox-4.lua',
+  'beginPause-3.lua',
+  'settleSandbox-5.lua',
   'moveSandbox-1.lua',
   'claimDue-1.lua',
   'takeDue-1.lua',
   'noteSnapshot-3.lua',
   'changeWorkspace-1.lua',
+  'countSandboxes-1.lua',
 ].map(load);
+
+/** A script's text as Redis runs it (its includes in place), by file name: what its EVALSHA hashes, for a bench reading MONITOR. */
+export function scriptLua(file: string): string {
+  return load(file).lua;
+}
 
 /** Negative results of Omega's scripts, turned into errors in one place by each caller. */
 export enum ScriptFailure {
@@ -91,13 +97,13 @@ declare module 'ioredis' {
       warm: string,
       ...fields: string[]
     ): Result<[hostId: string, address: string, managerUrl: string] | AllocateFailure, Context>;
-    finishCreate(sandbox: string, expiry: string, id: string, owner: string, nowMs: number, expiresAtMs: number, hostPort: number, containerId: string, ingressPort: number | ''): Result<string[] | 0, Context>;
-    beginDelete(sandbox: string, expiry: string, id: string, owner: string, nowMs: number): Result<string[] | 0, Context>;
+    finishCreate(sandbox: string, expiry: string, counts: string, id: string, owner: string, nowMs: number, expiresAtMs: number, hostPort: number, containerId: string, ingressPort: number | ''): Result<string[] | 0, Context>;
+    beginDelete(sandbox: string, expiry: string, counts: string, id: string, owner: string, nowMs: number): Result<string[] | 0, Context>;
     releaseSandbox(load: string, sandboxes: string, expiry: string, prefix: string, id: string, tombSeconds: number): Result<number, Context>;
     markSandboxLost(load: string, expiry: string, prefix: string, id: string, hostId: string, nowMs: number, why: string): Result<number, Context>;
     markHostLost(load: string, expiry: string, prefix: string, hostId: string, nowMs: number): Result<string[], Context>;
     forgetHost(hosts: string, load: string, prefix: string, hostId: string): Result<number, Context>;
-    transitionSandbox(sandbox: string, from: string, to: string, ...fields: string[]): Result<number, Context>;
+    transitionSandbox(sandbox: string, counts: string, from: string, to: string, ...fields: string[]): Result<number, Context>;
     extendSandbox(sandbox: string, expiry: string, id: string, expiresAtMs: number): Result<number, Context>;
     drainHost(hostStatus: string, sandboxesOn: string, load: string, hostId: string): Result<number, Context>;
     undrainHost(hostStatus: string, sandboxesOn: string, load: string, hostId: string): Result<number, Context>;
@@ -113,11 +119,12 @@ declare module 'ioredis' {
     ): Result<number, Context>;
     storeCertificate(lock: string, certificate: string, token: string, bundleJson: string, fingerprint: string, nowMs: number): Result<number, Context>;
     releaseLock(lock: string, token: string): Result<number, Context>;
-    beginPause(sandbox: string, expiry: string, id: string, op: 'pause' | 'resume', owner: string, nowMs: number, kind: string, timeLeftMs: string): Result<string[] | string, Context>;
-    settleSandbox(sandbox: string, expiry: string, frozen: string, stopped: string, id: string, expected: string, owner: string, to: string, nowMs: number, ...fields: string[]): Result<string[] | 0, Context>;
+    beginPause(sandbox: string, expiry: string, counts: string, id: string, op: 'pause' | 'resume', owner: string, nowMs: number, kind: string, timeLeftMs: string): Result<string[] | string, Context>;
+    settleSandbox(sandbox: string, expiry: string, frozen: string, stopped: string, counts: string, id: string, expected: string, owner: string, to: string, nowMs: number, ...fields: string[]): Result<string[] | 0, Context>;
     moveSandbox(load: string, prefix: string, id: string, op: 'archive' | 'begin' | 'back', owner: string, nowMs: number, preferred: string, excluded: string): Result<string[] | string | -1, Context>;
     noteSnapshot(snapshot: string, snapshots: string, sandbox: string, id: string, createdAtMs: number, ...fields: string[]): Result<string | 0, Context>;
     changeWorkspace(workspaces: string, prefix: string, name: string, op: 'attach' | 'place' | 'detach' | 'snapshot' | 'forget', arg: string, arg2: string, nowMs: number): Result<string[] | string, Context>;
+    countSandboxes(counts: string, prefix: string, ...ids: string[]): Result<number, Context>;
     claimDue(due: string, id: string, nowMs: number, nextMs: number): Result<number, Context>;
     takeDue(due: string, nowMs: number, limit: number): Result<string[], Context>;
   }

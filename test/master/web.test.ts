@@ -17,7 +17,7 @@ function build(webDir: string) {
     // Not reached by these routes; the store only as far as /metrics reads it.
     sandboxes: {} as never,
     runner: {} as never,
-    store: { allIds: async () => [], getMany: async () => [], hosts: async () => [] } as never,
+    store: { stateCounts: async () => ({ creating: 0, running: 3, pausing: 0, paused: 0, resuming: 0, deleting: 0, lost: 0 }), hosts: async () => [] } as never,
     token: TOKEN,
     status: async () => ({ redis: true, dns: true }),
     templates: ['node', 'python'],
@@ -83,6 +83,7 @@ t.test('/ serves the page, the assets come with their types, revalidated with an
   t.equal((await app.inject({ method: 'GET', url: '/healthz' })).json().status, 'ok');
   const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
   t.match(metrics, /omega_master_runs_total/);
+  t.match(metrics, /omega_master_sandboxes\{state="running"\} 3/, 'sandboxes by state, from the store\'s counts');
   t.match(metrics, /omega_master_lost_hosts_total\{action="restarted"\} 2/, 'lost hosts by what their provider did');
   t.equal((await app.inject({ method: 'GET', url: '/v1/hosts' })).statusCode, 401, '/v1 still needs the token');
 });

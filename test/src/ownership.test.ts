@@ -25,7 +25,7 @@ function ownerOf(key: string): 'manager' | 'master' | 'dns' | 'unknown' {
   if (rest === undefined) return 'unknown';
   if (/^host:[^:]+:(status|sandboxes|workspaces)$/.test(rest)) return 'master';
   if (/^host:[^:]+:containers$/.test(rest) || /^host:[^:]+$/.test(rest) || /^(alive|warm):/.test(rest) || rest === 'hosts' || rest === 'beats' || rest === 'host-events') return 'manager';
-  if (/^(load|lost-hosts|sandboxes|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master|sweep):/.test(rest)) return 'master';
+  if (/^(load|lost-hosts|sandboxes|counts|counts-lock|expiry|frozen|stopped|snapshot-due|snapshots|workspaces|scaleout)$/.test(rest) || /^(sandbox|snapshot|workspace|tomb|master|sweep):/.test(rest)) return 'master';
   return 'unknown';
 }
 
@@ -49,6 +49,8 @@ t.test('the classification names every key keys.ts builds', async (t) => {
     [k.sandboxesOn('h'), 'master'],
     [k.sandbox('s'), 'master'],
     [k.sandboxes, 'master'],
+    [k.counts, 'master'],
+    [k.countsLock, 'master'],
     [k.expiry, 'master'],
     [k.frozen, 'master'],
     [k.snapshotDue, 'master'],

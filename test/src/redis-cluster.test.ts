@@ -27,6 +27,7 @@ function keyNamed(prefix: string, name: string): string | undefined {
     changes: d.changes,
     load: h.load,
     sandboxes: h.sandboxes,
+    counts: h.counts,
     expiry: h.expiry,
     frozen: h.frozen,
     snapshotDue: h.snapshotDue,
@@ -71,7 +72,7 @@ t.test('every script\'s keys, declared or reached through the {hosts} prefix, ha
     // A script that builds key names from ARGV[1] (the {hosts} prefix) reaches these too.
     if (/ARGV\[1\]\s+key prefix/.test(lua)) {
       const h = hostKeys('omega');
-      keys.push(h.sandbox('s1'), h.tomb('s1'), h.alive('h1'), h.host('h1'), h.sandboxesOn('h1'), h.hostStatus('h1'), h.containers('h1'));
+      keys.push(h.sandbox('s1'), h.counts, h.tomb('s1'), h.alive('h1'), h.host('h1'), h.sandboxesOn('h1'), h.hostStatus('h1'), h.containers('h1'));
       t.equal(h.sandbox('s1').slice(0, hostKeyPrefix('omega').length), hostKeyPrefix('omega'));
     }
     const slots = new Set(await Promise.all((keys as string[]).map((k) => cluster.keyslot(k))));
@@ -108,6 +109,10 @@ t.test('createRedis(redis+cluster://) runs every script, MULTI and pipelines, th
   await c.del(k.alive('h2'));
   const onH2 = placed.flatMap((p, i) => (p?.hostId === 'h2' ? [`s${'abcd'[i]}`] : []));
   t.same((await store.markHostLost('h2')).sort(), onH2.sort(), 'markHostLost: the lapsed host\'s sandboxes');
+  const byState: Record<string, number> = {};
+  for (const r of await store.getMany(await store.allIds())) if (r) byState[r.state] = (byState[r.state] ?? 0) + 1;
+  t.match(await store.stateCounts(), byState, 'the counts by state, kept by the scripts');
+  t.equal(await store.countUncounted(), true, 'countSandboxes and its lock');
   t.equal(await store.drain('h2'), true, 'drainHost: the lost host is empty');
   await store.undrain('h2');
   t.equal(await store.forgetHost('h2'), true, 'forgetHost');

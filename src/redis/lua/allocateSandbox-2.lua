@@ -17,7 +17,8 @@
   this script makes as few as it can (8 when the first host has room).
 
   Keys other than KEYS are reached by id under ARGV[1], the `{hosts}` prefix
-  every one of them shares (src/redis/keys.ts builds the same names).
+  every one of them shares (src/redis/keys.ts builds the same names); the
+  new record is counted in `counts` (lib/setState.lua).
 
   KEYS[1] load       sorted set: host id -> sandbox count
   KEYS[2] sandboxes  sorted set: sandbox id -> created at (ms)
@@ -48,10 +49,12 @@ local excluded = {}
 for h in string.gmatch(ARGV[4], '[^,]+') do excluded[h] = true end
 
 --@include lib/findSlot.lua
+--@include lib/setState.lua
 
 local slot = findSlot(p, KEYS[1], id, excluded, ARGV[6], ARGV[7])
 if not slot then return -1 end
-redis.call('HSET', sandbox, 'host', slot[1], 'address', slot[2], 'managerUrl', slot[3], 'state', 'creating',
+setState(sandbox, p .. ':counts', 'creating')
+redis.call('HSET', sandbox, 'host', slot[1], 'address', slot[2], 'managerUrl', slot[3],
   'createdAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'owner', ARGV[5], unpack(ARGV, 8))
 redis.call('ZADD', KEYS[2], ARGV[3], id)
 return slot

@@ -15,6 +15,8 @@
 
   Returns the ids marked lost.
 ]]
+--@include lib/setState.lua
+
 local p = ARGV[1]
 local h = ARGV[2]
 if redis.call('EXISTS', p .. ':alive:' .. h) == 1 then return {} end
@@ -24,7 +26,8 @@ for _, id in ipairs(redis.call('SMEMBERS', on)) do
   local sandbox = p .. ':sandbox:' .. id
   local state = redis.call('HGET', sandbox, 'state')
   if state == 'running' or state == 'creating' or state == 'pausing' or state == 'paused' or state == 'resuming' then
-    redis.call('HSET', sandbox, 'state', 'lost', 'lostAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'lostReason', 'host lost')
+    setState(sandbox, p .. ':counts', 'lost')
+    redis.call('HSET', sandbox, 'lostAtMs', ARGV[3], 'stateSinceMs', ARGV[3], 'lostReason', 'host lost')
     redis.call('ZREM', KEYS[2], id)
     lost[#lost + 1] = id
   end

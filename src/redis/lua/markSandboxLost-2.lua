@@ -15,13 +15,16 @@
 
   Returns 1 if it became lost, 0 if it was not running on that host.
 ]]
+--@include lib/setState.lua
+
 local p = ARGV[1]
 local id = ARGV[2]
 local h = ARGV[3]
 local sandbox = p .. ':sandbox:' .. id
 local rec = redis.call('HMGET', sandbox, 'state', 'host')
 if rec[1] ~= 'running' or rec[2] ~= h then return 0 end
-redis.call('HSET', sandbox, 'state', 'lost', 'lostAtMs', ARGV[4], 'stateSinceMs', ARGV[4], 'lostReason', ARGV[5])
+setState(sandbox, p .. ':counts', 'lost')
+redis.call('HSET', sandbox, 'lostAtMs', ARGV[4], 'stateSinceMs', ARGV[4], 'lostReason', ARGV[5])
 local on = p .. ':host:' .. h .. ':sandboxes'
 if redis.call('SREM', on, id) == 1 then
   redis.call('ZADD', KEYS[1], 'XX', redis.call('SCARD', on), h)

@@ -30,10 +30,13 @@
   sandbox is in as a string ('' when there is none), or -1 (begin) when no
   host has room.
 ]]
+--@include lib/setState.lua
+
 local p = ARGV[1]
 local id = ARGV[2]
 local op = ARGV[3]
 local sandbox = p .. ':sandbox:' .. id
+local counts = p .. ':counts'
 local rec = redis.call('HMGET', sandbox, 'state', 'owner', 'pauseKind', 'host', 'movedFrom')
 local state = rec[1]
 if not state then return '' end
@@ -50,7 +53,8 @@ if op == 'archive' then
   if state ~= 'pausing' or rec[3] ~= 'archived' then return state end
   if ARGV[4] ~= '' and rec[2] ~= ARGV[4] then return state end
   leave(rec[4])
-  redis.call('HSET', sandbox, 'state', 'paused', 'owner', '', 'stateSinceMs', ARGV[5], 'pausedAtMs', ARGV[5], 'host', '', 'address', '', 'managerUrl', '')
+  setState(sandbox, counts, 'paused')
+  redis.call('HSET', sandbox, 'owner', '', 'stateSinceMs', ARGV[5], 'pausedAtMs', ARGV[5], 'host', '', 'address', '', 'managerUrl', '')
   redis.call('HDEL', sandbox, 'hostPort', 'containerId')
   redis.call('ZREM', p .. ':frozen', id)
   redis.call('ZREM', p .. ':stopped', id)
@@ -62,9 +66,11 @@ if op == 'back' then
   if ARGV[4] ~= '' and rec[2] ~= ARGV[4] then return state end
   leave(rec[4])
   if rec[5] == 'lost' then
-    redis.call('HSET', sandbox, 'state', 'lost', 'stateSinceMs', ARGV[5])
+    setState(sandbox, counts, 'lost')
+    redis.call('HSET', sandbox, 'stateSinceMs', ARGV[5])
   else
-    redis.call('HSET', sandbox, 'state', 'paused', 'pauseKind', 'archived', 'stateSinceMs', ARGV[5], 'host', '', 'address', '', 'managerUrl', '')
+    setState(sandbox, counts, 'paused')
+    redis.call('HSET', sandbox, 'pauseKind', 'archived', 'stateSinceMs', ARGV[5], 'host', '', 'address', '', 'managerUrl', '')
   end
   redis.call('HSET', sandbox, 'owner', '')
   redis.call('HDEL', sandbox, 'movedFrom', 'hostPort', 'containerId')
@@ -87,7 +93,8 @@ for h in string.gmatch(ARGV[7], '[^,]+') do excluded[h] = true end
 
 local slot = findSlot(p, KEYS[1], id, excluded, ARGV[6], '')
 if not slot then return -1 end
-redis.call('HSET', sandbox, 'state', 'resuming', 'owner', ARGV[4], 'stateSinceMs', ARGV[5], 'movedFrom', from,
+setState(sandbox, counts, 'resuming')
+redis.call('HSET', sandbox, 'owner', ARGV[4], 'stateSinceMs', ARGV[5], 'movedFrom', from,
   'host', slot[1], 'address', slot[2], 'managerUrl', slot[3], 'dns', '1')
 -- A lost sandbox comes back with its whole lifetime (an archived one kept its time left when paused).
 if from == 'lost' then redis.call('HSET', sandbox, 'remainingMs', redis.call('HGET', sandbox, 'lifetimeMs') or '0') end

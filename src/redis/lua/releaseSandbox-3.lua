@@ -13,8 +13,12 @@
   ARGV[2] sandbox id
   ARGV[3] seconds the id stays out of use
 
+  Its count leaves the counts by state (lib/setState.lua).
+
   Returns 1 if released, 0 if there was no record, -1 if it is not deleting.
 ]]
+--@include lib/setState.lua
+
 local p = ARGV[1]
 local id = ARGV[2]
 local sandbox = p .. ':sandbox:' .. id
@@ -33,5 +37,6 @@ redis.call('ZREM', p .. ':stopped', id)
 redis.call('ZREM', p .. ':snapshot-due', id)
 redis.call('SET', p .. ':tomb:' .. id, '1', 'EX', ARGV[3])
 if not rec[1] then return 0 end
+setState(sandbox, p .. ':counts', false)
 redis.call('DEL', sandbox)
 return 1

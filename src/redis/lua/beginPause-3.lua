@@ -16,6 +16,7 @@
 
   KEYS[1] sandbox  hash
   KEYS[2] expiry   sorted set: sandbox id -> expires at (ms)
+  KEYS[3] counts   hash: state -> sandboxes in it (lib/setState.lua)
   ARGV[1] sandbox id
   ARGV[2] 'pause' or 'resume'
   ARGV[3] the calling master's id
@@ -29,16 +30,20 @@
   otherwise the state it is in as a string ('' when there is no record), so
   the caller can tell a no-op (resume of a running one) from a conflict.
 ]]
+--@include lib/setState.lua
+
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return '' end
 if ARGV[2] == 'pause' then
   if state == 'paused' and ARGV[5] == 'stopped' and redis.call('HGET', KEYS[1], 'pauseKind') == 'memory' then
-    redis.call('HSET', KEYS[1], 'state', 'pausing', 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', 'stopped')
+    setState(KEYS[1], KEYS[3], 'pausing')
+    redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', 'stopped')
     return redis.call('HGETALL', KEYS[1])
   end
   if ARGV[5] == 'archived' then
     if state ~= 'paused' or redis.call('HGET', KEYS[1], 'pauseKind') ~= 'stopped' then return state end
-    redis.call('HSET', KEYS[1], 'state', 'pausing', 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', 'archived')
+    setState(KEYS[1], KEYS[3], 'pausing')
+    redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', 'archived')
     return redis.call('HGETALL', KEYS[1])
   end
   if state ~= 'running' then return state end
@@ -46,10 +51,12 @@ if ARGV[2] == 'pause' then
   if ARGV[6] and ARGV[6] ~= '' then left = tonumber(ARGV[6]) end
   if left < 0 then left = 0 end
   redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('HSET', KEYS[1], 'state', 'pausing', 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', ARGV[5], 'remainingMs', tostring(left))
+  setState(KEYS[1], KEYS[3], 'pausing')
+  redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'stateSinceMs', ARGV[4], 'pauseKind', ARGV[5], 'remainingMs', tostring(left))
 else
   if state ~= 'paused' then return state end
   if redis.call('HGET', KEYS[1], 'pauseKind') == 'archived' then return 'archived' end
-  redis.call('HSET', KEYS[1], 'state', 'resuming', 'owner', ARGV[3], 'stateSinceMs', ARGV[4])
+  setState(KEYS[1], KEYS[3], 'resuming')
+  redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'stateSinceMs', ARGV[4])
 end
 return redis.call('HGETALL', KEYS[1])

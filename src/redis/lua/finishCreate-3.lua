@@ -8,6 +8,7 @@
 
   KEYS[1] sandbox  hash
   KEYS[2] expiry   sorted set: sandbox id -> expires at (ms)
+  KEYS[3] counts   hash: state -> sandboxes in it (lib/setState.lua)
   ARGV[1] sandbox id
   ARGV[2] the calling master's id
   ARGV[3] now (ms)
@@ -19,9 +20,12 @@
   Returns the record as a flat field, value list, or 0 if it was not this
   master's `creating` sandbox.
 ]]
+--@include lib/setState.lua
+
 local rec = redis.call('HMGET', KEYS[1], 'state', 'owner')
 if rec[1] ~= 'creating' or rec[2] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'running', 'stateSinceMs', ARGV[3], 'expiresAtMs', ARGV[4],
+setState(KEYS[1], KEYS[3], 'running')
+redis.call('HSET', KEYS[1], 'stateSinceMs', ARGV[3], 'expiresAtMs', ARGV[4],
   'hostPort', ARGV[5], 'containerId', ARGV[6], 'ingressPort', ARGV[7])
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])

@@ -14,6 +14,7 @@
   KEYS[2] expiry   sorted set: sandbox id -> expires at (ms)
   KEYS[3] frozen   sorted set: sandbox id -> paused with memory at (ms)
   KEYS[4] stopped  sorted set: sandbox id -> stopped at (ms) (stopped past OMEGA_STOPPED_SECONDS, it is archived)
+  KEYS[5] counts   hash: state -> sandboxes in it (lib/setState.lua)
   ARGV[1] sandbox id
   ARGV[2] expected state ('pausing' or 'resuming')
   ARGV[3] the master that must own it ('' : any, for the reconciler taking over)
@@ -24,9 +25,12 @@
   Returns the record as a flat field, value list, or 0 when the sandbox is
   no longer in the expected state or no longer this master's.
 ]]
+--@include lib/setState.lua
+
 if redis.call('HGET', KEYS[1], 'state') ~= ARGV[2] then return 0 end
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[4], 'owner', '', 'stateSinceMs', ARGV[5])
+setState(KEYS[1], KEYS[5], ARGV[4])
+redis.call('HSET', KEYS[1], 'owner', '', 'stateSinceMs', ARGV[5])
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[4] == 'running' then
   local expires = tonumber(ARGV[5]) + tonumber(redis.call('HGET', KEYS[1], 'remainingMs') or '0')

@@ -7,6 +7,7 @@
 
   KEYS[1] sandbox  hash
   KEYS[2] expiry   sorted set: sandbox id -> expires at (ms)
+  KEYS[3] counts   hash: state -> sandboxes in it (lib/setState.lua)
   ARGV[1] sandbox id
   ARGV[2] the calling master's id
   ARGV[3] now (ms)
@@ -14,11 +15,14 @@
   Returns the record as a flat field, value list (with `deletedFrom`, the
   state it left), or 0 when there is none.
 ]]
+--@include lib/setState.lua
+
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 if state ~= 'deleting' then
-  redis.call('HSET', KEYS[1], 'state', 'deleting', 'deletedFrom', state, 'stateSinceMs', ARGV[3])
+  setState(KEYS[1], KEYS[3], 'deleting')
+  redis.call('HSET', KEYS[1], 'deletedFrom', state, 'stateSinceMs', ARGV[3])
 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[2])
 return redis.call('HGETALL', KEYS[1])

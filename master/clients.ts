@@ -76,7 +76,7 @@ export class ManagerClient {
     this.http = new JsonClient(agent, token, 'MANAGER_UNAVAILABLE');
   }
 
-  create(managerUrl: string, body: { id: string; template: string; token: string; internet?: false; env?: Record<string, string>; git?: GitSource; snapshot?: string; autoResume?: true; workspace?: string }, timeoutMs: number): Promise<SandboxInfo> {
+  create(managerUrl: string, body: { id: string; template: string; token: string; internet?: false; env?: Record<string, string>; git?: GitSource; snapshot?: string; autoResume?: true; workspace?: string; publicPreviews?: true }, timeoutMs: number): Promise<SandboxInfo> {
     return this.http.call('POST', `${managerUrl}/v1/sandboxes`, body, timeoutMs);
   }
 

@@ -247,7 +247,7 @@ export class Worker {
     }
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return sendJson(res, 200, this.health());
     if (path === '/_omega/claim' && req.method === 'POST') {
-      handleClaim(req, res, this.config.claimSecret, this.creds, this.clone!, this.log).catch((err: unknown) => {
+      handleClaim(req, res, this.config.claimSecret, this.creds, this.clone!, preview, this.log).catch((err: unknown) => {
         this.log.error({ err }, 'claim failed');
         sendError(res, 500, 'INTERNAL', 'internal error');
       });

@@ -16,11 +16,10 @@ try {
   const read = await sbx.files.read('hello.txt');
   await sbx.commands.run(`node -e "require('http').createServer((q, s) => s.end('preview ok')).listen(3000)"`, { background: true });
   const host = sbx.getHost(3000);
-  // Omega's previews are private: the sandbox token opens them.
-  const token = (sbx as unknown as { envdAccessToken: string }).envdAccessToken;
+  // As in E2B, the preview is public: no token.
   let preview = '';
   for (let i = 0; i < 50 && preview !== 'preview ok'; i++) {
-    const res = await fetch(`https://${host}/`, { dispatcher: new ProxyAgent({ uri: proxy, proxyTunnel: true }), headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`https://${host}/`, { dispatcher: new ProxyAgent({ uri: proxy, proxyTunnel: true }) });
     preview = await res.text();
     if (preview !== 'preview ok') await new Promise((r) => setTimeout(r, 100));
   }

@@ -152,7 +152,7 @@ export class DnsClient {
   }
 
   /** One page of the names in the zone (relative), from `cursor`. */
-  list(prefix: string, cursor?: string): Promise<{ records: Array<{ name: string }>; nextCursor: string | null }> {
+  list(prefix: string, cursor?: string): Promise<{ records: Array<{ name: string; records: Array<{ type: string; values: string[] }> }>; nextCursor: string | null }> {
     const q = new URLSearchParams({ prefix, limit: '500', ...(cursor ? { cursor } : {}) });
     return this.http.call('GET', `${this.apiUrl}/v1/records?${q}`);
   }

@@ -1,10 +1,12 @@
+import { isIP } from 'node:net';
 import { Periodic } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import type { DnsClient } from './clients.js';
 import type { HostEvents } from './host-events.js';
 import { describe, type Sandboxes } from './sandboxes.js';
 import { SANDBOX_ID_FORMAT } from '../src/ids.js';
-import type { SandboxRecord, Store } from './store.js';
+import type { HostView, SandboxRecord, Store } from './store.js';
+import { MAX_VALUES, type Change } from '../src/protocol/dns.js';
 import type { ContainerEntry } from '../src/protocol/manager.js';
 
 export interface MasterReconcileReport {
@@ -26,6 +28,8 @@ export interface MasterReconcileReport {
   scheduled: string[];
   /** Periodic and archive snapshots of sandboxes that are gone (their delete did not get to them), removed. */
   snapshots: string[];
+  /** The zone's wildcard, when it changed: the addresses it answers now. */
+  wildcard: string[];
 }
 
 /**
@@ -53,7 +57,7 @@ export class MasterReconciler {
     private readonly dns: DnsClient,
     private readonly events: HostEvents,
     private readonly zone: string,
-    private readonly opts: { intervalMs: number; createTimeoutMs: number; lostRetentionSeconds: number },
+    private readonly opts: { intervalMs: number; createTimeoutMs: number; lostRetentionSeconds: number; /** Hosts have a TLS ingress: the zone's wildcard points at them. */ wildcard?: { ttl: number } },
     private readonly log: Logger,
   ) {
     this.task = new Periodic(opts.intervalMs, () => this.pass(), (err) => this.log.warn({ err }, 'reconcile failed'));
@@ -123,7 +127,7 @@ export class MasterReconciler {
   }
 
   private async pass(): Promise<MasterReconcileReport> {
-    const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [], scheduled: [], snapshots: [] };
+    const report: MasterReconcileReport = { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [], scheduled: [], snapshots: [], wildcard: [] };
     const now = Date.now();
     report.admitted = await this.store.admitHosts();
     const ids = await this.store.allIds();
@@ -177,7 +181,7 @@ export class MasterReconciler {
       }
     }
 
-    await this.sweepDns(known, report);
+    await this.sweepDns(known, hosts, report);
     await this.sweepSnapshots(known, report);
     const changed = Object.values(report).some((v) => v.length > 0);
     if (changed) this.log.info({ ...Object.fromEntries(Object.entries(report).map(([k, v]) => [k, v.length])) }, 'reconciled');
@@ -207,9 +211,10 @@ export class MasterReconciler {
    * them again (a DNS write lost in a Redis failover: the zone's keys may
    * live on another Cluster node than the records, which WAIT does not cover).
    */
-  private async sweepDns(known: Map<string, SandboxRecord>, report: MasterReconcileReport): Promise<void> {
+  private async sweepDns(known: Map<string, SandboxRecord>, hosts: HostView[], report: MasterReconcileReport): Promise<void> {
     const stale: string[] = [];
     const present = new Set<string>();
+    const wildcard = new Map<string, string[]>();
     const suffix = `.${this.zone}`;
     let cursor: string | undefined;
     do {
@@ -219,6 +224,7 @@ export class MasterReconciler {
         if (!name.endsWith(suffix)) continue;
         const rel = name.slice(0, -suffix.length);
         present.add(rel);
+        if (rel === '*') for (const r of record.records) wildcard.set(r.type, [...r.values].sort());
         const id = rel.startsWith('*.') ? rel.slice(2) : rel;
         if (!SANDBOX_ID_FORMAT.test(id)) continue;
         const r = known.get(id);
@@ -232,6 +238,7 @@ export class MasterReconciler {
     } while (cursor);
     if (stale.length) await this.dns.removeNames(stale);
     report.names = stale;
+    if (this.opts.wildcard) report.wildcard = await this.sweepWildcard(hosts, wildcard, this.opts.wildcard.ttl);
     const missing: SandboxRecord[] = [];
     for (const r of known.values()) {
       if (r.state === 'running' && r.dns && this.sandboxes.names(r.id).some((n) => !present.has(n))) missing.push(r);
@@ -244,5 +251,30 @@ export class MasterReconciler {
       this.log.warn({ sandboxId: r.id }, 'a running sandbox\'s names were missing; written again');
       report.rewritten.push(r.id);
     }
+  }
+
+  /**
+   * The zone's wildcard `*.<zone>` answers the live hosts' addresses, as
+   * E2B's wildcard name answers its proxy: a name no sandbox has (one deleted
+   * or expired, an id never made) then reaches an ingress, which says 502
+   * "The sandbox was not found" (the E2B SDK turns that into its own errors)
+   * instead of leaving the client with NXDOMAIN, a network failure to it. A
+   * sandbox's own names are exact and come first, and so do its
+   * `<port>-<id>` previews (the DNS server's preview rule). Written only when
+   * it differs from what the zone has; the addresses written, or [].
+   */
+  private async sweepWildcard(hosts: HostView[], current: Map<string, string[]>, ttl: number): Promise<string[]> {
+    const live = [...new Set(hosts.filter((h) => h.alive && !h.stoppedAtMs && isIP(h.address)).map((h) => h.address))].sort();
+    const changes: Change[] = [];
+    for (const [type, family] of [['A', 4], ['AAAA', 6]] as const) {
+      const want = live.filter((a) => isIP(a) === family).slice(0, MAX_VALUES);
+      const have = current.get(type) ?? [];
+      if (want.length === have.length && want.every((a, i) => a === have[i])) continue;
+      changes.push(want.length ? { action: 'UPSERT', name: '*', type, ttl, values: want } : { action: 'DELETE', name: '*', type, ifExists: true });
+    }
+    if (!changes.length) return [];
+    await this.dns.change(changes);
+    this.log.info({ addresses: live }, 'the zone\'s wildcard points at the live hosts');
+    return live;
   }
 }

@@ -129,7 +129,7 @@ export class MasterServer implements Component {
       this.dns,
       new HostEvents(this.redis, this.store.keys.hostEvents, this.masterId, log.child({ component: 'host-events' })),
       config.zone,
-      { intervalMs: config.reconcileIntervalMs, createTimeoutMs: config.createTimeoutMs, lostRetentionSeconds: config.lostRetentionSeconds },
+      { intervalMs: config.reconcileIntervalMs, createTimeoutMs: config.createTimeoutMs, lostRetentionSeconds: config.lostRetentionSeconds, ...(config.tls === 'off' ? {} : { wildcard: { ttl: config.dnsTtl } }) },
       log.child({ component: 'reconciler' }),
     );
     this.certificates = config.tls === 'off' ? null : this.makeCertificates();

@@ -29,7 +29,13 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
   const caFile = join(t.testdir({ 'ca.pem': ca.certPem }), 'ca.pem');
   const { url: proxy, asked } = await startResolvingProxy(t, lookup);
 
-  t.test('create, commands.run, files, getHost(3000) over https without a token, kill', async (t) => {
+  t.test('create, commands.run, files, getHost(3000) over https without a token, kill, then the SDK\'s own errors', async (t) => {
+    // The zone's wildcard sends a killed sandbox's names to a host's ingress: the reconciler points it at the live hosts (here one, started for this sandbox).
+    const first = (await call('POST', '/v1/sandboxes', { template: 'node' })).body;
+    t.teardown(() => call('DELETE', `/v1/sandboxes/${first.id}`));
+    // (A periodic pass may have written it already; either way it names the host after this one.)
+    await server.reconciler.run();
+    t.equal(await new Promise((resolve) => lookup('nosuchsandboxx.sandbox.test', {}, (err, address) => resolve(err ?? address))), HOST, 'a name no sandbox has answers the host');
     const { stdout } = await promisify(execFile)(process.execPath, ['--import=tsx', new URL('../helpers/e2b-program.ts', import.meta.url).pathname], {
       env: { PATH: process.env.PATH, E2B_API_KEY: e2bApiKey(API_TOKEN), E2B_API_URL: server.apiUrl, E2B_DOMAIN: 'sandbox.test', NODE_EXTRA_CA_CERTS: caFile, OMEGA_TEST_PROXY: proxy },
       timeout: 120_000,
@@ -39,6 +45,9 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.equal(seen.host, `3000-${seen.sandboxId}.sandbox.test`, 'getHost gives the preview name');
     t.ok(asked.has(`49983-${seen.sandboxId}.sandbox.test:443`), `the agent by its name on 443: ${[...asked].join(' ')}`);
     t.ok(asked.has(`3000-${seen.sandboxId}.sandbox.test:443`), 'the preview by its name on 443');
+    // Killed: the ingress answers 502 "The sandbox was not found", as E2B's proxy does, not a network failure.
+    t.match(seen.afterKill.run, { sdkError: true, notFound: true, name: 'SandboxNotFoundError', message: 'Sandbox is probably not running anymore' }, 'commands.run: SandboxNotFoundError');
+    t.match(seen.afterKill.read, { sdkError: true, timeout: true, name: 'TimeoutError', message: /^The sandbox was not found: This error is likely due to sandbox timeout/ }, 'files.read: TimeoutError with E2B\'s words');
   });
 
   t.test('through /v1 previews are private unless created with publicPreviews, which a stopped and resumed sandbox keeps', async (t) => {

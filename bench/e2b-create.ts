@@ -31,9 +31,11 @@ const pct = (xs: number[], p: number) => {
 const fmt = (xs: number[]) => `p50=${pct(xs, 50).toFixed(1)}ms p99=${pct(xs, 99).toFixed(1)}ms (n=${xs.length})`;
 
 const teardowns: Array<() => void> = [];
+// Before Redis starts: a failed build (no Docker engine) then leaves no redis-server behind.
+const imagePrefix = overlayWorkerImage({ teardown: (fn) => teardowns.push(fn) }, [...TEMPLATES]);
 const redis = await TestRedis.create();
 const stack = await startStack(redis.url, {
-  manager: { OMEGA_TEMPLATES: TEMPLATES.join(','), OMEGA_POOL_SIZE: TEMPLATES.map((t) => `${t}=2`).join(','), OMEGA_IMAGE_PREFIX: overlayWorkerImage({ teardown: (fn) => teardowns.push(fn) }, [...TEMPLATES]), OMEGA_HOST_ID: 'bench-e2b' },
+  manager: { OMEGA_TEMPLATES: TEMPLATES.join(','), OMEGA_POOL_SIZE: TEMPLATES.map((t) => `${t}=2`).join(','), OMEGA_IMAGE_PREFIX: imagePrefix, OMEGA_HOST_ID: 'bench-e2b' },
   master: { OMEGA_TEMPLATES: TEMPLATES.join(',') },
 });
 try {

@@ -21,9 +21,15 @@ import type { CertBundle } from '../src/tls/bundle.js';
  * are, the worker does the HTTP (its preview rules, tokens and Host check),
  * and the ingress parses nothing it need not. A connection carries one
  * sandbox: a request on it naming another (Host) reaches this one's worker,
- * which serves only its own id. What cannot be routed is answered here with
- * a short HTTP error page on the TLS connection (421 without a name, 404 for
- * a sandbox not on this host), never passed on.
+ * which serves only its own id. What cannot be routed is answered here on the
+ * TLS connection, never passed on, as JSON `{code, message}` (the shape of
+ * the agent's and E2B's errors): 421 without a name; for a sandbox not
+ * running on this host (deleted, expired, paused, or an id never made: the
+ * zone's wildcard sends every name no sandbox has to the hosts) 502 with
+ * `sandboxId`, which is what E2B's own proxy answers and what its SDK turns
+ * into its own errors (a TimeoutError "The sandbox was not found: ...", and
+ * SandboxNotFoundError when a command starts), where a 404 would read as a
+ * missing file.
  */
 
 export interface IngressRoute {
@@ -48,7 +54,11 @@ export interface IngressOptions {
 export interface Refusal {
   status: number;
   message: string;
+  sandboxId?: string;
 }
+
+/** E2B's words for a sandbox that is not running (its SDK prefixes them to its own advice). */
+export const SANDBOX_NOT_FOUND = 'The sandbox was not found';
 
 /** The sandbox a TLS server name is for, or why it cannot be served. */
 export function sandboxOfName(servername: string | false | null | undefined, zone: string): { sandboxId: string } | Refusal {
@@ -162,7 +172,7 @@ export class Ingress implements Component {
       this.log.warn({ err, sandboxId: target.sandboxId }, 'ingress: looking the sandbox up failed');
       return this.answer(s, { status: 503, message: 'this host cannot look the sandbox up right now; retry shortly' });
     }
-    if (!route) return this.answer(s, { status: 404, message: `no sandbox ${target.sandboxId} on this host` });
+    if (!route) return this.answer(s, { status: 502, message: SANDBOX_NOT_FOUND, sandboxId: target.sandboxId });
     const up = net.connect({ host: route.host, port: route.port, noDelay: true });
     this.track(up);
     let connected = false;
@@ -175,7 +185,7 @@ export class Ingress implements Component {
     up.on('error', (err) => {
       if (connected) return s.destroy();
       this.log.warn({ err, sandboxId: target.sandboxId }, 'ingress: the worker did not answer');
-      this.answer(s, { status: 502, message: `the worker of sandbox ${target.sandboxId} did not answer` });
+      this.answer(s, { status: 502, message: `the worker of sandbox ${target.sandboxId} did not answer`, sandboxId: target.sandboxId });
     });
     up.on('close', () => s.destroy());
     s.on('close', () => up.destroy());
@@ -190,8 +200,8 @@ export class Ingress implements Component {
 
   private refuse(req: IncomingMessage, res: ServerResponse): void {
     const why = this.refused.get(req.socket) ?? { status: 404, message: 'not found' };
-    res.writeHead(why.status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close', 'cache-control': 'no-store' });
-    res.end(`${why.message}\n`);
+    res.writeHead(why.status, { 'content-type': 'application/json', connection: 'close', 'cache-control': 'no-store' });
+    res.end(`${JSON.stringify({ code: why.status, message: why.message, ...(why.sandboxId ? { sandboxId: why.sandboxId } : {}) })}\n`);
   }
 
   private track(s: net.Socket): void {

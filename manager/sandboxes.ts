@@ -78,7 +78,7 @@ export class Sandboxes {
     const log = this.log.child({ sandboxId: req.id, template: req.template });
     const gitRepo = this.config.templateRepos[req.template];
     // The create's own repository, else the template's (cloned in the background).
-    const claim = { sandboxId: req.id, token: req.token, ...(req.git ? { git: req.git } : gitRepo ? { gitRepo } : {}), ...(req.env ? { env: req.env } : {}) };
+    const claim = { sandboxId: req.id, token: req.token, ...(req.git ? { git: req.git } : gitRepo ? { gitRepo } : {}), ...(req.env ? { env: req.env } : {}), ...(req.publicPreviews ? { publicPreviews: true as const } : {}) };
 
     // A named workspace's volume is mounted when its container starts: no warm container has it.
     const got = req.limits || req.workspace ? undefined : await this.pool.acquire(req.template);
@@ -160,6 +160,7 @@ export class Sandboxes {
         claimSecret: warm.claimSecret,
         ...(req.env ? { env: req.env } : {}),
         ...(req.autoResume ? { autoResume: true as const } : {}),
+        ...(req.publicPreviews ? { publicPreviews: true as const } : {}),
         ...(directPort ? { directPort } : {}),
         createdAtMs: Date.now(),
       };
@@ -383,7 +384,7 @@ export class Sandboxes {
         if (entry.ip && entry.ip !== started.ip) await this.network?.setOffline(entry.ip, false);
         await this.network?.setOffline(started.ip, true);
       }
-      await this.workers.claim(started.address, started.hostPort, entry.claimSecret, { sandboxId: id, token: entry.token, ...(entry.env ? { env: entry.env } : {}) });
+      await this.workers.claim(started.address, started.hostPort, entry.claimSecret, { sandboxId: id, token: entry.token, ...(entry.env ? { env: entry.env } : {}), ...(entry.publicPreviews ? { publicPreviews: true as const } : {}) });
       const running: ContainerEntry = { ...entry, state: 'running', address: started.address, hostPort: started.hostPort, ...(entry.internet === false ? { ip: started.ip } : {}) };
       await this.registry.put(id, running);
       this.log.info({ sandboxId: id, kind: 'stopped', hostPort: running.hostPort }, 'sandbox resumed');

@@ -39,7 +39,7 @@ export class WorkerClient {
   }
 
   /** Bind a (warm or fresh) worker to its sandbox: from now on it serves this token only. */
-  async claim(address: string, port: number, claimSecret: string, body: { sandboxId: string; token: string; gitRepo?: string; env?: Record<string, string>; git?: GitSource }): Promise<void> {
+  async claim(address: string, port: number, claimSecret: string, body: { sandboxId: string; token: string; gitRepo?: string; env?: Record<string, string>; git?: GitSource; publicPreviews?: true }): Promise<void> {
     // With `git` the claim answers once the clone is done: as long as the create may take.
     const timeoutMs = body.git ? this.gitTimeoutMs : 5000;
     const res = await request(this.url(address, port, '/_omega/claim'), {

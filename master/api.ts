@@ -140,7 +140,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       const started = process.hrtime.bigint();
       try {
         const b = req.body;
-        const created = await o.sandboxes.create({ template: b.template, timeoutSeconds: b.timeoutSeconds, idleSeconds: b.idleSeconds, metadata: b.metadata, internet: b.internet, onTimeout: b.onTimeout, onIdle: b.onIdle, env: b.env, git: b.git, snapshot: b.snapshot, autoResume: b.autoResume, workspace: b.workspace });
+        const created = await o.sandboxes.create({ template: b.template, timeoutSeconds: b.timeoutSeconds, idleSeconds: b.idleSeconds, metadata: b.metadata, internet: b.internet, onTimeout: b.onTimeout, onIdle: b.onIdle, env: b.env, git: b.git, snapshot: b.snapshot, autoResume: b.autoResume, workspace: b.workspace, publicPreviews: b.publicPreviews });
         createSeconds.observe({ template: created.template, source: created.source }, Number(process.hrtime.bigint() - started) / 1e9);
         return reply.status(201).send(created);
       } catch (err) {

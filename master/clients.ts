@@ -76,7 +76,7 @@ export class ManagerClient {
     this.http = new JsonClient(agent, token, 'MANAGER_UNAVAILABLE');
   }
 
-  create(managerUrl: string, body: { id: string; template: string; token: string; internet?: false; env?: Record<string, string>; git?: GitSource; snapshot?: string; autoResume?: true; workspace?: string }, timeoutMs: number): Promise<SandboxInfo> {
+  create(managerUrl: string, body: { id: string; template: string; token: string; internet?: false; env?: Record<string, string>; git?: GitSource; snapshot?: string; autoResume?: true; workspace?: string; publicPreviews?: true }, timeoutMs: number): Promise<SandboxInfo> {
     return this.http.call('POST', `${managerUrl}/v1/sandboxes`, body, timeoutMs);
   }
 
@@ -151,8 +151,18 @@ export class DnsClient {
     }
   }
 
+  /** A name's records, or null when it has none. */
+  async get(name: string): Promise<{ records: Array<{ type: string; ttl: number; values: string[] }> } | null> {
+    try {
+      return await this.http.call('GET', `${this.apiUrl}/v1/records/${encodeURIComponent(name)}`);
+    } catch (err) {
+      if (err instanceof UpstreamError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
   /** One page of the names in the zone (relative), from `cursor`. */
-  list(prefix: string, cursor?: string): Promise<{ records: Array<{ name: string }>; nextCursor: string | null }> {
+  list(prefix: string, cursor?: string): Promise<{ records: Array<{ name: string; records: Array<{ type: string; values: string[] }> }>; nextCursor: string | null }> {
     const q = new URLSearchParams({ prefix, limit: '500', ...(cursor ? { cursor } : {}) });
     return this.http.call('GET', `${this.apiUrl}/v1/records?${q}`);
   }

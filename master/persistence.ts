@@ -179,7 +179,7 @@ export class Persistence {
       const [started, named] = await Promise.allSettled([
         this.managers.create(
           slot.managerUrl,
-          { id, template: r.template, token: r.token, snapshot: r.snapshot, ...(r.workspace ? { workspace: r.workspace } : {}), ...(r.internet === false ? { internet: false as const } : {}), ...(r.env ? { env: r.env } : {}), ...(r.autoResume ? { autoResume: true as const } : {}) },
+          { id, template: r.template, token: r.token, snapshot: r.snapshot, ...(r.workspace ? { workspace: r.workspace } : {}), ...(r.internet === false ? { internet: false as const } : {}), ...(r.env ? { env: r.env } : {}), ...(r.autoResume ? { autoResume: true as const } : {}), ...(r.publicPreviews ? { publicPreviews: true as const } : {}) },
           this.config.createTimeoutMs,
         ),
         this.sandboxes.writeNames({ id, address: slot.address }),

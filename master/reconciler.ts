@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { Periodic } from '../src/lifecycle.js';
 import type { Logger } from '../src/log.js';
 import type { DnsClient } from './clients.js';
@@ -6,6 +7,7 @@ import { describe, type Sandboxes } from './sandboxes.js';
 import { SANDBOX_ID_FORMAT } from '../src/ids.js';
 import type { SandboxRecord, Store } from './store.js';
 import type { SnapshotView } from '../src/protocol/master.js';
+import { MAX_VALUES, type Change } from '../src/protocol/dns.js';
 import type { ContainerEntry } from '../src/protocol/manager.js';
 
 export interface MasterReconcileReport {
@@ -27,6 +29,8 @@ export interface MasterReconcileReport {
   scheduled: string[];
   /** Periodic and archive snapshots of sandboxes that are gone (their delete did not get to them), removed. */
   snapshots: string[];
+  /** The zone's wildcard, when it changed: the addresses it answers now. */
+  wildcard: string[];
 }
 
 /**
@@ -74,6 +78,8 @@ export class MasterReconciler {
       lostRetentionSeconds: number;
       /** A host reports a sandbox idle past its limit. */
       onIdle?: (id: string, host: string, why: string) => Promise<unknown>;
+      /** Hosts have a TLS ingress: the zone's wildcard points at them. */
+      wildcard?: { ttl: number };
     },
     private readonly log: Logger,
   ) {
@@ -194,6 +200,8 @@ export class MasterReconciler {
   /** One page of a sweep from `cursor` ('' its start); the cursor after it, '' at its end. */
   private async page(sweep: Sweep, cursor: string, report: MasterReconcileReport): Promise<string> {
     if (sweep === 'names') {
+      // Once a cycle: the zone's wildcard against the live hosts.
+      if (!cursor && this.opts.wildcard) report.wildcard = await this.sweepWildcard(this.opts.wildcard.ttl);
       const page = await this.dns.list('', cursor || undefined);
       await this.namePage(page.records.map((r) => r.name), report);
       return page.nextCursor ?? '';
@@ -318,13 +326,40 @@ export class MasterReconciler {
       report.snapshots.push(snaps[i]!.id);
     }
   }
+
+  /**
+   * The zone's wildcard `*.<zone>` answers the live hosts' addresses, as
+   * E2B's wildcard name answers its proxy: a name no sandbox has (one deleted
+   * or expired, an id never made) then reaches an ingress, which says 502
+   * "The sandbox was not found" (the E2B SDK turns that into its own errors)
+   * instead of leaving the client with NXDOMAIN, a network failure to it. A
+   * sandbox's own names are exact and come first, and so do its
+   * `<port>-<id>` previews (the DNS server's preview rule). Written only when
+   * it differs from what the zone has; the addresses written, or [].
+   */
+  private async sweepWildcard(ttl: number): Promise<string[]> {
+    const hosts = await this.store.hosts();
+    const live = [...new Set(hosts.filter((h) => h.alive && !h.stoppedAtMs && isIP(h.address)).map((h) => h.address))].sort();
+    const current = new Map(((await this.dns.get('*'))?.records ?? []).map((r) => [r.type, [...r.values].sort()] as const));
+    const changes: Change[] = [];
+    for (const [type, family] of [['A', 4], ['AAAA', 6]] as const) {
+      const want = live.filter((a) => isIP(a) === family).slice(0, MAX_VALUES);
+      const have = current.get(type) ?? [];
+      if (want.length === have.length && want.every((a, i) => a === have[i])) continue;
+      changes.push(want.length ? { action: 'UPSERT', name: '*', type, ttl, values: want } : { action: 'DELETE', name: '*', type, ifExists: true });
+    }
+    if (!changes.length) return [];
+    await this.dns.change(changes);
+    this.log.info({ addresses: live }, 'the zone\'s wildcard points at the live hosts');
+    return live;
+  }
 }
 
 type Sweep = 'sandboxes' | 'names' | 'snapshots';
 const SWEEPS: Sweep[] = ['sandboxes', 'names', 'snapshots'];
 
 function emptyReport(): MasterReconcileReport {
-  return { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [], scheduled: [], snapshots: [] };
+  return { dropped: [], finished: [], lost: [], purged: [], names: [], admitted: [], rewritten: [], scheduled: [], snapshots: [], wildcard: [] };
 }
 
 function decodeSweepCursor(cursor: string): { ms: number; id: string } | null {

@@ -30,6 +30,8 @@ export interface CreateRequest {
   /** A snapshot id: the workspace starts as it. */
   snapshot?: string;
   autoResume?: boolean;
+  /** Every preview open without the token, as E2B's are. */
+  publicPreviews?: boolean;
   /** A named workspace that outlives the sandbox. */
   workspace?: string;
 }
@@ -104,6 +106,7 @@ export class Sandboxes {
       ...(r.onTimeout === 'pause' ? { onTimeout: 'pause' as const } : {}),
       ...(r.onIdle === 'pause' ? { onIdle: 'pause' as const } : {}),
       ...(r.autoResume ? { autoResume: true as const } : {}),
+      ...(r.publicPreviews ? { publicPreviews: true as const } : {}),
       ...(r.state === 'lost' && r.lostAtMs ? { lostAt: new Date(r.lostAtMs).toISOString(), lostReason: r.lostReason ?? 'unknown' } : {}),
       ...(r.workspace ? { workspace: r.workspace } : {}),
       ...(r.state === 'paused' && r.pauseKind ? { paused: { kind: r.pauseKind, since: new Date(r.pausedAtMs ?? r.stateSinceMs).toISOString(), remainingSeconds: Math.round((r.remainingMs ?? 0) / 1000) } } : {}),
@@ -142,7 +145,7 @@ export class Sandboxes {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       // A fresh id per attempt: a host that failed may still start the old one; the undo below removes it.
       const id = newSandboxId();
-      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal, onTimeout: req.onTimeout, onIdle: req.onIdle, lifetimeMs: timeoutSeconds * 1000, autoResume: req.autoResume, token, internet: req.internet ?? this.config.sandboxInternet, env: req.env, workspace: req.workspace };
+      const fields = { template: req.template, expiresAtMs: Date.now() + timeoutSeconds * 1000, idleSeconds: req.idleSeconds, metadata: req.metadata, internal: req.internal, onTimeout: req.onTimeout, onIdle: req.onIdle, lifetimeMs: timeoutSeconds * 1000, autoResume: req.autoResume, token, internet: req.internet ?? this.config.sandboxInternet, env: req.env, workspace: req.workspace, publicPreviews: req.publicPreviews };
       const slot = await this.scaler.allocate(() => this.store.allocate(id, fields, excluded, wsHint?.host ?? ''));
       const log = this.log.child({ sandboxId: id, host: slot.hostId });
       let plan: WorkspacePlan | null = null;
@@ -159,7 +162,7 @@ export class Sandboxes {
       const [started, named] = await Promise.allSettled([
         this.managers.create(
           slot.managerUrl,
-          { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false as const }), ...(req.env ? { env: req.env } : {}), ...(req.git ? { git: req.git } : {}), ...(snapshot ? { snapshot } : {}), ...(req.autoResume ? { autoResume: true as const } : {}), ...(plan ? { workspace: plan.workspace } : {}) },
+          { id, template: req.template, token, ...((req.internet ?? this.config.sandboxInternet) ? {} : { internet: false as const }), ...(req.env ? { env: req.env } : {}), ...(req.git ? { git: req.git } : {}), ...(snapshot ? { snapshot } : {}), ...(req.autoResume ? { autoResume: true as const } : {}), ...(req.publicPreviews ? { publicPreviews: true as const } : {}), ...(plan ? { workspace: plan.workspace } : {}) },
           this.config.createTimeoutMs,
         ),
         req.internal ? Promise.resolve() : this.writeNames({ id, address: slot.address }),

@@ -143,7 +143,13 @@ export class MasterServer implements Component {
       this.dns,
       new HostEvents(this.redis, this.store.keys.hostEvents, this.masterId, log.child({ component: 'host-events' })),
       config.zone,
-      { intervalMs: config.reconcileIntervalMs, createTimeoutMs: config.createTimeoutMs, lostRetentionSeconds: config.lostRetentionSeconds, onIdle: (id, host, why) => this.reaper.idle(id, host, why) },
+      {
+        intervalMs: config.reconcileIntervalMs,
+        createTimeoutMs: config.createTimeoutMs,
+        lostRetentionSeconds: config.lostRetentionSeconds,
+        onIdle: (id, host, why) => this.reaper.idle(id, host, why),
+        ...(config.tls === 'off' ? {} : { wildcard: { ttl: config.dnsTtl } }),
+      },
       log.child({ component: 'reconciler' }),
     );
     this.certificates = config.tls === 'off' ? null : this.makeCertificates();

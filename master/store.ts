@@ -40,6 +40,8 @@ export interface SandboxRecord {
   onIdle: 'delete' | 'pause';
   /** A connection to it while paused resumes it (through its host's ingress). */
   autoResume: boolean;
+  /** Every preview open without the token (kept for a restore elsewhere). */
+  publicPreviews: boolean;
   /** Its time limit, ms: what a sandbox paused by it has again once resumed. */
   lifetimeMs: number | null;
   /** Pausing or paused: how. */
@@ -104,6 +106,7 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     onTimeout: h.onTimeout === 'pause' ? 'pause' : 'delete',
     onIdle: h.onIdle === 'pause' ? 'pause' : 'delete',
     autoResume: h.autoResume === '1',
+    publicPreviews: h.publicPreviews === '1',
     lifetimeMs: num(h.lifetimeMs),
     pauseKind: (h.pauseKind as PauseKind | undefined) ?? null,
     pausedAtMs: num(h.pausedAtMs),
@@ -176,7 +179,7 @@ export class Store {
    */
   async allocate(
     id: string,
-    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean; onTimeout?: 'delete' | 'pause'; onIdle?: 'delete' | 'pause'; lifetimeMs?: number; autoResume?: boolean; token?: string; internet?: boolean; env?: Record<string, string>; workspace?: string },
+    fields: { template: string; expiresAtMs: number; idleSeconds?: number; metadata?: Record<string, string>; internal?: boolean; onTimeout?: 'delete' | 'pause'; onIdle?: 'delete' | 'pause'; lifetimeMs?: number; autoResume?: boolean; token?: string; internet?: boolean; env?: Record<string, string>; workspace?: string; publicPreviews?: boolean },
     excluded: string[] = [],
     /** A host to try first (where a named workspace's volume is); '' for none. */
     preferred = '',
@@ -190,6 +193,7 @@ export class Store {
     if (fields.onTimeout === 'pause') extra.push('onTimeout', 'pause');
     if (fields.onIdle === 'pause') extra.push('onIdle', 'pause');
     if (fields.autoResume) extra.push('autoResume', '1');
+    if (fields.publicPreviews) extra.push('publicPreviews', '1');
     if (fields.lifetimeMs) extra.push('lifetimeMs', String(fields.lifetimeMs));
     if (fields.metadata && Object.keys(fields.metadata).length) extra.push('metadata', JSON.stringify(fields.metadata));
     // Marked before the names are written (right after this), so a crash in between leaves a reason to remove them.

@@ -4,6 +4,7 @@ import { checkRepoUrl, type Clone } from './clone.js';
 import { checkSandboxEnv, setSandboxEnv } from './jobs.js';
 import { sandboxIdOf, tokenOf } from './config.js';
 import type { WorkerLogger } from './log.js';
+import type { Preview } from './preview.js';
 import { sendError, sendJson } from './respond.js';
 
 const MAX_BODY_BYTES = 64 << 10;
@@ -13,12 +14,12 @@ const MAX_BODY_BYTES = 64 << 10;
  * The claim secret is checked before anything else (401), then whether the
  * worker is already bound (409), then the body (400).
  */
-export async function handleClaim(req: IncomingMessage, res: ServerResponse, claimSecret: string | undefined, creds: Credentials, clone: Clone, log: WorkerLogger): Promise<void> {
+export async function handleClaim(req: IncomingMessage, res: ServerResponse, claimSecret: string | undefined, creds: Credentials, clone: Clone, preview: Preview, log: WorkerLogger): Promise<void> {
   if (!secretEquals(bearer(req), claimSecret)) {
     return sendError(res, 401, 'UNAUTHORIZED', 'the claim secret is missing or wrong');
   }
   if (creds.claimed) return sendError(res, 409, 'ALREADY_CLAIMED', 'this worker is already bound to a sandbox');
-  let body: { sandboxId?: unknown; token?: unknown; gitRepo?: unknown; env?: unknown; git?: unknown };
+  let body: { sandboxId?: unknown; token?: unknown; gitRepo?: unknown; env?: unknown; git?: unknown; publicPreviews?: unknown };
   try {
     body = JSON.parse(await readBody(req, MAX_BODY_BYTES)) as typeof body;
     if (body === null || typeof body !== 'object') throw new Error('not an object');
@@ -66,12 +67,15 @@ export async function handleClaim(req: IncomingMessage, res: ServerResponse, cla
     if (problem) problems.push(problem);
     else git = g as { url: string; ref?: string; depth?: number };
   }
+  if (body.publicPreviews !== undefined && typeof body.publicPreviews !== 'boolean') problems.push('publicPreviews: must be a boolean');
   if (problems.length || !sandboxId || !token) return sendError(res, 400, 'BAD_REQUEST', problems.join('; '));
   // A second claim racing this one reads `claimed` after this line (no await in between), so only one wins.
   if (creds.claimed) return sendError(res, 409, 'ALREADY_CLAIMED', 'this worker is already bound to a sandbox');
   creds.claim(sandboxId, token);
+  // With the claim, before its answer: the first preview request may come right after it.
+  if (body.publicPreviews === true) preview.allPublic = true;
   if (env) setSandboxEnv(env);
-  log.info({ sandboxId, gitRepo: gitRepo !== undefined, git: git !== undefined, env: env ? Object.keys(env).length : 0 }, 'claimed');
+  log.info({ sandboxId, gitRepo: gitRepo !== undefined, git: git !== undefined, env: env ? Object.keys(env).length : 0, publicPreviews: preview.allPublic }, 'claimed');
   if (git) {
     // The create waits for this clone: its answer says whether the repository is there.
     const s = await clone.start(git.url, { ref: git.ref, depth: git.depth });

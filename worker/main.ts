@@ -4,7 +4,11 @@
  * `tini -- node /opt/omega/worker/worker.mjs` (settings from the environment).
  */
 import { ConfigError } from '../src/config/settings.js';
+import { installWorkerHeaders } from './envd/headers.js';
 import { runWorker } from './run.js';
+
+// Before anything could build Node's own (see headers.ts): the program's, not the tests' in-process workers.
+installWorkerHeaders();
 
 runWorker(process.env, process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`omega worker: ${err.message}\n`);

@@ -40,9 +40,11 @@ export function methods({ files, terminals, processes, preview, clients }: Metho
     'preview.setPublic': (p) => {
       if (p.public) preview.publicPorts.add(p.port);
       else preview.publicPorts.delete(p.port);
-      clients.broadcast('preview.changed', { port: p.port, public: p.public });
-      return { port: p.port, public: p.public };
+      // A sandbox created with publicPreviews keeps every port public: the answer says what is so, not what was asked.
+      const now = { port: p.port, public: preview.isPublic(p.port) };
+      clients.broadcast('preview.changed', now);
+      return now;
     },
-    'preview.list': () => ({ public: [...preview.publicPorts].sort((a, b) => a - b) }),
+    'preview.list': () => ({ public: [...preview.publicPorts].sort((a, b) => a - b), ...(preview.allPublic ? { all: true as const } : {}) }),
   };
 }

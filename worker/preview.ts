@@ -11,7 +11,9 @@ import { refuse, sendError } from './respond.js';
  * under the zone's wildcard certificate; the TLS path) or `<port>.<id>.<zone>`
  * (the plain-http path) is passed to whatever listens on that port inside
  * the sandbox. Private unless made
- * public with preview.setPublic: the sandbox token as a bearer, or once as
+ * public with preview.setPublic, or every port public when the sandbox was
+ * created with publicPreviews (E2B's previews are public, and its clients
+ * open them with no token): the sandbox token as a bearer, or once as
  * `?omega_token=` which trades it for an HttpOnly cookie bound to that host.
  *
  * The upstream sees `Host: localhost:<port>` (dev servers such as Vite and
@@ -32,6 +34,8 @@ const PREVIEW_HOST = new RegExp(`^([1-9]\\d{0,4})[-.](${DNS_LABEL})$`);
 
 export class Preview {
   readonly publicPorts = new Set<number>();
+  /** Every port public: set by the claim of a sandbox created with publicPreviews, for its life. */
+  allPublic = false;
 
   constructor(
     private readonly zone: string,
@@ -111,8 +115,12 @@ export class Preview {
     );
   }
 
+  isPublic(port: number): boolean {
+    return this.allPublic || this.publicPorts.has(port);
+  }
+
   private allowed(req: IncomingMessage, target: PreviewTarget): boolean {
-    if (this.publicPorts.has(target.port)) return true;
+    if (this.isPublic(target.port)) return true;
     if (this.creds.check(bearer(req))) return true;
     return secretEquals(parseCookies(req.headers.cookie).get(PREVIEW_COOKIE), this.creds.previewCookie(target.host));
   }

@@ -134,7 +134,12 @@ export class Worker {
     const { host, port } = this.address;
     this.envd.listening(host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port);
     // A template made for E2B clients (it names their home) loads the agent at once: its first call is on their create's path.
-    if (config.e2bHome) void this.envd.load();
+    if (config.e2bHome) this.loadAgent();
+  }
+
+  /** Load the E2B agent ahead of its first request; a failure is logged here (that request answers 500 with it). */
+  private loadAgent(): void {
+    this.envd!.load().catch((err: unknown) => this.log.error({ err }, 'the E2B agent could not be loaded'));
   }
 
   /**
@@ -247,7 +252,7 @@ export class Worker {
     }
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) return sendJson(res, 200, this.health());
     if (path === '/_omega/claim' && req.method === 'POST') {
-      handleClaim(req, res, this.config.claimSecret, this.creds, this.clone!, this.log).catch((err: unknown) => {
+      handleClaim(req, res, this.config.claimSecret, this.creds, this.clone!, preview, this.log).catch((err: unknown) => {
         this.log.error({ err }, 'claim failed');
         sendError(res, 500, 'INTERNAL', 'internal error');
       });

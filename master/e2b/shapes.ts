@@ -30,6 +30,8 @@ export const newSandboxSchema = {
     metadata: metadataSchema,
     envVars: sandboxEnvSchema,
     mcp: { type: ['object', 'null'] },
+    /** Of E2B's network settings only allowPublicTraffic is read: false keeps the previews private (the sandbox token opens them). */
+    network: { type: 'object', properties: { allowPublicTraffic: { type: 'boolean' } } },
     volumeMounts: { type: 'array', maxItems: 0 },
   },
 } as const;
@@ -44,6 +46,7 @@ export interface NewSandbox {
   metadata?: Record<string, string>;
   envVars?: Record<string, string>;
   mcp?: object | null;
+  network?: { allowPublicTraffic?: boolean };
 }
 
 /**
@@ -59,6 +62,8 @@ export function createRequestOf(b: NewSandbox, template: string | null = null): 
     ...(b.allow_internet_access === false ? { internet: false } : {}),
     ...(b.autoPause ? { onTimeout: 'pause' as const } : {}),
     ...(b.autoResume?.enabled ? { autoResume: true } : {}),
+    // E2B's previews (getHost) are public unless asked otherwise: its clients open them with no token.
+    ...(b.network?.allowPublicTraffic === false ? {} : { publicPreviews: true }),
   };
 }
 

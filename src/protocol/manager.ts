@@ -31,6 +31,8 @@ export interface CreateSandboxRequest {
   autoResume?: boolean;
   /** A named workspace: its volume (kept on this host, made if new) is the sandbox's /workspace; a cold start. */
   workspace?: string;
+  /** Every preview (`<port>-<id>.<zone>`) open without the token, as E2B's are. */
+  publicPreviews?: boolean;
 }
 
 
@@ -85,6 +87,8 @@ export interface ContainerEntry {
   /** The create's `env`, given again to a stopped container's worker at resume. */
   env?: Record<string, string>;
   autoResume?: true;
+  /** Created with publicPreviews: given to its worker again at every claim (a stopped container's starts unclaimed). */
+  publicPreviews?: true;
   /** With TLS off and autoResume: the manager's own port for it, which wakes it when paused (manager/direct-ports.ts). */
   directPort?: number;
   /** false: created with no outbound network (absent: with it); `ip` is the address the host firewall refuses. */
@@ -121,6 +125,7 @@ export const createSandboxBodySchema = {
     /** A snapshot's key in the store: its workspace is restored before the worker is claimed. */
     snapshot: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,127}$' },
     workspace: { type: 'string', pattern: WORKSPACE_NAME_PATTERN },
+    publicPreviews: { type: 'boolean' },
   },
 } as const;
 

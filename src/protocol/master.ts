@@ -50,6 +50,8 @@ export interface SandboxView {
   onTimeout?: 'pause';
   onIdle?: 'pause';
   autoResume?: true;
+  /** Every preview opens without the token (created with publicPreviews). */
+  publicPreviews?: true;
   /** A paused sandbox: how, since when, and the time it has left once resumed (its time limit is suspended). */
   paused?: { kind: PauseKind; since: string; remainingSeconds: number };
   /** A lost sandbox: since when, and why (its container stopped, its host went silent). */
@@ -126,6 +128,8 @@ export const createBodySchema = {
     snapshot: { type: 'string', pattern: SANDBOX_ID_PATTERN },
     /** A named workspace that outlives the sandbox (made when new); one sandbox has it at a time. */
     workspace: { type: 'string', pattern: WORKSPACE_NAME_PATTERN },
+    /** Every preview (`https://<port>-<id>.<zone>/`) open to anyone without the token, as E2B's are; absent: private unless a port is made public. */
+    publicPreviews: { type: 'boolean' },
   },
 } as const;
 

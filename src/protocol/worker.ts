@@ -176,7 +176,8 @@ export interface Methods {
   };
   'proc.detach': { params: { procId: string }; result: Record<string, never> };
   'preview.setPublic': { params: { port: number; public: boolean }; result: { port: number; public: boolean } };
-  'preview.list': { params: Record<string, never>; result: { public: number[] } };
+  /** `all`: every port is public (the sandbox was created with publicPreviews). */
+  'preview.list': { params: Record<string, never>; result: { public: number[]; all?: true } };
 }
 
 export type Method = keyof Methods;

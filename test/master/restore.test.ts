@@ -136,11 +136,12 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     const settings = { OMEGA_TEMPLATES: 'node', OMEGA_STOPPED_SECONDS: '1', OMEGA_REAP_INTERVAL_MS: '60000', ...store };
     const { call, server } = await startMaster(t, redis, dns, settings);
     const other = await startMaster(t, redis, dns, settings);
-    const sb = (await call('POST', '/v1/sandboxes', { template: 'node', timeoutSeconds: 600 })).body;
+    const sb = (await call('POST', '/v1/sandboxes', { template: 'node', timeoutSeconds: 600, publicPreviews: true })).body;
     const a = await connectWorker(t, `ws://127.0.0.1:${sb.port}/`, sb.token);
     await a.call('fs.write', { path: 'app.js', content: 'console.log("archived and back")\n' });
     await a.close();
     const row = JSON.parse((await rc.hget(k.containers(host.hostId), sb.id))!);
+    t.equal(row.publicPreviews, true, 'its host keeps publicPreviews for the worker\'s next claim');
 
     t.match((await call('POST', `/v1/sandboxes/${sb.id}/pause`, { memory: false })).body, { state: 'paused', paused: { kind: 'stopped' } });
     t.same(await server.reaper.archiveStopped(), [], 'not stopped long enough yet');
@@ -163,7 +164,8 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.ok(ok.length >= 1, `one resume restored it (${r1.status} ${r1.body.code ?? ''}, ${r2.status} ${r2.body.code ?? ''})`);
     for (const r of [r1, r2]) t.ok(r.status === 200 || (r.status === 409 && r.body.code === 'SANDBOX_BUSY'), 'the other is a no-op or told it is busy');
     const back = (await call('GET', `/v1/sandboxes/${sb.id}`)).body;
-    t.match(back, { state: 'running', host: host.hostId });
+    t.match(back, { state: 'running', host: host.hostId, publicPreviews: true });
+    t.equal(JSON.parse((await rc.hget(k.containers(host.hostId), sb.id))!).publicPreviews, true, 'restored from its archive, its previews are public still');
     t.equal((await host.server.runtime.list()).filter((c) => c.state === 'running').length, 1, 'one container runs for it');
     const b = await connectWorker(t, `ws://127.0.0.1:${back.port}/`, sb.token);
     t.equal((await b.runToEnd({ command: 'node', args: ['/workspace/app.js'] })).stdout, 'archived and back\n', 'its files are back');

@@ -117,7 +117,7 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     const noSni = await probe(undefined);
     t.match(noSni.text, /^HTTP\/1\.1 421 /, 'no SNI: 421');
     t.match(noSni.text, /no server name \(SNI\)/);
-    t.match((await probe('nosuchsandboxxxx.sandbox.test')).text, /^HTTP\/1\.1 404 [^]*no sandbox nosuchsandboxxxx on this host/, 'an unknown name: 404');
+    t.match((await probe('nosuchsandboxxxx.sandbox.test')).text, /^HTTP\/1\.1 502 [^]*\{"code":502,"message":"The sandbox was not found","sandboxId":"nosuchsandboxxxx"\}/, 'an unknown name: 502 in E2B\'s words (its SDK reads them)');
     await t.rejects(probe(`3000.${sb.id}.sandbox.test`), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' }, 'a name two labels deep is not under the wildcard: the client refuses it');
     const plain = await new Promise<string>((resolve, reject) => {
       const s = net.connect(ingressPort, HOST, () => s.write(`GET / HTTP/1.1\r\nHost: ${sb.id}.sandbox.test\r\n\r\n`));
@@ -209,7 +209,7 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     }
     const plain = await call('POST', '/v1/sandboxes', { template: 'node' });
     await call('POST', `/v1/sandboxes/${plain.body.id}/pause`, {});
-    t.match((await probe(`${plain.body.id}.sandbox.test`)).text, /^HTTP\/1\.1 404 /, 'a paused sandbox without autoResume is not woken');
+    t.match((await probe(`${plain.body.id}.sandbox.test`)).text, /^HTTP\/1\.1 502 [^]*The sandbox was not found/, 'a paused sandbox without autoResume is not woken');
     t.equal((await call('GET', `/v1/sandboxes/${plain.body.id}`)).body.state, 'paused');
     for (const id of [res.body.id, plain.body.id]) t.equal((await call('DELETE', `/v1/sandboxes/${id}`)).status, 200);
   });
@@ -217,6 +217,6 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
   t.test('a deleted sandbox\'s name is refused by the ingress', async (t) => {
     t.equal((await call('DELETE', `/v1/sandboxes/${sb.id}`)).status, 200);
     await sleep(100);
-    t.match((await probe(`${sb.id}.sandbox.test`)).text, /^HTTP\/1\.1 404 /);
+    t.match((await probe(`${sb.id}.sandbox.test`)).text, /^HTTP\/1\.1 502 [^]*The sandbox was not found/);
   });
 }

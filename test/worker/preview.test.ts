@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import WebSocket, { WebSocketServer } from 'ws';
 import { freePort } from '../helpers/ports.js';
-import { connect, SANDBOX_ID, startWorker, TOKEN } from './harness.js';
+import { CLAIM_SECRET, connect, SANDBOX_ID, startWorker, TOKEN } from './harness.js';
 
 /** A tiny app "inside the sandbox": echoes what it saw, and a WebSocket echo. */
 async function startApp(t: Test): Promise<number> {
@@ -93,6 +93,22 @@ t.test('preview.setPublic opens a port without the token, and closes it again', 
   await a.call('preview.setPublic', { port: app, public: false });
   t.equal((await get(port, host, '/')).status, 401);
   t.equal(await a.code('preview.setPublic', { port: 70000, public: true }), 'INVALID_PARAMS');
+});
+
+t.test('a worker claimed with publicPreviews serves every port without the token; a claim with a bad value is refused', async (t) => {
+  const { port, url } = await startWorker(t, { OMEGA_WORKER_TOKEN: '', OMEGA_WORKER_SANDBOX_ID: '', OMEGA_WORKER_CLAIM_SECRET: CLAIM_SECRET });
+  const claim = (body: object) => fetch(`${url}/_omega/claim`, { method: 'POST', headers: { authorization: `Bearer ${CLAIM_SECRET}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const bad = await claim({ sandboxId: SANDBOX_ID, token: TOKEN, publicPreviews: 'yes' });
+  t.equal(bad.status, 400);
+  t.match(await bad.json(), { code: 'BAD_REQUEST', message: /publicPreviews: must be a boolean/ });
+  t.equal((await claim({ sandboxId: SANDBOX_ID, token: TOKEN, publicPreviews: true })).status, 200);
+  const app = await startApp(t);
+  const host = `${app}.${SANDBOX_ID}.sandbox.test`;
+  t.equal((await get(port, host, '/')).status, 200, 'no token needed');
+  const c = await connect(t, port);
+  t.same(await c.call('preview.list'), { public: [], all: true });
+  t.same(await c.call('preview.setPublic', { port: app, public: false }), { port: app, public: true }, 'a port cannot be made private: the answer says so');
+  t.equal((await get(port, host, '/')).status, 200);
 });
 
 t.test('nothing listening on the port: 502 with a clear message', async (t) => {

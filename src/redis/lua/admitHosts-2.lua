@@ -11,6 +11,11 @@
   Returns the ids admitted.
 ]]
 local p = ARGV[1]
+-- The load set only ever holds registered hosts (a host enters it from the
+-- index and leaves both together when forgotten): the same size means every
+-- registered host is in it, and there is nothing to look at (the common
+-- case, whatever the number of hosts).
+if redis.call('SCARD', KEYS[1]) == redis.call('ZCARD', KEYS[2]) then return {} end
 local admitted = {}
 for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if not redis.call('ZSCORE', KEYS[2], h) and redis.call('EXISTS', p .. ':alive:' .. h) == 1

@@ -155,7 +155,8 @@ export class Scaler {
     const now = this.now();
     const out = new Map<string, LostHostAction>();
     const listed = new Set<string>();
-    for (const h of await this.store.hosts()) {
+    // The hosts marked lost and those this follows from an earlier pass: not every host.
+    for (const h of await this.store.lostHostViews([...this.lost.keys()])) {
       listed.add(h.hostId);
       if (h.alive || h.lostAtMs === null) this.lost.delete(h.hostId);
       else out.set(h.hostId, await this.lostHost(h.hostId, h.lostAtMs, now, true));

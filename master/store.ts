@@ -629,6 +629,27 @@ export class Store {
     return this.hostViews(ids, load);
   }
 
+  /**
+   * The hosts marked lost, and of `also` those still registered (a host
+   * forgotten is in neither the index nor the load set): what the lost-host
+   * handling follows, without reading every host.
+   */
+  async lostHostViews(also: string[] = []): Promise<HostView[]> {
+    const k = this.keys;
+    const ids = [...new Set([...(await this.redis.smembers(k.lostHosts)), ...also])];
+    if (!ids.length) return [];
+    const pipe = this.redis.pipeline();
+    for (const h of ids) pipe.sismember(k.hosts, h).zscore(k.load, h);
+    const res = (await pipe.exec()) ?? [];
+    const load = new Map<string, number>();
+    const listed = ids.filter((h, i) => {
+      const score = res[2 * i + 1]?.[1] as string | null;
+      if (score != null) load.set(h, Number(score));
+      return res[2 * i]?.[1] === 1 || score != null;
+    });
+    return this.hostViews(listed, load);
+  }
+
   private async hostViews(ids: string[], load: Map<string, number>): Promise<HostView[]> {
     const k = this.keys;
     if (!ids.length) return [];

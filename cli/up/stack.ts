@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
 import { loadConfig as loadDnsConfig } from '../../dns/config.js';
@@ -117,7 +117,9 @@ export class Up {
           dns: net.isIP(masterHost) ? { OMEGA_API_ADDRESSES: masterHost } : {},
         }
       : { master: { OMEGA_TLS: 'off' }, manager: { OMEGA_TLS: 'off' }, dns: {} };
-    const dns = { ...base, OMEGA_DNS_LISTEN: hp(c.dnsListen), OMEGA_DNS_API_LISTEN: hp(c.dnsApiListen), OMEGA_DNS_TOKEN: t.dns, ...tls.dns };
+    // Its zone kept in the state directory: a restart answers at once from it, then catches up (docs/dns-scale.md).
+    const snapshot = { OMEGA_DNS_SNAPSHOT_FILE: base.OMEGA_DNS_SNAPSHOT_FILE || join(this.stateDir, 'dns-zone.snapshot') };
+    const dns = { ...base, OMEGA_DNS_LISTEN: hp(c.dnsListen), OMEGA_DNS_API_LISTEN: hp(c.dnsApiListen), OMEGA_DNS_TOKEN: t.dns, ...snapshot, ...tls.dns };
     const dnsApi = c.dnsApiListen.host === '0.0.0.0' ? { ...c.dnsApiListen, host: '127.0.0.1' } : c.dnsApiListen;
     const master = {
       ...base,

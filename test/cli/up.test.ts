@@ -156,6 +156,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.notOk(await listening(Number(new URL(up.masterUrl).port)), 'the master stopped');
     t.same(tree.map(alive).filter(Boolean), [], 'no process it started outlives it');
     t.notOk(existsSync(join(up.stateDir, 'up.pid')), 'a clean stop leaves nothing for the next up to finish');
+    t.ok(existsSync(join(up.stateDir, 'dns-zone.snapshot')), 'the DNS server keeps its zone in the state directory (a restart answers from it at once)');
   });
 
   t.test('a killed omega up: its programs stop by themselves; the next up takes its Redis back, deletes what it left, and leaves nothing', async (t) => {

@@ -28,11 +28,11 @@ t.teardown(() => rc.disconnect());
 const keys = hostKeys(PREFIX);
 
 
-/** A host as its manager registers it, and as the reaper leaves it once the heartbeat lapsed (lostAtMs set, no alive key). */
+/** A host as its manager registers it, and as the reaper leaves it once the heartbeat lapsed (lostAtMs set, in the set of lost hosts, no alive key). */
 async function host(id: string, state: { lostAtMs: number } | 'alive') {
   await rc.hset(keys.host(id), { address: '10.0.0.9', managerUrl: 'http://10.0.0.9:7070', capacity: '10' });
   await rc.sadd(keys.hosts, id);
-  if (state !== 'alive') await rc.hset(keys.hostStatus(id), 'lostAtMs', String(state.lostAtMs));
+  if (state !== 'alive') await rc.multi().hset(keys.hostStatus(id), 'lostAtMs', String(state.lostAtMs)).sadd(keys.lostHosts, id).exec();
   await rc.zadd(keys.load, 0, id);
   if (state === 'alive') await rc.set(keys.alive(id), '1', 'PX', 60_000);
 }

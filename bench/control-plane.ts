@@ -49,6 +49,29 @@ function cpuSeconds(pid: number): number {
 }
 
 /**
+ * A MONITOR connection. ioredis can fail to enter MONITOR when a monitored
+ * line arrives in the same read as MONITOR's OK ("Command queue state
+ * error"), likelier the busier Redis is: tried again, and a late failure
+ * ends the count rather than the bench.
+ */
+async function openMonitor(port: number): Promise<Redis> {
+  for (let attempt = 1; ; attempt++) {
+    const m = new Redis(port, '127.0.0.1', { monitor: true, lazyConnect: false });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        m.once('error', reject);
+        m.once('monitoring', () => resolve());
+      });
+      m.on('error', (err: unknown) => console.error(`# MONITOR: ${String(err)}`));
+      return m;
+    } catch (err) {
+      m.disconnect();
+      if (attempt >= 10) throw err;
+    }
+  }
+}
+
+/**
  * Redis commands the master sends over `ms` (its connections are named
  * omega-master; a script's own calls follow its EVALSHA in MONITOR's
  * output, from "lua"), per second.
@@ -59,7 +82,7 @@ async function masterCommandsPerSecond(port: number, rc: { call: (...a: string[]
     const addr = /addr=(\S+)/.exec(line)?.[1];
     if (addr) names.set(addr, /name=(\S*)/.exec(line)?.[1] ?? '');
   }
-  const monitor = await new Redis(port, '127.0.0.1').monitor();
+  const monitor = await openMonitor(port);
   let count = 0;
   let lastFromMaster = false;
   const byName = new Map<string, number>();

@@ -102,6 +102,11 @@ export class MasterReconciler {
 
   private fullPass: Promise<MasterReconcileReport> | null = null;
 
+  /** One step of the shared sweeps (what a tick does), now. */
+  tick(): Promise<MasterReconcileReport> {
+    return this.task.run();
+  }
+
   /** A whole pass of every sweep by this master, now; concurrent calls share it. */
   run(): Promise<MasterReconcileReport> {
     return (this.fullPass ??= this.full().finally(() => (this.fullPass = null)));

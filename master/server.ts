@@ -281,7 +281,8 @@ export class MasterServer implements Component {
     await whenReady(this.redis, REDIS_START_WAIT_MS);
     await this.liveness.run().catch((err: unknown) => this.log.warn({ err }, 'first liveness beat failed; retried on the timer'));
     this.liveness.start();
-    await this.reconciler.run().catch((err: unknown) => this.log.warn({ err }, 'first reconcile failed; retried on the timer'));
+    // One step of the shared sweeps at once (bounded: not a whole pass, which at 100,000 sandboxes would hold the start up), then each tick.
+    await this.reconciler.tick().catch((err: unknown) => this.log.warn({ err }, 'first reconcile failed; retried on the timer'));
     this.reconciler.start();
     this.reaper.start();
     this.scaleIn.start();

@@ -43,6 +43,28 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     const seen = JSON.parse(stdout.trim().split('\n').pop()!);
     t.match(seen, { stdout: 'hi\n', read: 'from the SDK', preview: 'preview ok' });
     t.equal(seen.host, `3000-${seen.sandboxId}.sandbox.test`, 'getHost gives the preview name');
+    t.same(
+      seen.tour,
+      {
+        bytes: true,
+        list: ['a.txt', 'b.txt', 'bin.dat'],
+        exists: [true, false],
+        info: 'dir',
+        makeDir: true,
+        renamed: 'a.txt',
+        watched: true,
+        removed: true,
+        streams: ['out\n', 'err\n', 0],
+        exit: 7,
+        envCwd: '/home/user/tour\nomega\n',
+        waited: 'done\n',
+        stdin: 'typed\n',
+        listed: true,
+        killed: true,
+        pty: [true, true, true],
+      },
+      'files, commands and a terminal over https: bytes, several files at once, list, exists, getInfo, makeDir, rename, watchDir, remove; stdout and stderr, an exit code, envs and cwd, background and wait, stdin, list, kill; a pty resized, typed into, killed',
+    );
     t.ok(asked.has(`49983-${seen.sandboxId}.sandbox.test:443`), `the agent by its name on 443: ${[...asked].join(' ')}`);
     t.ok(asked.has(`3000-${seen.sandboxId}.sandbox.test:443`), 'the preview by its name on 443');
     // Killed: the ingress answers 502 "The sandbox was not found", as E2B's proxy does, not a network failure.

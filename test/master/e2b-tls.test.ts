@@ -56,7 +56,8 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
         removed: true,
         streams: ['out\n', 'err\n', 0],
         exit: 7,
-        envCwd: '/home/user/tour\nomega\n',
+        // The node template's workspace; the e2b template's is /home/user (e2b-template.test.ts).
+        envCwd: '/workspace/tour\nomega\n',
         waited: 'done\n',
         stdin: 'typed\n',
         listed: true,

@@ -3,6 +3,9 @@ import { OmegaError, type ErrorCode } from '../src/errors.js';
 import type { GitSource, SandboxInfo } from '../src/protocol/manager.js';
 import type { Change } from '../src/protocol/dns.js';
 
+/** Most changes in one request to the DNS API (its limit). */
+const MAX_CHANGES = 1000;
+
 /** The answer of another Omega API that said no: its status and coded body. */
 export class UpstreamError extends Error {
   constructor(
@@ -132,7 +135,51 @@ export class DnsClient {
     this.http = new JsonClient(agent, token, 'DNS_UNAVAILABLE');
   }
 
-  async change(changes: Change[]): Promise<void> {
+  /** Requests sent to /v1/changes so far (the batching's effect, for tests and benches). */
+  changeRequests = 0;
+  private readonly pending: Array<{ changes: Change[]; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private sending = false;
+
+  /**
+   * Apply changes (in one batch of the API, atomically). Changes asked for
+   * while a request is in flight go together in the next one (group commit):
+   * no wait when it is quiet, and under load, say 10,000 deletes at once, a
+   * request a few hundred changes long instead of one per sandbox. Order is
+   * kept. A batch the API refuses as bad input is tried again caller by
+   * caller, so only the caller whose change is bad fails.
+   */
+  change(changes: Change[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ changes, resolve, reject });
+      if (!this.sending) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.sending = true;
+    while (this.pending.length) {
+      const batch = [this.pending.shift()!];
+      let size = batch[0]!.changes.length;
+      while (this.pending.length && size + this.pending[0]!.changes.length <= MAX_CHANGES) {
+        size += this.pending[0]!.changes.length;
+        batch.push(this.pending.shift()!);
+      }
+      try {
+        await this.send(batch.flatMap((b) => b.changes));
+        for (const b of batch) b.resolve();
+      } catch (err) {
+        if (batch.length > 1 && err instanceof UpstreamError && err.status < 500) {
+          for (const b of batch) await this.send(b.changes).then(b.resolve, b.reject);
+        } else {
+          for (const b of batch) b.reject(err);
+        }
+      }
+    }
+    this.sending = false;
+  }
+
+  private async send(changes: Change[]): Promise<void> {
+    this.changeRequests++;
     await this.http.call('POST', `${this.apiUrl}/v1/changes`, { changes });
   }
 

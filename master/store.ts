@@ -378,14 +378,7 @@ export class Store {
   /** Every snapshot, newest first, at most `limit`. */
   async listSnapshots(limit = 1000): Promise<SnapshotView[]> {
     const ids = await this.redis.zrevrange(this.keys.snapshots, 0, limit - 1);
-    if (!ids.length) return [];
-    const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hgetall(this.keys.snapshot(id));
-    const res = (await pipe.exec()) ?? [];
-    return ids.flatMap((id, i) => {
-      const h = (res[i]?.[1] as Record<string, string>) ?? {};
-      return h.template ? [snapshotView(id, h)] : [];
-    });
+    return (await this.getSnapshots(ids)).filter((s): s is SnapshotView => s !== null);
   }
 
   /** Forget a snapshot (its archive removed from the store first); false when there was none. */

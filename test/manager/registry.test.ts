@@ -71,8 +71,10 @@ t.test('the container table: rows written by the manager alone; a stopped contai
   t.equal(await reg.get('sb1'), null);
   // The master's record is read, never written.
   await client.hset(keys.sandbox('sb2'), { state: 'lost', host: 'h2' });
-  const owners = await reg.owners(['sb2', 'none']);
-  t.same(owners.get('sb2'), { state: 'lost', host: 'h2' });
+  await client.hset(keys.sandbox('sb3'), { state: 'running', host: 'h1', idleSeconds: '600' });
+  const owners = await reg.owners(['sb2', 'sb3', 'none']);
+  t.same(owners.get('sb2'), { state: 'lost', host: 'h2', idleSeconds: 0 });
+  t.same(owners.get('sb3'), { state: 'running', host: 'h1', idleSeconds: 600 }, 'with its idle limit (the host measures idleness)');
   t.equal(owners.get('none'), null);
 });
 

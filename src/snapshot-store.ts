@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -59,15 +60,25 @@ class DirectoryStore implements SnapshotStore {
   async put(key: string, body: Readable): Promise<{ bytes: number }> {
     const file = this.file(key);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const partial = `${file}.partial-${process.pid}`;
+    // Its own partial file, even with several writers in one process (the managers of a test share one): none can cut another's short.
+    const partial = `${file}.partial-${process.pid}-${randomBytes(6).toString('hex')}`;
+    let bytes = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        bytes += chunk.length;
+        done(null, chunk);
+      },
+    });
     try {
-      await pipeline(body, createWriteStream(partial, { mode: 0o600 }));
+      await pipeline(body, counted, createWriteStream(partial, { mode: 0o600 }));
+      const size = (await stat(partial)).size;
+      if (size !== bytes) throw new Error(`${size} bytes on disk of the ${bytes} written`);
       await rename(partial, file);
     } catch (err) {
       await rm(partial, { force: true });
       throw err;
     }
-    return { bytes: (await stat(file)).size };
+    return { bytes };
   }
 
   async get(key: string): Promise<Readable> {

@@ -53,6 +53,8 @@ export async function writeArchive(dir: string, store: SnapshotStore, key: strin
   const exited = exitOf(tar, 'tar --create');
   try {
     const [put] = await Promise.all([store.put(key, tar.stdout), exited]);
+    // A gzip stream is never empty (header and trailer): nothing written is a failure, never a snapshot.
+    if (put.bytes === 0) throw new Error('tar wrote nothing');
     return put;
   } catch (err) {
     tar.kill('SIGKILL');
@@ -80,14 +82,20 @@ export async function readArchive(store: SnapshotStore, key: string, dir: string
   }
 }
 
+/**
+ * The process's end: 0 is done. tar's 1 (a file changed or vanished as it
+ * was read) is a failure too: a frozen or stopped sandbox's files do not
+ * change, so it means the workspace went away under it (its host being torn
+ * down), and what was written is not the workspace; the next snapshot is
+ * taken whole.
+ */
 function exitOf(p: ReturnType<typeof spawn>, what: string): Promise<void> {
   let stderr = '';
   p.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-2000)));
   return new Promise((resolve, reject) => {
     p.once('error', reject);
     p.once('close', (code, signal) => {
-      // tar's 1: a file changed as it was read, which a frozen sandbox does not do; taken as done.
-      if (code === 0 || code === 1) resolve();
+      if (code === 0) resolve();
       else reject(new Error(`${what} ${signal ? `killed (${signal})` : `exited ${code}`}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
     });
   });

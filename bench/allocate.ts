@@ -85,7 +85,7 @@ async function commandsOfOneCreate(redisUrl: string, create: () => Promise<{ id:
     if (addr) names.set(addr, name || '?');
   }
   const shas = new Map<string, string>();
-  for (const f of ['allocateSandbox-2', 'finishCreate-3', 'reportContainer-2', 'applyDnsChanges-4', 'heartbeat-3']) {
+  for (const f of ['allocateSandbox-2', 'finishCreate-3', 'reportContainer-2', 'applyDnsChanges-4', 'heartbeat-4']) {
     const lua = scriptLua(`${f}.lua`);
     shas.set(createHash('sha1').update(lua).digest('hex'), f.replace(/-\d+$/, ''));
   }

@@ -23,7 +23,7 @@ import { Store } from '../master/store.js';
 import { createRedis } from '../src/redis/connection.js';
 import { hostKeys } from '../src/redis/keys.js';
 import { scriptLua } from '../src/redis/scripts.js';
-import { TestRedis } from '../test/helpers/redis.js';
+import { clientNames, TestRedis } from '../test/helpers/redis.js';
 import { startStack, type BenchStack } from './stack.js';
 import { pct } from './stats.js';
 
@@ -78,12 +78,7 @@ async function luaRate(redisUrl: string): Promise<{ lua: number; zincrby: number
  */
 async function commandsOfOneCreate(redisUrl: string, create: () => Promise<{ id: string }>): Promise<{ id: string; commands: Array<{ client: string; command: string }> }> {
   const admin = new Redis(redisUrl);
-  const names = new Map<string, string>();
-  for (const line of String(await admin.call('CLIENT', 'LIST')).split('\n')) {
-    const addr = /addr=(\S+)/.exec(line)?.[1];
-    const name = /name=(\S*)/.exec(line)?.[1];
-    if (addr) names.set(addr, name || '?');
-  }
+  const names = await clientNames(admin);
   const shas = new Map<string, string>();
   for (const f of ['allocateSandbox-2', 'finishCreate-3', 'reportContainer-2', 'applyDnsChanges-4', 'heartbeat-4']) {
     const lua = scriptLua(`${f}.lua`);
@@ -97,7 +92,7 @@ async function commandsOfOneCreate(redisUrl: string, create: () => Promise<{ id:
     if (cmd === 'SET' && /:(alive|master):/.test(args[1] ?? '')) return;
     const script = cmd === 'EVALSHA' ? shas.get(args[1] ?? '') : undefined;
     if (script === 'heartbeat') return;
-    seen.push({ client: names.get(source) ?? source, command: script ? `EVALSHA ${script}` : `${cmd} ${args[1] ?? ''}`.trim() });
+    seen.push({ client: names.has(source) ? names.get(source) || '?' : source, command: script ? `EVALSHA ${script}` : `${cmd} ${args[1] ?? ''}`.trim() });
   });
   await new Promise((r) => setTimeout(r, 50));
   const s = await create();

@@ -32,7 +32,7 @@ import { hostKeys } from '../src/redis/keys.js';
 import { dig } from '../test/helpers/dns.js';
 import { freePort, sleep, waitFor } from '../test/helpers/ports.js';
 import { Program } from '../test/helpers/programs.js';
-import { TestRedis } from '../test/helpers/redis.js';
+import { clientNames, TestRedis } from '../test/helpers/redis.js';
 import { SimulatedHost } from './sim-host.js';
 import { pct } from './stats.js';
 
@@ -59,11 +59,7 @@ function cpuSeconds(pid: number): number {
  * queue state error").
  */
 async function masterCommandsPerSecond(port: number, rc: { call: (...a: string[]) => Promise<unknown> }, ms: number): Promise<number> {
-  const names = new Map<string, string>();
-  for (const line of String(await rc.call('CLIENT', 'LIST')).split('\n')) {
-    const addr = /addr=(\S+)/.exec(line)?.[1];
-    if (addr) names.set(addr, /name=(\S*)/.exec(line)?.[1] ?? '');
-  }
+  const names = await clientNames(rc);
   const socket = connect(port, '127.0.0.1');
   await once(socket, 'connect');
   socket.write('MONITOR\r\n');

@@ -6,6 +6,16 @@ import { Redis } from 'ioredis';
 import { freePort, waitFor } from './ports.js';
 
 /** What the start helpers need of a Redis: its URL (a TestRedis, or a TestSentinel or TestCluster of redis-ha.ts). */
+/** Each connection's address -> its name ('' when unnamed), from CLIENT LIST: who sent what in MONITOR's output. */
+export async function clientNames(client: { call: (...args: string[]) => Promise<unknown> }): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  for (const line of String(await client.call('CLIENT', 'LIST')).split('\n')) {
+    const addr = /addr=(\S+)/.exec(line)?.[1];
+    if (addr) names.set(addr, /name=(\S*)/.exec(line)?.[1] ?? '');
+  }
+  return names;
+}
+
 export interface RedisUnderTest {
   readonly url: string;
 }

@@ -13,7 +13,7 @@ import { requireDocker } from '../helpers/docker.js';
 import { startManager } from '../helpers/manager.js';
 import { startMaster } from '../helpers/master.js';
 import { waitFor } from '../helpers/ports.js';
-import { TestRedis } from '../helpers/redis.js';
+import { clientNames, TestRedis } from '../helpers/redis.js';
 
 /** Commands that change a key (reader state of a consumer group, XREADGROUP/XACK/XAUTOCLAIM, is the reader's own). */
 const WRITES = new Set(['SET', 'DEL', 'UNLINK', 'HSET', 'HDEL', 'HSETNX', 'HINCRBY', 'SADD', 'SREM', 'ZADD', 'ZREM', 'ZINCRBY', 'XADD', 'XDEL', 'XTRIM', 'INCR', 'EXPIRE', 'PEXPIRE', 'RENAME']);
@@ -132,11 +132,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     await m.server.reconciler.run();
 
     // Connection names say which program sent what.
-    const names = new Map<string, string>();
-    for (const line of String(await rc.call('CLIENT', 'LIST')).split('\n')) {
-      const addr = /addr=(\S+)/.exec(line)?.[1];
-      if (addr) names.set(addr, /name=(\S*)/.exec(line)?.[1] ?? '');
-    }
+    const names = await clientNames(rc);
     const program = (source: string) => {
       const name = names.get(source) ?? '';
       return name.startsWith('omega-manager') ? 'manager' : name.startsWith('omega-master') ? 'master' : name.startsWith('omega-dns') ? 'dns' : `unnamed ${source}`;

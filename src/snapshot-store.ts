@@ -37,6 +37,18 @@ export interface S3Options {
 
 const KEY = /^[a-z0-9][a-z0-9-]{0,127}$/;
 
+/** A pass-through that counts what flows through it as its reader takes it (a 'data' listener would start the flow before anyone reads). */
+function byteCounter(): { stream: Transform; bytes: () => number } {
+  let bytes = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  return { stream, bytes: () => bytes };
+}
+
 function checkKey(key: string): void {
   if (!KEY.test(key)) throw new OmegaError('INTERNAL', `not a snapshot key: ${key}`);
 }
@@ -62,23 +74,17 @@ class DirectoryStore implements SnapshotStore {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // Its own partial file, even with several writers in one process (the managers of a test share one): none can cut another's short.
     const partial = `${file}.partial-${process.pid}-${randomBytes(6).toString('hex')}`;
-    let bytes = 0;
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
+    const counted = byteCounter();
     try {
-      await pipeline(body, counted, createWriteStream(partial, { mode: 0o600 }));
+      await pipeline(body, counted.stream, createWriteStream(partial, { mode: 0o600 }));
       const size = (await stat(partial)).size;
-      if (size !== bytes) throw new Error(`${size} bytes on disk of the ${bytes} written`);
+      if (size !== counted.bytes()) throw new Error(`${size} bytes on disk of the ${counted.bytes()} written`);
       await rename(partial, file);
     } catch (err) {
       await rm(partial, { force: true });
       throw err;
     }
-    return { bytes };
+    return { bytes: counted.bytes() };
   }
 
   async get(key: string): Promise<Readable> {
@@ -123,20 +129,13 @@ class S3Store implements SnapshotStore {
   }
 
   async put(key: string, body: Readable): Promise<{ bytes: number }> {
-    let bytes = 0;
-    // Counted as the upload reads it (a 'data' listener would start the flow before anyone reads).
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
-    body.on('error', (err) => counted.destroy(err));
-    body.pipe(counted);
+    const counted = byteCounter();
+    body.on('error', (err) => counted.stream.destroy(err));
+    body.pipe(counted.stream);
     const { Upload } = await sdk();
-    const upload = new Upload({ client: await this.client(), params: { Bucket: this.bucket, Key: this.key(key), Body: counted, ContentType: 'application/gzip' }, partSize: 8 << 20, queueSize: 2 });
+    const upload = new Upload({ client: await this.client(), params: { Bucket: this.bucket, Key: this.key(key), Body: counted.stream, ContentType: 'application/gzip' }, partSize: 8 << 20, queueSize: 2 });
     await upload.done();
-    return { bytes };
+    return { bytes: counted.bytes() };
   }
 
   async get(key: string): Promise<Readable> {

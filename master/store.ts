@@ -613,23 +613,21 @@ export class Store {
   async hostsToCheck(nowMs: number, limit = 1000): Promise<HostView[]> {
     const k = this.keys;
     const [lapsed, lost] = await Promise.all([this.redis.zrangebyscore(k.beats, '-inf', nowMs, 'LIMIT', 0, limit), this.redis.smembers(k.lostHosts)]);
-    const ids = [...new Set([...lapsed, ...lost])];
-    if (!ids.length) return [];
-    const pipe = this.redis.pipeline();
-    for (const h of ids) pipe.zscore(k.load, h);
-    const res = (await pipe.exec()) ?? [];
-    const load = new Map(ids.flatMap((h, i) => (res[i]?.[1] == null ? [] : [[h, Number(res[i]![1])] as const])));
-    return this.hostViews(ids, load);
+    return this.listedViews([...lapsed, ...lost]);
   }
 
   /**
-   * The hosts marked lost, and of `also` those still registered (a host
-   * forgotten is in neither the index nor the load set): what the lost-host
-   * handling follows, without reading every host.
+   * The hosts marked lost, and of `also` those still registered: what the
+   * lost-host handling follows, without reading every host.
    */
   async lostHostViews(also: string[] = []): Promise<HostView[]> {
+    return this.listedViews([...(await this.redis.smembers(this.keys.lostHosts)), ...also]);
+  }
+
+  /** Views of these hosts, of those still listed (registered, or in the load set: a host forgotten is in neither). */
+  private async listedViews(hostIds: string[]): Promise<HostView[]> {
     const k = this.keys;
-    const ids = [...new Set([...(await this.redis.smembers(k.lostHosts)), ...also])];
+    const ids = [...new Set(hostIds)];
     if (!ids.length) return [];
     const pipe = this.redis.pipeline();
     for (const h of ids) pipe.sismember(k.hosts, h).zscore(k.load, h);

@@ -181,7 +181,8 @@ export class Reaper {
    */
   async checkHosts(): Promise<void> {
     const now = Date.now();
-    await this.store.admitHosts();
+    const admitted = await this.store.admitHosts();
+    if (admitted.length) this.log.info({ hosts: admitted }, 'hosts admitted for work');
     const full = now - this.lastFullHostCheckMs >= FULL_HOST_CHECK_MS;
     const hosts = full ? await this.store.hosts() : await this.store.hostsToCheck(now);
     if (full) this.lastFullHostCheckMs = now;

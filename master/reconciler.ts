@@ -164,10 +164,10 @@ export class MasterReconciler {
    * One tick: the next page of each sweep whose lease this master takes
    * (another master may be working another sweep meanwhile). A sweep
    * begins a cycle at most every intervalMs; a page is PAGE entries.
+   * (Hosts are admitted by the reaper's host check, each of its ticks.)
    */
   private async step(): Promise<MasterReconcileReport> {
     const report = emptyReport();
-    report.admitted = await this.store.admitHosts();
     for (const sweep of SWEEPS) {
       if (!(await this.store.takeSweep(sweep, LEASE_MS))) continue;
       try {

@@ -66,18 +66,20 @@ export class Persistence {
       throw err;
     }
     const view: SnapshotView = { id: snapId, sandboxId: id, template: r.template, bytes: written.bytes, createdAt: new Date().toISOString(), kind, ...(r.workspace ? { workspace: r.workspace } : {}) };
-    let before: string | null;
+    let noted;
     try {
-      before = await this.store.noteSnapshot(view);
+      noted = await this.store.noteSnapshot(view, r.host);
     } catch (err) {
       // Not recorded: nobody could find the archive again.
       await this.removeArchive(snapId);
       throw err;
     }
-    if (before === null) {
+    if (typeof noted !== 'string') {
       await this.removeArchive(snapId);
-      throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while its snapshot was taken`);
+      if (noted === null) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while its snapshot was taken`);
+      throw new OmegaError('SANDBOX_BUSY', `sandbox ${id} was lost or moved off ${r.host} while its snapshot was taken there; it is not kept`);
     }
+    const before = noted;
     // Of a sandbox with a named workspace: the workspace's latest too (what it comes back from when its host is gone).
     const wsBefore = r.workspace ? await this.store.changeWorkspace(r.workspace, 'snapshot', snapId) : '';
     if (before) await this.dropIfOwned(before);

@@ -324,13 +324,14 @@ export class Store {
 
   /**
    * Record a snapshot whose archive is in the store and make it its
-   * sandbox's latest; the snapshot that was the latest before ('' none), or
-   * null when the sandbox is gone or deleting (nothing recorded).
+   * sandbox's latest (taken on `host`); the snapshot that was the latest
+   * before ('' none). Nothing is recorded, and the answer is null when the
+   * sandbox is gone or deleting, 'moved' when it is lost or on another host.
    */
-  async noteSnapshot(s: SnapshotView): Promise<string | null> {
+  async noteSnapshot(s: SnapshotView, host: string): Promise<string | null | { moved: true }> {
     const k = this.keys;
-    const r = await this.redis.noteSnapshot(k.snapshot(s.id), k.snapshots, k.sandbox(s.sandboxId), s.id, Date.parse(s.createdAt), 'sandboxId', s.sandboxId, 'template', s.template, 'bytes', String(s.bytes), 'kind', s.kind, ...(s.workspace ? ['workspace', s.workspace] : []));
-    return r === 0 ? null : r;
+    const r = await this.redis.noteSnapshot(k.snapshot(s.id), k.snapshots, k.sandbox(s.sandboxId), s.id, Date.parse(s.createdAt), host, 'sandboxId', s.sandboxId, 'template', s.template, 'bytes', String(s.bytes), 'kind', s.kind, ...(s.workspace ? ['workspace', s.workspace] : []));
+    return r === 0 ? null : r === -1 ? { moved: true } : r;
   }
 
   /** Record a snapshot of no sandbox (a workspace's, as it moves): its id is fresh, there is nothing to check. */

@@ -50,21 +50,25 @@ async function mounted(path: string): Promise<boolean> {
 /** Write the files under `dir` to the store as `key`; their compressed size. A failed archive is deleted from the store. */
 export async function writeArchive(dir: string, store: SnapshotStore, key: string): Promise<{ bytes: number }> {
   const tar = spawn('tar', ['--create', '--gzip', '--sparse', '--numeric-owner', '--acls', '--xattrs', '--directory', dir, '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = exitOf(tar, 'tar --create');
-  try {
-    const [put] = await Promise.all([store.put(key, tar.stdout), exited]);
-    // A gzip stream is never empty (header and trailer): nothing written is a failure, never a snapshot.
-    if (put.bytes === 0) throw new Error('tar wrote nothing');
-    return put;
-  } catch (err) {
+  // Both settle before either's failure is acted on: a tar that dies ends its output as a finished one does, and a
+  // store still writing would otherwise put that truncated archive under the key after it was deleted. A store
+  // that fails stops tar (it would wait on a pipe nobody reads).
+  const putting = store.put(key, tar.stdout).catch((e: unknown) => {
     tar.kill('SIGKILL');
-    // Half an archive must not stay under the key; if it cannot be removed, the error says so too.
-    const left = await store.delete(key).then(
-      () => '',
-      (e: unknown) => `; removing what was written failed too: ${(e as Error).message}`,
-    );
-    throw new OmegaError('SNAPSHOT_FAILED', `writing the workspace to ${store.shown} failed: ${(err as Error).message}${left}`, { cause: err });
-  }
+    throw e;
+  });
+  const [put, exited] = await Promise.allSettled([putting, exitOf(tar, 'tar --create')]);
+  // The store's failure first: tar killed for it says less.
+  let err: unknown = put.status === 'rejected' ? put.reason : exited.status === 'rejected' ? exited.reason : null;
+  // A gzip stream is never empty (header and trailer): nothing written is a failure, never a snapshot.
+  if (!err && put.status === 'fulfilled' && put.value.bytes === 0) err = new Error('tar wrote nothing');
+  if (!err && put.status === 'fulfilled') return put.value;
+  // Half an archive must not stay under the key; if it cannot be removed, the error says so too.
+  const left = await store.delete(key).then(
+    () => '',
+    (e: unknown) => `; removing what was written failed too: ${(e as Error).message}`,
+  );
+  throw new OmegaError('SNAPSHOT_FAILED', `writing the workspace to ${store.shown} failed: ${(err as Error).message}${left}`, { cause: err });
 }
 
 /** Unpack snapshot `key` from the store into `dir` (an empty workspace). */

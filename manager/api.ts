@@ -109,6 +109,8 @@ export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
       async (req) => o.sandboxes.snapshot(req.params.id, req.body.key),
     );
 
+    v1.get<{ Params: { id: string } }>('/v1/sandboxes/:id/metrics', { schema: { params: sandboxIdParamsSchema } }, async (req) => o.sandboxes.metrics(req.params.id));
+
     v1.get('/v1/sandboxes', async () => ({ sandboxes: await o.sandboxes.list() }));
 
     v1.get('/v1/workspaces', async () => ({ workspaces: await o.workspaces.list() }));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { OmegaError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
-import type { ContainerEntry, CreateSandboxRequest, SandboxInfo } from '../src/protocol/manager.js';
+import type { ContainerEntry, CreateSandboxRequest, SandboxInfo, SandboxMetrics } from '../src/protocol/manager.js';
 import type { ManagerConfig } from './config.js';
 import type { WarmContainer, WarmPool } from './pool.js';
 import type { HostRegistry } from './registry.js';
@@ -9,9 +9,13 @@ import { LABELS, type DockerRuntime } from './runtime/docker.js';
 import type { WorkerClient } from './worker-client.js';
 import type { SandboxNetwork } from './runtime/network.js';
 import { openVolume, readArchive, writeArchive } from './runtime/archive.js';
+import { workspaceSpace } from './runtime/disk.js';
 import type { SnapshotStore } from '../src/snapshot-store.js';
 import { isWorkspaceVolume, workspaceVolume } from './workspaces.js';
 import type { DirectPorts } from './direct-ports.js';
+
+/** How old a sandbox's last CPU reading may be to measure its CPU use since. */
+const CPU_READ_AGE_MS = 60_000;
 
 /** Row states that hold one of the host's slots. */
 const HOLDS_SLOT = new Set(['running', 'paused', 'stopped']);
@@ -419,6 +423,51 @@ export class Sandboxes {
         if (freeze) await this.runtime.unpause(entry.containerId);
       }
     });
+  }
+
+  /** Each sandbox's CPU time at its last metrics read: the next read's CPU use is the average since (a minute back at most). */
+  private readonly cpuReads = new Map<string, { cpuNs: number; atMs: number }>();
+
+  /**
+   * What a running or frozen sandbox uses now: its CPU (the share of its
+   * CPUs used since its previous read within a minute, else over 200 ms),
+   * its memory and its workspace's space.
+   */
+  async metrics(id: string): Promise<SandboxMetrics> {
+    const entry = await this.liveEntry(id);
+    if (entry.state === 'stopped') throw new OmegaError('SANDBOX_BUSY', `sandbox ${id} is stopped: it runs nothing to measure`);
+    const [first, disk] = await Promise.all([this.runtime.usage(entry.containerId), this.space(entry.volume)]);
+    let now = first;
+    let before = this.cpuReads.get(id);
+    if (!before || now.atMs - before.atMs > CPU_READ_AGE_MS || now.cpuNs < before.cpuNs || now.atMs <= before.atMs) {
+      before = now;
+      await new Promise((r) => setTimeout(r, 200));
+      now = await this.runtime.usage(entry.containerId);
+    }
+    for (const [k, v] of this.cpuReads) if (now.atMs - v.atMs > CPU_READ_AGE_MS) this.cpuReads.delete(k);
+    this.cpuReads.set(id, { cpuNs: now.cpuNs, atMs: now.atMs });
+    const wallNs = (now.atMs - before.atMs) * 1e6;
+    const pct = wallNs > 0 ? ((now.cpuNs - before.cpuNs) / (wallNs * now.cpus)) * 100 : 0;
+    return {
+      atMs: now.atMs,
+      cpuUsedPct: Math.round(Math.min(100, Math.max(0, pct)) * 100) / 100,
+      cpuCount: Math.ceil(now.cpus),
+      memUsed: now.memUsed,
+      memCache: now.memCache,
+      memTotal: now.memLimit,
+      diskUsed: disk.used,
+      diskTotal: disk.total,
+    };
+  }
+
+  private async space(volume: string): Promise<{ used: number; total: number }> {
+    const info = await this.runtime.volumeInfo(volume);
+    const open = await openVolume(info, false);
+    try {
+      return await workspaceSpace(open.dir, !!info.Options?.device);
+    } finally {
+      await open.close();
+    }
   }
 
   private async restore(c: WarmContainer, key: string): Promise<void> {

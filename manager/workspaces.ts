@@ -1,12 +1,10 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { OmegaError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import type { SnapshotStore } from '../src/snapshot-store.js';
 import { openVolume, writeArchive } from './runtime/archive.js';
+import { bytesUnder } from './runtime/disk.js';
 import type { DockerRuntime } from './runtime/docker.js';
 
-const run = promisify(execFile);
 
 /**
  * A named workspace's volume on a host: kept when its sandbox is deleted,
@@ -79,8 +77,7 @@ export class Workspaces {
   private async usage(name: string): Promise<number> {
     const open = await openVolume(await this.info(name), false);
     try {
-      const { stdout } = await run('du', ['-s', '--block-size=1', open.dir]);
-      return Number(stdout.split('\t')[0]);
+      return await bytesUnder(open.dir);
     } finally {
       await open.close();
     }

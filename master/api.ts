@@ -184,6 +184,7 @@ export function buildMasterApi(o: MasterApiOptions): FastifyInstance {
       deleted: await o.sandboxes.workspaces.delete(req.params.name),
     }));
     v1.post<{ Params: { id: string } }>('/v1/sandboxes/:id/resume', { schema: { params: idParamsSchema } }, async (req) => o.sandboxes.resume(req.params.id));
+    v1.get<{ Params: { id: string } }>('/v1/sandboxes/:id/metrics', { schema: { params: idParamsSchema } }, async (req) => o.sandboxes.metrics(req.params.id));
 
     v1.post<{ Params: { id: string }; Body: { seconds: number } }>(
       '/v1/sandboxes/:id/timeout',

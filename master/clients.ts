@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici';
 import { OmegaError, type ErrorCode } from '../src/errors.js';
-import type { GitSource, SandboxInfo } from '../src/protocol/manager.js';
+import type { GitSource, SandboxInfo, SandboxMetrics } from '../src/protocol/manager.js';
 import type { Change } from '../src/protocol/dns.js';
 
 /** Most changes in one request to the DNS API (its limit). */
@@ -91,6 +91,11 @@ export class ManagerClient {
   /** Write the sandbox's workspace to the snapshot store as `key`. */
   snapshot(managerUrl: string, id: string, key: string, timeoutMs = 600_000): Promise<{ bytes: number }> {
     return this.http.call('POST', `${managerUrl}/v1/sandboxes/${id}/snapshots`, { key }, timeoutMs);
+  }
+
+  /** What the sandbox uses now, measured by its host. */
+  metrics(managerUrl: string, id: string, timeoutMs = 10_000): Promise<SandboxMetrics> {
+    return this.http.call('GET', `${managerUrl}/v1/sandboxes/${id}/metrics`, undefined, timeoutMs);
   }
 
   /** Freeze (memory) or stop the sandbox's container; idempotent. */

@@ -8,6 +8,7 @@ import type { Scaler } from './scaler.js';
 import { newSandboxId, newSandboxToken } from '../src/ids.js';
 import type { PauseKind, SandboxRecord, SandboxState, Store } from './store.js';
 import type { Created, GitSource, SandboxView } from '../src/protocol/master.js';
+import type { SandboxMetrics } from '../src/protocol/manager.js';
 import type { SnapshotStore } from '../src/snapshot-store.js';
 import { Persistence } from './persistence.js';
 import { Workspaces, type WorkspacePlan } from './workspaces.js';
@@ -298,6 +299,21 @@ export class Sandboxes {
   async removeNames(id: string): Promise<void> {
     await this.removeNamesOnly(id);
     await this.store.update(id, 'lost', { dns: '0' });
+  }
+
+  /** What a running or frozen sandbox uses now, as its host measures it (SandboxMetrics). */
+  async metrics(id: string): Promise<SandboxMetrics & { sandboxId: string }> {
+    const r = await this.store.get(id);
+    if (!r || r.internal || r.state === 'deleting') throw new OmegaError('SANDBOX_NOT_FOUND', `no sandbox ${id}`);
+    if (!(r.state === 'running' || (r.state === 'paused' && r.pauseKind === 'memory'))) {
+      throw new OmegaError('SANDBOX_BUSY', `sandbox ${id} is ${r.state}${r.pauseKind && r.state === 'paused' ? ` (${r.pauseKind})` : ''}: only a running or frozen one has a container to measure`);
+    }
+    try {
+      return { sandboxId: id, ...(await this.managers.metrics(r.managerUrl, id)) };
+    } catch (err) {
+      if (err instanceof UpstreamError && (err.code === 'SANDBOX_NOT_FOUND' || err.code === 'SANDBOX_BUSY')) throw new OmegaError(err.code, err.upstreamMessage, { cause: err });
+      throw err instanceof UpstreamError ? new OmegaError('MANAGER_UNAVAILABLE', err.message, { cause: err }) : err;
+    }
   }
 
   /** Set the sandbox to live `seconds` more from now. */

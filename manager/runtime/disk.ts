@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OmegaError } from '../../src/errors.js';
@@ -9,6 +9,23 @@ const run = promisify(execFile);
 
 /** Where a manager keeps the images unless OMEGA_WORKSPACE_IMAGE_DIR says otherwise (a directory per host id under it). */
 export const DEFAULT_WORKSPACE_IMAGE_DIR = '/var/lib/omega/workspaces';
+
+/** What the files under `dir` take on disk, in bytes (du: sparse files count what they hold). */
+export async function bytesUnder(dir: string): Promise<number> {
+  const { stdout } = await run('du', ['-s', '--block-size=1', dir]);
+  return Number(stdout.split('\t')[0]);
+}
+
+/**
+ * A workspace's space, its files at `dir`: a fixed-size one's filesystem is
+ * its own (what it holds and its size, one statfs); a plain volume's files
+ * are counted (du) on the host's disk, whose size is the most it can take.
+ */
+export async function workspaceSpace(dir: string, fixedSize: boolean): Promise<{ used: number; total: number }> {
+  const fs = await statfs(dir);
+  const total = fs.blocks * fs.bsize;
+  return { used: fixedSize ? (fs.blocks - fs.bfree) * fs.bsize : await bytesUnder(dir), total };
+}
 
 /**
  * A workspace of a fixed size: one ext4 filesystem image per sandbox volume,

@@ -51,6 +51,28 @@ export interface RunningContainer {
   ip: string;
 }
 
+/** A container's use of its host at one moment (DockerRuntime.usage). */
+export interface ContainerUsage {
+  /** When the engine read it. */
+  atMs: number;
+  /** CPU time used since it started, in nanoseconds. */
+  cpuNs: number;
+  /** The CPUs it may use: its limit (perhaps a fraction), else the host's. */
+  cpus: number;
+  /** Memory in use, without the page cache the kernel can drop. */
+  memUsed: number;
+  memCache: number;
+  /** Its memory limit (the host's memory when it has none). */
+  memLimit: number;
+}
+
+/** The part of the engine's stats answer read here, as it is: which memory fields come depends on the cgroup version (the typings list v1's as always there). */
+interface DockerStats {
+  read: string;
+  cpu_stats?: { cpu_usage?: { total_usage?: number }; online_cpus?: number };
+  memory_stats?: { usage?: number; limit?: number; stats?: Record<string, number | undefined> };
+}
+
 export interface ListedContainer {
   id: string;
   name: string;
@@ -224,6 +246,38 @@ export class DockerRuntime {
       if (statusOf(err) !== 304) throw dockerError(err, `starting container ${id}`);
     }
     return this.reached(this.docker.getContainer(id), id.slice(0, 12));
+  }
+
+  /**
+   * What a container uses now, from one reading of the engine's stats
+   * (`one-shot`: no wait for a second sample): its CPU time so far, its
+   * memory less the page cache the kernel can drop (as `docker stats` counts
+   * it, cgroup v1 or v2), that cache, its limit, and how many CPUs it may use (its inspection).
+   */
+  async usage(id: string): Promise<ContainerUsage> {
+    let s: DockerStats;
+    let nanoCpus: number;
+    try {
+      const c = this.docker.getContainer(id);
+      const [stats, info] = await Promise.all([c.stats({ stream: false, 'one-shot': true }), c.inspect()]);
+      s = stats as unknown as DockerStats;
+      nanoCpus = info.HostConfig.NanoCpus ?? 0;
+    } catch (err) {
+      throw dockerError(err, `reading the stats of container ${id}`);
+    }
+    const m = s.memory_stats ?? {};
+    const st = m.stats ?? {};
+    // v1 names it total_inactive_file, v2 inactive_file; the cache is v1's cache, v2's file.
+    const inactive = st.total_inactive_file ?? st.inactive_file ?? 0;
+    const usage = m.usage ?? 0;
+    return {
+      atMs: Date.parse(s.read) || Date.now(),
+      cpuNs: s.cpu_stats?.cpu_usage?.total_usage ?? 0,
+      cpus: nanoCpus ? nanoCpus / 1e9 : (s.cpu_stats?.online_cpus ?? 1),
+      memUsed: Math.max(0, usage - inactive),
+      memCache: st.cache ?? st.file ?? 0,
+      memLimit: m.limit ?? 0,
+    };
   }
 
   /** The engine's state of a container (running, paused, exited, ...), or null when it is gone. */

@@ -7,7 +7,7 @@ import { isRedisUnavailable } from '../../src/redis/connection.js';
 import { FailureLimiter } from '../../src/throttle.js';
 import type { SandboxView, Sandboxes } from '../sandboxes.js';
 import type { Store } from '../store.js';
-import { createRequestOf, detailOf, e2bState, listedOf, metadataFilter, newSandboxSchema, sandboxIdParams, sandboxOf, type NewSandbox } from './shapes.js';
+import { createRequestOf, detailOf, e2bState, listedOf, metadataFilter, metricOf, metricsQuery, newSandboxSchema, sandboxIdParams, sandboxOf, type NewSandbox } from './shapes.js';
 
 export interface E2bApiOptions {
   sandboxes: Sandboxes;
@@ -140,10 +140,15 @@ export function registerE2bApi(app: FastifyInstance, o: E2bApiOptions): void {
       return reply.status(201).send(sandboxOf(resumed, zone, await tokenOf(resumed)));
     });
 
-    // Omega keeps no per-sandbox metrics yet: an empty series (the SDK's own answer in its debug mode).
-    api.get<Id>('/sandboxes/:sandboxID/metrics', { schema: { params: sandboxIdParams } }, async (req) => {
-      await visible(req.params.sandboxID);
-      return [];
+    // A series of one: what its host measures now (Omega keeps no history), empty when that is outside
+    // [start, end] (unix seconds) or the sandbox has no container running.
+    api.get<Id & { Querystring: { start?: number; end?: number } }>('/sandboxes/:sandboxID/metrics', { schema: { params: sandboxIdParams, querystring: metricsQuery } }, async (req) => {
+      const v = await visible(req.params.sandboxID);
+      if (e2bState(v.state) !== 'running') return [];
+      const m = await sandboxes.metrics(v.id);
+      const at = Math.floor(m.atMs / 1000);
+      if ((req.query.start !== undefined && at < req.query.start) || (req.query.end !== undefined && at > req.query.end)) return [];
+      return [metricOf(m)];
     });
   });
 }

@@ -2,6 +2,7 @@ import { ENVD_VERSION } from '../../src/protocol/envd/version.js';
 import { metadataSchema, sandboxEnvSchema, TEMPLATE_NAME_PATTERN, type SandboxView } from '../../src/protocol/master.js';
 import type { SandboxState } from '../store.js';
 import type { CreateRequest } from '../sandboxes.js';
+import type { SandboxMetrics } from '../../src/protocol/manager.js';
 
 /**
  * The E2B API's shapes as translations of Omega's: one sandbox model, read
@@ -105,4 +106,22 @@ export function metadataFilter(raw: string | undefined): Record<string, string> 
   const out: Record<string, string> = {};
   for (const [k, v] of new URLSearchParams(raw ?? '')) out[decodeURIComponent(k)] = decodeURIComponent(v);
   return out;
+}
+
+/** The metrics query: the span asked for, unix seconds. */
+export const metricsQuery = { type: 'object', properties: { start: { type: 'integer', minimum: 0 }, end: { type: 'integer', minimum: 0 } } } as const;
+
+/** `SandboxMetric`: Omega's reading as E2B names it (its `timestamp` deprecated for `timestampUnix`, both sent). */
+export function metricOf(m: SandboxMetrics) {
+  return {
+    timestamp: new Date(m.atMs).toISOString(),
+    timestampUnix: Math.floor(m.atMs / 1000),
+    cpuCount: m.cpuCount,
+    cpuUsedPct: m.cpuUsedPct,
+    memUsed: m.memUsed,
+    memCache: m.memCache,
+    memTotal: m.memTotal,
+    diskUsed: m.diskUsed,
+    diskTotal: m.diskTotal,
+  };
 }

@@ -52,6 +52,26 @@ export interface SandboxInfo {
 }
 
 /**
+ * What a running or frozen sandbox uses at one moment (GET
+ * /v1/sandboxes/:id/metrics of its manager, passed on by the master's).
+ */
+export interface SandboxMetrics {
+  /** When it was read (ms since the epoch). */
+  atMs: number;
+  /** The share of its CPUs it used, 0-100: since the previous read of its metrics (within a minute), else over the 200 ms the read takes. */
+  cpuUsedPct: number;
+  /** The CPUs it may use (its limit, rounded up). */
+  cpuCount: number;
+  /** Memory in use without the page cache the kernel can drop, that cache, and its limit; bytes. */
+  memUsed: number;
+  memCache: number;
+  memTotal: number;
+  /** Its workspace: what the files take and the size it may grow to (a workspace without a fixed size: the host disk's). */
+  diskUsed: number;
+  diskTotal: number;
+}
+
+/**
  * One row of a host's container table (hostKeys().containers(host) in
  * Redis), written only by that host's manager: what runs there for which
  * sandbox. The master reads it to tell running sandboxes from lost ones.

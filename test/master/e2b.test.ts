@@ -147,5 +147,9 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     t.match(await mcp.json(), { code: 400, message: /MCP/ });
     t.equal((await raw('GET', '/v2/sandboxes?state=stopped')).status, 400);
     t.match(await (await raw('POST', '/sandboxes/nosuchsandbox1/pause', {})).json(), { code: 404 });
+    const badSpan = await raw('GET', '/sandboxes/nosuchsandbox1/metrics?start=yesterday');
+    t.equal(badSpan.status, 400);
+    t.match(await badSpan.json(), { code: 400, message: /start/ });
+    t.match(await (await raw('GET', '/sandboxes/nosuchsandbox1/metrics')).json(), { code: 404 });
   });
 }

@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { OmegaError } from '../../src/errors.js';
 import type { SnapshotStore } from '../../src/snapshot-store.js';
@@ -50,10 +50,15 @@ async function mounted(path: string): Promise<boolean> {
 /** Write the files under `dir` to the store as `key`; their compressed size. A failed archive is deleted from the store. */
 export async function writeArchive(dir: string, store: SnapshotStore, key: string): Promise<{ bytes: number }> {
   const tar = spawn('tar', ['--create', '--gzip', '--sparse', '--numeric-owner', '--acls', '--xattrs', '--directory', dir, '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Read from now on: Node throws away the output of a child that exits before its stdout has a reader, and a store
+  // may take a moment (a mkdir, a connection) before it reads; a small workspace's tar is done by then (it was, in CI:
+  // an archive of 0 bytes). The pipe holds tar back as the store does.
+  const out = new PassThrough();
+  tar.stdout.pipe(out);
   // Both settle before either's failure is acted on: a tar that dies ends its output as a finished one does, and a
   // store still writing would otherwise put that truncated archive under the key after it was deleted. A store
   // that fails stops tar (it would wait on a pipe nobody reads).
-  const putting = store.put(key, tar.stdout).catch((e: unknown) => {
+  const putting = store.put(key, out).catch((e: unknown) => {
     tar.kill('SIGKILL');
     throw e;
   });

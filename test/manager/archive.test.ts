@@ -40,6 +40,25 @@ t.test('a workspace comes back as it was written: contents, modes and links (nev
   t.equal(readlinkSync(join(back, 'outside')), '/etc/passwd');
 });
 
+t.test('a store that starts reading late (as one across a network does) still gets the whole archive', async (t) => {
+  // A small workspace: tar is done before the store reads its first byte (Node drops a finished child's unread output).
+  const work = fresh('work');
+  writeFileSync(join(work, 'note.txt'), 'small\n');
+  const storeDir = fresh('store');
+  const real = openSnapshotStore(`file://${storeDir}`, { region: 'us-east-1' });
+  const late: SnapshotStore = {
+    shown: real.shown,
+    get: (key) => real.get(key),
+    delete: (key) => real.delete(key),
+    put: (key: string, body: Readable) => new Promise((r) => setTimeout(r, 300)).then(() => real.put(key, body)),
+  };
+  const { bytes } = await writeArchive(work, late, 'late1');
+  t.ok(bytes > 0, `${bytes} bytes`);
+  const back = fresh('back');
+  await readArchive(real, 'late1', back);
+  t.equal(readFileSync(join(back, 'note.txt'), 'utf8'), 'small\n', 'its files come back');
+});
+
 t.test('tar failing while the store still writes: the truncated archive is not left under its key', async (t) => {
   // A store that starts late (as one across a network does): tar is done, failed, before the store has its first byte.
   const storeDir = fresh('store');

@@ -1,5 +1,6 @@
 import { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../src/log.js';
+import type { SandboxSize } from '../src/protocol/manager.js';
 import { Demand, type PoolBounds } from './demand.js';
 
 /** How long creates waited for a refill in flight (registered by the manager's API). */
@@ -52,6 +53,8 @@ export interface WarmContainer {
   hostPort: number;
   volume: string;
   claimSecret: string;
+  /** The limits it was started with. */
+  size: SandboxSize;
 }
 
 /** How long after a take its refill starts (see take()). */

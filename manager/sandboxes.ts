@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { OmegaError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
-import type { ContainerEntry, CreateSandboxRequest, SandboxInfo, SandboxMetrics } from '../src/protocol/manager.js';
+import type { ContainerEntry, CreateSandboxRequest, SandboxInfo, SandboxMetrics, SandboxSize } from '../src/protocol/manager.js';
 import type { ManagerConfig } from './config.js';
 import type { WarmContainer, WarmPool } from './pool.js';
 import type { HostRegistry } from './registry.js';
@@ -166,6 +166,7 @@ export class Sandboxes {
         ...(req.autoResume ? { autoResume: true as const } : {}),
         ...(req.publicPreviews ? { publicPreviews: true as const } : {}),
         ...(directPort ? { directPort } : {}),
+        size: warm.size,
         createdAtMs: Date.now(),
       };
       try {
@@ -212,6 +213,8 @@ export class Sandboxes {
       volume: e.volume,
       createdAt: new Date(e.createdAtMs).toISOString(),
       source: e.source,
+      // A row from before sizes were kept: this host's settings for its template, which it was started with unless a create asked for others.
+      size: e.size ?? { cpus: this.config.cpus, memoryMb: this.config.memoryMb, diskMb: this.config.diskMb[e.template] ?? 0 },
     };
   }
 
@@ -233,6 +236,7 @@ export class Sandboxes {
     const claimSecret = randomBytes(24).toString('base64url');
     const volume = namedVolume ?? `omega-ws-${slot}`;
     const c = this.config;
+    const size: SandboxSize = { cpus: limits?.cpus ?? c.cpus, memoryMb: limits?.memoryMb ?? c.memoryMb, diskMb: c.diskMb[template] ?? 0 };
     const started = await this.runtime.start({
       name: `omega-${slot}`,
       image: this.image(template),
@@ -246,16 +250,16 @@ export class Sandboxes {
         ...(c.tls !== 'off' ? { OMEGA_WORKER_HTTPS: '1' } : {}),
         ...('sandbox' in owner ? { OMEGA_WORKER_SANDBOX_ID: owner.sandbox } : {}),
       },
-      memoryMb: limits?.memoryMb ?? c.memoryMb,
-      cpus: limits?.cpus ?? c.cpus,
+      memoryMb: size.memoryMb,
+      cpus: size.cpus,
       pids: limits?.pids ?? c.pids,
       tmpMb: c.tmpMb,
-      diskMb: c.diskMb[template] ?? 0,
+      diskMb: size.diskMb,
       ...(namedVolume ? { reuseVolume: true } : {}),
       nofile: c.nofile,
     });
     this.startingContainers.add(started.id);
-    const warm: WarmContainer = { template, containerId: started.id, address: started.address, ip: started.ip, hostPort: started.hostPort, volume, claimSecret };
+    const warm: WarmContainer = { template, containerId: started.id, address: started.address, ip: started.ip, hostPort: started.hostPort, volume, claimSecret, size };
     try {
       await this.workers.waitHealthy(started.address, started.hostPort, c.readyTimeoutMs, () => this.runtime.running(started.id));
       return warm;

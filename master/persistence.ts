@@ -188,7 +188,7 @@ export class Persistence {
       ]);
       if (started.status === 'fulfilled' && named.status === 'fulfilled') {
         const info = started.value;
-        const done = await this.store.settle(id, 'resuming', 'running', { hostPort: String(info.hostPort), containerId: info.containerId, ingressPort: info.ingressPort ? String(info.ingressPort) : '' });
+        const done = await this.store.settle(id, 'resuming', 'running', { hostPort: String(info.hostPort), containerId: info.containerId, ingressPort: info.ingressPort ? String(info.ingressPort) : '', ...(info.size ? { size: JSON.stringify(info.size) } : {}) });
         if (!done) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while it was being restored`);
         await this.sandboxes.scheduleSnapshots(id);
         if (r.workspace) await this.sandboxes.workspaces.placed({ workspace: r.workspace }, id, slot.hostId);

@@ -110,6 +110,7 @@ export class Sandboxes {
       ...(r.publicPreviews ? { publicPreviews: true as const } : {}),
       ...(r.state === 'lost' && r.lostAtMs ? { lostAt: new Date(r.lostAtMs).toISOString(), lostReason: r.lostReason ?? 'unknown' } : {}),
       ...(r.workspace ? { workspace: r.workspace } : {}),
+      ...(r.size ? { size: r.size } : {}),
       ...(r.state === 'paused' && r.pauseKind ? { paused: { kind: r.pauseKind, since: new Date(r.pausedAtMs ?? r.stateSinceMs).toISOString(), remainingSeconds: Math.round((r.remainingMs ?? 0) / 1000) } } : {}),
     };
   }
@@ -195,7 +196,7 @@ export class Sandboxes {
           throw err;
         }
       }
-      const { record: rec, replicated } = await this.store.finishCreate(id, { expiresAtMs: Date.now() + timeoutSeconds * 1000, hostPort: info.hostPort, ingressPort: info.ingressPort, containerId: info.containerId });
+      const { record: rec, replicated } = await this.store.finishCreate(id, { expiresAtMs: Date.now() + timeoutSeconds * 1000, hostPort: info.hostPort, ingressPort: info.ingressPort, containerId: info.containerId, ...(info.size ? { size: info.size } : {}) });
       if (rec && !replicated) {
         // Not answered unless it would survive a failover: undone, and the client may retry.
         await this.undo(id, slot, log, 'Redis replicas did not acknowledge it in time');

@@ -2,7 +2,7 @@ import { OmegaError } from '../src/errors.js';
 import type { RedisClient } from '../src/redis/connection.js';
 import { hostKeyPrefix, hostKeys, type HostKeys } from '../src/redis/keys.js';
 import { AllocateFailure, defineScripts, RELEASE_NOT_DELETING } from '../src/redis/scripts.js';
-import type { ContainerEntry } from '../src/protocol/manager.js';
+import type { ContainerEntry, SandboxSize } from '../src/protocol/manager.js';
 
 import { SANDBOX_STATES, type PauseKind, type SandboxState, type SnapshotKind, type SnapshotView } from '../src/protocol/master.js';
 
@@ -59,6 +59,8 @@ export interface SandboxRecord {
   env: Record<string, string> | null;
   /** The named workspace it has. */
   workspace: string | null;
+  /** What its container may use, as its host said (null: a host of an earlier version, or not started yet). */
+  size: SandboxSize | null;
   /** The token its worker is claimed with (a restore on another host claims a new worker with it); never shown. */
   token: string | null;
 }
@@ -117,6 +119,7 @@ function parse(id: string, h: Record<string, string>): SandboxRecord | null {
     workspace: h.workspace || null,
     internet: h.internet === '0' ? false : null,
     env: h.env ? (JSON.parse(h.env) as Record<string, string>) : null,
+    size: h.size ? (JSON.parse(h.size) as SandboxSize) : null,
   };
 }
 
@@ -222,10 +225,10 @@ export class Store {
    * rides in the same pipeline, so an answered create is on the replicas
    * without another round trip.
    */
-  async finishCreate(id: string, c: { expiresAtMs: number; hostPort: number; ingressPort: number | null; containerId: string }): Promise<{ record: SandboxRecord | null; replicated: boolean }> {
+  async finishCreate(id: string, c: { expiresAtMs: number; hostPort: number; ingressPort: number | null; containerId: string; size?: SandboxSize }): Promise<{ record: SandboxRecord | null; replicated: boolean }> {
     const k = this.keys;
     const pipe = this.redis.pipeline();
-    pipe.finishCreate(k.sandbox(id), k.expiry, k.counts, id, this.masterId, Date.now(), c.expiresAtMs, c.hostPort, c.containerId, c.ingressPort ?? '');
+    pipe.finishCreate(k.sandbox(id), k.expiry, k.counts, id, this.masterId, Date.now(), c.expiresAtMs, c.hostPort, c.containerId, c.ingressPort ?? '', c.size ? JSON.stringify(c.size) : '');
     const { count, timeoutMs } = this.waitReplicas;
     if (count > 0) pipe.call('WAIT', count, timeoutMs);
     const res = (await pipe.exec()) ?? [];

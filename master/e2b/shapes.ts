@@ -87,9 +87,10 @@ export function listedOf(v: SandboxView) {
     startedAt: v.createdAt,
     // A paused sandbox's time limit is suspended: it ends its remaining time after it resumes.
     endAt: v.paused ? new Date(Date.now() + v.paused.remainingSeconds * 1000).toISOString() : v.expiresAt,
-    cpuCount: 0,
-    memoryMB: 0,
-    diskSizeMB: 0,
+    // As its host started it (0 for one made by a host of an earlier version); a workspace of no fixed size is 0.
+    cpuCount: Math.ceil(v.size?.cpus ?? 0),
+    memoryMB: v.size?.memoryMb ?? 0,
+    diskSizeMB: v.size?.diskMb ?? 0,
     metadata: v.metadata,
     state: e2bState(v.state),
     envdVersion: ENVD_VERSION,

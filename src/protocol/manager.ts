@@ -13,6 +13,14 @@ export interface SandboxLimits {
   pids?: number;
 }
 
+/** What a sandbox's container may use: the limits it was started with. */
+export interface SandboxSize {
+  cpus: number;
+  memoryMb: number;
+  /** Its workspace's fixed size; 0: none (a plain volume on the host's disk). */
+  diskMb: number;
+}
+
 export interface CreateSandboxRequest {
   id: string;
   template: string;
@@ -49,6 +57,8 @@ export interface SandboxInfo {
   createdAt: string;
   /** How the create was served: a claimed warm container, or a cold start. */
   source: 'pool' | 'cold';
+  /** What its container may use (absent from a manager of an earlier version). */
+  size?: SandboxSize;
 }
 
 /**
@@ -106,6 +116,8 @@ export interface ContainerEntry {
   claimSecret?: string;
   /** The create's `env`, given again to a stopped container's worker at resume. */
   env?: Record<string, string>;
+  /** The limits its container was started with (absent in rows written before they were kept). */
+  size?: SandboxSize;
   autoResume?: true;
   /** Created with publicPreviews: given to its worker again at every claim (a stopped container's starts unclaimed). */
   publicPreviews?: true;

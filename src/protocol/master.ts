@@ -1,4 +1,5 @@
 import { SANDBOX_ID_PATTERN } from './worker.js';
+import type { SandboxSize } from './manager.js';
 
 /**
  * The master's public API (`/v1`): schemas of what clients send, and the
@@ -59,6 +60,8 @@ export interface SandboxView {
   lostReason?: string;
   /** The named workspace it has. */
   workspace?: string;
+  /** What its container may use: CPUs, memory and its workspace's fixed size (0: none), as its host started it. */
+  size?: SandboxSize;
 }
 
 /** The answer to a create: the view, plus what only this answer carries. */

@@ -97,7 +97,7 @@ declare module 'ioredis' {
       warm: string,
       ...fields: string[]
     ): Result<[hostId: string, address: string, managerUrl: string] | AllocateFailure, Context>;
-    finishCreate(sandbox: string, expiry: string, counts: string, id: string, owner: string, nowMs: number, expiresAtMs: number, hostPort: number, containerId: string, ingressPort: number | ''): Result<string[] | 0, Context>;
+    finishCreate(sandbox: string, expiry: string, counts: string, id: string, owner: string, nowMs: number, expiresAtMs: number, hostPort: number, containerId: string, ingressPort: number | '', size: string): Result<string[] | 0, Context>;
     beginDelete(sandbox: string, expiry: string, counts: string, id: string, owner: string, nowMs: number): Result<string[] | 0, Context>;
     releaseSandbox(load: string, sandboxes: string, expiry: string, prefix: string, id: string, tombSeconds: number): Result<number, Context>;
     markSandboxLost(load: string, expiry: string, prefix: string, id: string, hostId: string, nowMs: number, why: string): Result<number, Context>;

@@ -16,7 +16,7 @@ t.test('a refill starts at most `parallel` containers at once, templates taking 
     most = Math.max(most, inFlight);
     await new Promise((r) => setTimeout(r, 5));
     inFlight--;
-    return { template, containerId: `c${n++}`, address: '127.0.0.1', ip: '172.18.0.9', hostPort: 1, volume: 'v', claimSecret: 's' };
+    return { template, containerId: `c${n++}`, address: '127.0.0.1', ip: '172.18.0.9', hostPort: 1, volume: 'v', claimSecret: 's', size: { cpus: 1, memoryMb: 512, diskMb: 0 } };
   };
   const pool = new WarmPool({ a: 5, b: 2 }, start, async () => {}, log, 2);
   pool.fill();
@@ -55,7 +55,7 @@ function timedStarts(ms: number) {
   const start = async (template: string): Promise<WarmContainer> => {
     started.count++;
     await new Promise((r) => setTimeout(r, ms));
-    return { template, containerId: `c${n++}`, address: '127.0.0.1', ip: '172.18.0.9', hostPort: 1, volume: 'v', claimSecret: 's' };
+    return { template, containerId: `c${n++}`, address: '127.0.0.1', ip: '172.18.0.9', hostPort: 1, volume: 'v', claimSecret: 's', size: { cpus: 1, memoryMb: 512, diskMb: 0 } };
   };
   return { start, started };
 }

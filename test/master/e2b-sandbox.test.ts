@@ -69,6 +69,10 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
       return series[0]!;
     };
 
+    const info = await sbx.getInfo();
+    t.match(info, { cpuCount: 2, memoryMB: memoryMb }, 'getInfo: its CPUs (1.5, rounded up) and memory as its host started it');
+    t.match((await v1(`/v1/sandboxes/${created.sandboxId}`)).body, { size: { cpus: 1.5, memoryMb, diskMb: Number } }, 'through /v1: its size');
+
     const idle = await read();
     t.ok(Math.abs(idle.timestamp.getTime() - Date.now()) < 60_000, 'taken now');
     t.equal(idle.cpuCount, 2, 'its CPU limit (1.5), rounded up');

@@ -74,6 +74,8 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
     const resumed = await call('POST', `/v1/sandboxes/${sb.id}/resume`);
     t.equal(resumed.status, 200, JSON.stringify(resumed.body));
     t.match(resumed.body, { id: sb.id, state: 'running', host: otherHost.hostId, hostname: sb.hostname });
+    t.match(sb.size, { cpus: Number, memoryMb: Number, diskMb: Number }, 'its size as its host started it');
+    t.same(resumed.body.size, sb.size, 'the same on the host it came back on');
     t.equal((await dig(dns.port, [sb.hostname, 'A'])).answer.length, 1, 'its name points at its new host');
     const b = await connectWorker(t, `ws://127.0.0.1:${resumed.body.port}/`, sb.token);
     const check = await b.runToEnd({ command: 'sh', args: ['-c', 'cat /workspace/notes/keep.txt; echo "$GREETING"'] });

@@ -1,6 +1,6 @@
-import { gitSchema, sandboxEnvSchema, TEMPLATE_NAME_PATTERN, WORKSPACE_NAME_PATTERN, type GitSource } from './master.js';
+import { gitSchema, sandboxEnvSchema, TEMPLATE_NAME_PATTERN, WORKSPACE_NAME_PATTERN, type GitSource, type SandboxSize } from './master.js';
 
-export type { GitSource };
+export type { GitSource, SandboxSize };
 import { SANDBOX_ID_PATTERN } from './worker.js';
 
 /**
@@ -11,14 +11,6 @@ export interface SandboxLimits {
   memoryMb?: number;
   cpus?: number;
   pids?: number;
-}
-
-/** What a sandbox's container may use: the limits it was started with. */
-export interface SandboxSize {
-  cpus: number;
-  memoryMb: number;
-  /** Its workspace's fixed size; 0: none (a plain volume on the host's disk). */
-  diskMb: number;
 }
 
 export interface CreateSandboxRequest {

@@ -1,5 +1,4 @@
 import { SANDBOX_ID_PATTERN } from './worker.js';
-import type { SandboxSize } from './manager.js';
 
 /**
  * The master's public API (`/v1`): schemas of what clients send, and the
@@ -27,6 +26,14 @@ export type PauseKind = 'memory' | 'stopped' | 'archived';
 export const SANDBOX_STATES: readonly SandboxState[] = ['creating', 'running', 'pausing', 'paused', 'resuming', 'deleting', 'lost'];
 
 /** A sandbox as the API shows it. */
+/** What a sandbox's container may use: the limits its host started it with. */
+export interface SandboxSize {
+  cpus: number;
+  memoryMb: number;
+  /** Its workspace's fixed size; 0: none (a plain volume on the host's disk). */
+  diskMb: number;
+}
+
 export interface SandboxView {
   id: string;
   state: SandboxState;

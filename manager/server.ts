@@ -273,6 +273,8 @@ export class ManagerServer implements Component {
     await this.reconciler.stop();
     await this.idle.stop();
     await this.pool.drain();
+    // A host whose sandboxes are all gone leaves no directory of its own behind (a test's or a scaled-in host's id is never used again).
+    await this.disks?.removeIfEmpty().catch((err: unknown) => this.log.warn({ err }, 'removing the empty workspace image directory failed'));
     await closeRedis(this.redis);
   });
 }

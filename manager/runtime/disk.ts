@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OmegaError } from '../../src/errors.js';
@@ -101,6 +101,18 @@ export class WorkspaceDisks {
     const { stdout } = await run('losetup', ['--associated', img, '--noheadings', '--output', 'NAME']).catch(() => ({ stdout: '' }));
     for (const dev of stdout.split('\n').map((l) => l.trim()).filter(Boolean)) await run('losetup', ['--detach', dev]);
     await rm(img, { force: true });
+  }
+
+  /** Remove this host's directory of images when none is left in it (a manager stopping with no sandbox); true when removed. */
+  async removeIfEmpty(): Promise<boolean> {
+    try {
+      await rmdir(this.dir);
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') return false;
+      throw err;
+    }
   }
 
   /** Images whose volume is gone (removed by someone else), older than `graceMs`: released. */

@@ -81,6 +81,7 @@ if (requireDocker(t, [IMAGE, 'omega/sandbox-python:latest'])) {
   t.test('a manager restart keeps the workspaces; a delete leaves no image or loop device', async (t) => {
     t.equal(attached(), 2, 'one loop device per workspace');
     await server.stop();
+    t.ok(existsSync(join(images, `${sa.volume}.img`)), 'stopped with its sandboxes, its images stay');
     const again = new ManagerServer(config, createLogger('manager', { level: 'silent' }));
     t.teardown(() => again.stop());
     await again.start();
@@ -96,5 +97,7 @@ if (requireDocker(t, [IMAGE, 'omega/sandbox-python:latest'])) {
     const del2 = await fetch(`${again.apiUrl}/v1/sandboxes/${b}`, { method: 'DELETE', headers: { authorization: `Bearer ${config.token}` } });
     t.equal(del2.status, 200);
     t.equal(attached(), 0, 'nothing attached');
+    await again.stop();
+    t.notOk(existsSync(images), 'stopped with none (its pool drained), the host leaves no directory of its own');
   });
 }

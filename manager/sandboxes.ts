@@ -8,7 +8,7 @@ import type { HostRegistry } from './registry.js';
 import { LABELS, type DockerRuntime } from './runtime/docker.js';
 import type { WorkerClient } from './worker-client.js';
 import type { SandboxNetwork } from './runtime/network.js';
-import { openVolume, readArchive, writeArchive } from './runtime/archive.js';
+import { archiveOrNothing, openVolume, readArchive, writeArchive } from './runtime/archive.js';
 import { workspaceSpace } from './runtime/disk.js';
 import type { SnapshotStore } from '../src/snapshot-store.js';
 import { isWorkspaceVolume, workspaceVolume } from './workspaces.js';
@@ -409,24 +409,26 @@ export class Sandboxes {
   async snapshot(id: string, key: string): Promise<{ bytes: number }> {
     const store = this.snapshots;
     if (!store) throw new OmegaError('SNAPSHOT_FAILED', 'this host has no snapshot store');
-    return this.changing(id, async () => {
-      const entry = await this.liveEntry(id);
-      const freeze = entry.state === 'running';
-      if (freeze) await this.runtime.pause(entry.containerId);
+    return this.changing(id, () => archiveOrNothing(store, key, () => this.writeSnapshot(id, store, key)));
+  }
+
+  private async writeSnapshot(id: string, store: SnapshotStore, key: string): Promise<{ bytes: number }> {
+    const entry = await this.liveEntry(id);
+    const freeze = entry.state === 'running';
+    if (freeze) await this.runtime.pause(entry.containerId);
+    try {
+      const volume = await openVolume(await this.runtime.volumeInfo(entry.volume), false);
       try {
-        const volume = await openVolume(await this.runtime.volumeInfo(entry.volume), false);
-        try {
-          const t0 = Date.now();
-          const r = await writeArchive(volume.dir, store, key);
-          this.log.info({ sandboxId: id, key, bytes: r.bytes, ms: Date.now() - t0, frozen: freeze }, 'snapshot written');
-          return r;
-        } finally {
-          await volume.close();
-        }
+        const t0 = Date.now();
+        const r = await writeArchive(volume.dir, store, key);
+        this.log.info({ sandboxId: id, key, bytes: r.bytes, ms: Date.now() - t0, frozen: freeze }, 'snapshot written');
+        return r;
       } finally {
-        if (freeze) await this.runtime.unpause(entry.containerId);
+        await volume.close();
       }
-    });
+    } finally {
+      if (freeze) await this.runtime.unpause(entry.containerId);
+    }
   }
 
   /** Each sandbox's CPU time at its last metrics read: the next read's CPU use is the average since (a minute back at most). */

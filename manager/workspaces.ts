@@ -1,7 +1,7 @@
 import { OmegaError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import type { SnapshotStore } from '../src/snapshot-store.js';
-import { openVolume, writeArchive } from './runtime/archive.js';
+import { archiveOrNothing, openVolume, writeArchive } from './runtime/archive.js';
 import { bytesUnder } from './runtime/disk.js';
 import type { DockerRuntime } from './runtime/docker.js';
 
@@ -44,12 +44,14 @@ export class Workspaces {
     if (!store) throw new OmegaError('SNAPSHOT_FAILED', 'this host has no snapshot store');
     const volume = workspaceVolume(this.hostId, name);
     if (await this.inUse(volume)) throw new OmegaError('SANDBOX_BUSY', `workspace ${name} is in use by a sandbox on this host`);
-    const open = await openVolume(await this.info(name), false);
-    try {
-      return await writeArchive(open.dir, store, key);
-    } finally {
-      await open.close();
-    }
+    return archiveOrNothing(store, key, async () => {
+      const open = await openVolume(await this.info(name), false);
+      try {
+        return await writeArchive(open.dir, store, key);
+      } finally {
+        await open.close();
+      }
+    });
   }
 
   /** Remove a workspace's volume (and its filesystem image); false when there was none. Refused while a container uses it. */

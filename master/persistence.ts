@@ -62,8 +62,14 @@ export class Persistence {
     try {
       written = await this.managers.snapshot(r.managerUrl, id, snapId);
     } catch (err) {
-      if (err instanceof UpstreamError) throw new OmegaError(err.code === 'SANDBOX_NOT_FOUND' ? 'SANDBOX_NOT_FOUND' : 'SNAPSHOT_FAILED', err.upstreamMessage, { cause: err });
-      throw err;
+      // The manager answered that it failed: nothing of it is to be kept (a manager of this version removed it itself). A call
+      // with no answer (a timeout, a lost connection) may still be writing there: removing it now could come before the write.
+      if (!(err instanceof UpstreamError)) throw err;
+      await this.removeArchive(snapId);
+      // Deleted meanwhile (its container removed under the snapshot): that is what failed it.
+      const now = await this.store.get(id);
+      if (err.code === 'SANDBOX_NOT_FOUND' || !now || now.state === 'deleting') throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while its snapshot was taken`, { cause: err });
+      throw new OmegaError('SNAPSHOT_FAILED', err.upstreamMessage, { cause: err });
     }
     const view: SnapshotView = { id: snapId, sandboxId: id, template: r.template, bytes: written.bytes, createdAt: new Date().toISOString(), kind, ...(r.workspace ? { workspace: r.workspace } : {}) };
     let noted;

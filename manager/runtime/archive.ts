@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { OmegaError } from '../../src/errors.js';
+import { isOmegaError, OmegaError } from '../../src/errors.js';
 import type { SnapshotStore } from '../../src/snapshot-store.js';
 
 const run = promisify(execFile);
@@ -74,6 +74,26 @@ export async function writeArchive(dir: string, store: SnapshotStore, key: strin
     (e: unknown) => `; removing what was written failed too: ${(e as Error).message}`,
   );
   throw new OmegaError('SNAPSHOT_FAILED', `writing the workspace to ${store.shown} failed: ${(err as Error).message}${left}`, { cause: err });
+}
+
+/**
+ * Take a snapshot as `key` with `take` (which writes it, and around that
+ * opens a volume, freezes a container, ...): if any of it fails, even after
+ * the archive is whole (a thaw or an unmount failing once the sandbox is
+ * being deleted), the key is removed, so an error answer never leaves an
+ * archive behind that its caller, told it failed, would record nowhere.
+ */
+export async function archiveOrNothing<T>(store: SnapshotStore, key: string, take: () => Promise<T>): Promise<T> {
+  try {
+    return await take();
+  } catch (err) {
+    const left = await store.delete(key).then(
+      () => '',
+      (e: unknown) => `; removing what was written failed too: ${(e as Error).message}`,
+    );
+    if (!left) throw err;
+    throw new OmegaError(isOmegaError(err) ? err.code : 'SNAPSHOT_FAILED', `${(err as Error).message}${left}`, { cause: err });
+  }
 }
 
 /** Unpack snapshot `key` from the store into `dir` (an empty workspace). */

@@ -82,5 +82,33 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
       t.equal((await call('GET', `/v1/snapshots/${snap.body.id}`)).status, 404);
       for (const id of [res.body.id, from.body.id]) t.equal((await call('DELETE', `/v1/sandboxes/${id}`)).status, 200);
     });
+
+    t.test(`snapshots in ${name}: a sandbox deleted while its snapshot is written leaves no archive that is not a recorded snapshot`, async (t) => {
+      const dns = await startDns(t, redis);
+      const host = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node', OMEGA_POOL_SIZE: '0', ...env });
+      t.teardown(() => removeHostContainers(host.hostId));
+      const { call } = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node', ...env });
+      const archives = async () => (await stored()).map((f) => /([a-z0-9]+)\.tar\.gz$/.exec(f)?.[1] ?? f).sort();
+      const recorded = async () => ((await call('GET', '/v1/snapshots')).body.snapshots as Array<{ id: string }>).map((s) => s.id).sort();
+      // Each round deletes a little later into the snapshot: before tar starts, while it reads, as it finishes, after it is taken (a snapshot asked for stays).
+      const outcomes: string[] = [];
+      for (const delayMs of [0, 100, 300, 600, 5000]) {
+        const sb = (await call('POST', '/v1/sandboxes', { template: 'node' })).body;
+        const w = await connectWorker(t, `ws://127.0.0.1:${sb.port}/`, sb.token);
+        t.equal((await w.runToEnd({ command: 'sh', args: ['-c', 'head -c 30000000 /dev/urandom > /workspace/noise.bin && echo ok'] })).stdout, 'ok\n');
+        await w.close();
+        const snapping = call('POST', `/v1/sandboxes/${sb.id}/snapshots`);
+        await new Promise((r) => setTimeout(r, delayMs));
+        const deleted = await call('DELETE', `/v1/sandboxes/${sb.id}`);
+        t.equal(deleted.status, 200, JSON.stringify(deleted.body));
+        const snap = await snapping;
+        outcomes.push(`${delayMs} ms: ${snap.status} ${snap.body.code ?? ''}`);
+        t.ok(snap.status === 201 || (snap.status === 404 && snap.body.code === 'SANDBOX_NOT_FOUND'), `taken before the delete, or it says the sandbox was deleted: ${snap.status} ${JSON.stringify(snap.body)}`);
+        t.same(await archives(), await recorded(), `deleted ${delayMs} ms in: the store holds the recorded snapshots only`);
+      }
+      t.comment(outcomes.join('; '));
+      for (const id of await recorded()) t.equal((await call('DELETE', `/v1/snapshots/${id}`)).status, 200);
+      t.same(await stored(), [], 'nothing left');
+    });
   }
 }

@@ -89,7 +89,7 @@ export class ManagerClient {
   }
 
   /** Write the sandbox's workspace to the snapshot store as `key`. */
-  snapshot(managerUrl: string, id: string, key: string, timeoutMs = 600_000): Promise<{ bytes: number }> {
+  snapshot(managerUrl: string, id: string, key: string, timeoutMs: number): Promise<{ bytes: number }> {
     return this.http.call('POST', `${managerUrl}/v1/sandboxes/${id}/snapshots`, { key }, timeoutMs);
   }
 
@@ -109,7 +109,7 @@ export class ManagerClient {
   }
 
   /** Write a named workspace's volume on that host to the snapshot store as `key`. */
-  snapshotWorkspace(managerUrl: string, name: string, key: string, timeoutMs = 600_000): Promise<{ bytes: number }> {
+  snapshotWorkspace(managerUrl: string, name: string, key: string, timeoutMs: number): Promise<{ bytes: number }> {
     return this.http.call('POST', `${managerUrl}/v1/workspaces/${name}/snapshots`, { key }, timeoutMs);
   }
 

@@ -18,6 +18,15 @@ class NotMovable {
 /** Hosts tried for one restore before giving up. */
 const MAX_ATTEMPTS = 3;
 
+/** How long a manager has to write a snapshot before the call is given up. */
+export const SNAPSHOT_CALL_MS = 600_000;
+/**
+ * By when a snapshot's writing has ended one way or the other: past it, its
+ * archive is taken for abandoned (its master gone) and removed. Twice the
+ * call's time: a manager still writing after its caller gave up is done by then.
+ */
+export const WRITING_DEADLINE_MS = 2 * SNAPSHOT_CALL_MS;
+
 /**
  * The work that outlives a sandbox's container: snapshots (asked for,
  * periodic, and the archive of a sandbox stopped too long), and restoring a
@@ -58,9 +67,10 @@ export class Persistence {
     if (r.pauseKind === 'archived' && r.state === 'paused') throw new OmegaError('SANDBOX_BUSY', `sandbox ${id} is archived: its latest snapshot, ${r.snapshot}, is its workspace`);
     const snapId = newSandboxId();
     const t0 = Date.now();
+    await this.store.startSnapshot(snapId, t0 + WRITING_DEADLINE_MS);
     let written;
     try {
-      written = await this.managers.snapshot(r.managerUrl, id, snapId);
+      written = await this.managers.snapshot(r.managerUrl, id, snapId, SNAPSHOT_CALL_MS);
     } catch (err) {
       // The manager answered that it failed: nothing of it is to be kept (a manager of this version removed it itself). A call
       // with no answer (a timeout, a lost connection) may still be writing there: removing it now could come before the write.
@@ -80,12 +90,13 @@ export class Persistence {
       await this.removeArchive(snapId);
       throw err;
     }
-    if (typeof noted !== 'string') {
+    if ('refused' in noted) {
+      if (noted.refused === 'abandoned') throw new OmegaError('SNAPSHOT_FAILED', `the snapshot of ${id} took past its deadline and was given up; its archive is removed`);
       await this.removeArchive(snapId);
-      if (noted === null) throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while its snapshot was taken`);
+      if (noted.refused === 'gone') throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while its snapshot was taken`);
       throw new OmegaError('SANDBOX_BUSY', `sandbox ${id} was lost or moved off ${r.host} while its snapshot was taken there; it is not kept`);
     }
-    const before = noted;
+    const { before } = noted;
     // Of a sandbox with a named workspace: the workspace's latest too (what it comes back from when its host is gone).
     const wsBefore = r.workspace ? await this.store.changeWorkspace(r.workspace, 'snapshot', snapId) : '';
     if (before) await this.dropIfOwned(before);
@@ -123,8 +134,38 @@ export class Persistence {
     }
   }
 
-  private async removeArchive(snapId: string): Promise<void> {
-    await this.archives?.delete(snapId).catch((e: unknown) => this.log.warn({ err: e, snapshot: snapId }, 'an unrecorded snapshot archive stays in the store'));
+  /** Remove the archive of a snapshot being written that is not recorded; one that cannot be is left to the reaper (sweepAbandoned). */
+  async removeArchive(snapId: string): Promise<void> {
+    if (!this.archives) return;
+    try {
+      await this.archives.delete(snapId);
+    } catch (err) {
+      this.log.warn({ err, snapshot: snapId }, 'an unrecorded snapshot archive stays in the store until the reaper removes it');
+      return;
+    }
+    await this.store.endSnapshot(snapId);
+  }
+
+  /**
+   * Archives whose writing was never recorded nor removed (their master
+   * died, or never heard back) past their deadline: each removed by the one
+   * master that takes it; one that cannot be is tried again a minute later.
+   */
+  async sweepAbandoned(limit = 50): Promise<string[]> {
+    if (!this.archives) return [];
+    const removed: string[] = [];
+    for (const snapId of await this.store.abandonedSnapshots(Date.now(), limit)) {
+      if (!(await this.store.claimAbandoned(snapId))) continue;
+      try {
+        await this.archives.delete(snapId);
+        removed.push(snapId);
+      } catch (err) {
+        await this.store.startSnapshot(snapId, Date.now() + 60_000);
+        this.log.warn({ err: describe(err), snapshot: snapId }, 'removing an abandoned snapshot archive failed; tried again in a minute');
+      }
+    }
+    if (removed.length) this.log.info({ snapshots: removed }, 'abandoned snapshot archives removed');
+    return removed;
   }
 
   /**

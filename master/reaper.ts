@@ -64,6 +64,7 @@ export class Reaper {
       task(opts.reapIntervalMs, 'frozen', () => this.stopFrozen()),
       task(opts.reapIntervalMs, 'stopped', () => this.archiveStopped()),
       task(opts.reapIntervalMs, 'snapshots', () => this.sandboxes.persistence.takeDue()),
+      task(opts.reapIntervalMs, 'abandoned snapshots', () => this.sandboxes.persistence.sweepAbandoned()),
     ];
   }
 

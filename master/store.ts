@@ -81,6 +81,11 @@ export interface HostView {
   heartbeatTtlMs: number | null;
 }
 
+/** A snapshot's fields as its hash keeps them (createdAtMs apart). */
+function snapshotFields(s: SnapshotView): string[] {
+  return ['sandboxId', s.sandboxId, 'template', s.template, 'bytes', String(s.bytes), 'kind', s.kind, ...(s.workspace ? ['workspace', s.workspace] : [])];
+}
+
 function parse(id: string, h: Record<string, string>): SandboxRecord | null {
   if (!h.state) return null;
   const num = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
@@ -326,22 +331,49 @@ export class Store {
   }
 
   /**
-   * Record a snapshot whose archive is in the store and make it its
-   * sandbox's latest (taken on `host`); the snapshot that was the latest
-   * before ('' none). Nothing is recorded, and the answer is null when the
-   * sandbox is gone or deleting, 'moved' when it is lost or on another host.
+   * A snapshot about to be written (its archive is owned by this entry until
+   * it is recorded or removed): by `deadlineMs` it is done, or the reaper
+   * takes it for abandoned (its master gone) and removes its archive.
    */
-  async noteSnapshot(s: SnapshotView, host: string): Promise<string | null | { moved: true }> {
-    const k = this.keys;
-    const r = await this.redis.noteSnapshot(k.snapshot(s.id), k.snapshots, k.sandbox(s.sandboxId), s.id, Date.parse(s.createdAt), host, 'sandboxId', s.sandboxId, 'template', s.template, 'bytes', String(s.bytes), 'kind', s.kind, ...(s.workspace ? ['workspace', s.workspace] : []));
-    return r === 0 ? null : r === -1 ? { moved: true } : r;
+  async startSnapshot(id: string, deadlineMs: number): Promise<void> {
+    await this.redis.zadd(this.keys.snapshotsWriting, deadlineMs, id);
   }
 
-  /** Record a snapshot of no sandbox (a workspace's, as it moves): its id is fresh, there is nothing to check. */
-  async putSnapshot(s: SnapshotView): Promise<void> {
-    const ms = Date.parse(s.createdAt);
-    const fields = { sandboxId: s.sandboxId, template: s.template, bytes: String(s.bytes), createdAtMs: String(ms), kind: s.kind, ...(s.workspace ? { workspace: s.workspace } : {}) };
-    await this.redis.multi().hset(this.keys.snapshot(s.id), fields).zadd(this.keys.snapshots, ms, s.id).exec();
+  /** A snapshot no longer being written, its archive recorded or removed. */
+  async endSnapshot(id: string): Promise<void> {
+    await this.redis.zrem(this.keys.snapshotsWriting, id);
+  }
+
+  /** Snapshots still being written past their deadline, oldest first. */
+  abandonedSnapshots(nowMs: number, limit = 50): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.snapshotsWriting, '-inf', nowMs, 'LIMIT', 0, limit);
+  }
+
+  /** Take an abandoned snapshot to remove its archive: true for the one master whose ZREM took it. */
+  async claimAbandoned(id: string): Promise<boolean> {
+    return (await this.redis.zrem(this.keys.snapshotsWriting, id)) === 1;
+  }
+
+  /**
+   * Record a snapshot whose archive is in the store and make it its
+   * sandbox's latest (taken on `host`): the snapshot that was the latest
+   * before ('' none). Or why nothing was recorded: the sandbox is gone or
+   * deleting, lost or on another host (moved), or the snapshot was taken
+   * for abandoned meanwhile (its archive removed by the reaper). All but an
+   * abandoned one are still being written until the caller has removed
+   * their archive.
+   */
+  async noteSnapshot(s: SnapshotView, host: string): Promise<{ before: string } | { refused: 'gone' | 'moved' | 'abandoned' }> {
+    const k = this.keys;
+    const r = await this.redis.noteSnapshot(k.snapshot(s.id), k.snapshots, k.sandbox(s.sandboxId), k.snapshotsWriting, s.id, Date.parse(s.createdAt), host, ...snapshotFields(s));
+    if (typeof r === 'string') return { before: r };
+    return { refused: r === 0 ? 'gone' : r === -1 ? 'moved' : 'abandoned' };
+  }
+
+  /** Record a snapshot of no sandbox (a workspace's, as it moves): false when it was taken for abandoned meanwhile (nothing recorded). */
+  async putSnapshot(s: SnapshotView): Promise<boolean> {
+    const k = this.keys;
+    return (await this.redis.putSnapshot(k.snapshot(s.id), k.snapshots, k.snapshotsWriting, s.id, Date.parse(s.createdAt), ...snapshotFields(s))) === 1;
   }
 
   /**

@@ -95,6 +95,11 @@ export function hostKeys(prefix: string) {
     snapshot: (id: string) => `${p}:snapshot:${id}`,
     /** sorted set (master): snapshot id -> created at (ms), for listing */
     snapshots: `${p}:snapshots`,
+    /**
+     * sorted set (master): snapshot id -> by when its writing must have ended (ms): an archive being written, owned by
+     * this entry until recorded; one past its time (its master gone) has its archive removed by the reaper
+     */
+    snapshotsWriting: `${p}:snapshots-writing`,
     /** sorted set (master): sandbox id -> paused without memory (stopped) at (ms); stopped past OMEGA_STOPPED_SECONDS, the reaper archives them */
     stopped: `${p}:stopped`,
     /** sorted set (master): sandbox id -> when its next periodic snapshot is due (ms), with OMEGA_SNAPSHOT_INTERVAL_SECONDS */

@@ -26,19 +26,29 @@ t.test('recorded on its own host; refused once the sandbox is lost, moved, delet
   await store.allocate('a', { template: 'node', expiresAtMs: Date.now() + 60_000 }, ['h2']);
   await store.finishCreate('a', { expiresAtMs: Date.now() + 60_000, hostPort: 4000, ingressPort: null, containerId: 'c1' });
   const snap = (id: string): SnapshotView => ({ id, sandboxId: 'a', template: 'node', bytes: 10, createdAt: new Date().toISOString(), kind: 'periodic' });
+  const writing = async () => (await c.zrange(k.snapshotsWriting, '0', '-1')).sort();
+  // Each is being written (owned by its entry in snapshots-writing) before it is noted, as Persistence.snapshot does.
+  const note = async (id: string, host: string) => {
+    await store.startSnapshot(id, Date.now() + 60_000);
+    return store.noteSnapshot(snap(id), host);
+  };
 
-  t.equal(await store.noteSnapshot(snap('s1'), 'h1'), '', 'the first: nothing was its latest before');
-  t.equal(await store.noteSnapshot(snap('s2'), 'h1'), 's1', 'the next replaces it');
-  t.same(await store.noteSnapshot(snap('s3'), 'h2'), { moved: true }, 'one taken on a host it is not on');
+  t.same(await note('s1', 'h1'), { before: '' }, 'the first: nothing was its latest before');
+  t.same(await note('s2', 'h1'), { before: 's1' }, 'the next replaces it');
+  t.same(await writing(), [], 'recorded, neither is being written any more');
+  t.same(await note('s3', 'h2'), { refused: 'moved' }, 'one taken on a host it is not on');
   t.equal((await store.get('a'))?.snapshot, 's2');
+  t.same(await writing(), ['s3'], 'refused, it is still being written until its archive is removed');
   t.ok(await store.markLost('a', 'h1', 'host lost'));
-  t.same(await store.noteSnapshot(snap('s4'), 'h1'), { moved: true }, 'one from the host it was lost with: a restore reads s2');
+  t.same(await note('s4', 'h1'), { refused: 'moved' }, 'one from the host it was lost with: a restore reads s2');
   t.equal((await store.get('a'))?.snapshot, 's2', 'still s2');
-  t.same((await store.getSnapshots(['s3', 's4'])), [null, null], 'neither refused one is recorded');
+  t.same(await store.getSnapshots(['s3', 's4']), [null, null], 'neither refused one is recorded');
   t.ok(await store.transition('a', ['lost'], 'running'));
+  t.same(await store.noteSnapshot(snap('s7'), 'h1'), { refused: 'abandoned' }, 'one no longer being written (the reaper took it for abandoned)');
+  t.same(await store.getSnapshots(['s7']), [null]);
   t.ok(await store.beginDelete('a'));
-  t.equal(await store.noteSnapshot(snap('s5'), 'h1'), null, 'deleting');
+  t.same(await note('s5', 'h1'), { refused: 'gone' }, 'deleting');
   t.ok(await store.release('a'));
-  t.equal(await store.noteSnapshot(snap('s6'), 'h1'), null, 'gone');
-  t.same((await store.getSnapshots(['s5', 's6'])), [null, null]);
+  t.same(await note('s6', 'h1'), { refused: 'gone' }, 'gone');
+  t.same(await store.getSnapshots(['s5', 's6']), [null, null]);
 });

@@ -6,7 +6,11 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import t from 'tap';
+import { createRedis } from '../../src/redis/connection.js';
+import { hostKeys } from '../../src/redis/keys.js';
+import { openSnapshotStore } from '../../src/snapshot-store.js';
 import { startDns } from '../helpers/dns.js';
 import { removeHostContainers, requireDocker } from '../helpers/docker.js';
 import { startManager } from '../helpers/manager.js';
@@ -21,6 +25,8 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
   const dir = mkdtempSync(join(tmpdir(), 'omega-snapshots-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const s3 = await startS3(t);
+  const rc = createRedis(redis.url);
+  t.teardown(() => rc.disconnect());
 
   for (const [name, env, stored] of [
     ['a directory', { OMEGA_SNAPSHOT_STORE: `file://${dir}` }, async () => readdirSync(dir)],
@@ -109,6 +115,24 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
       t.comment(outcomes.join('; '));
       for (const id of await recorded()) t.equal((await call('DELETE', `/v1/snapshots/${id}`)).status, 200);
       t.same(await stored(), [], 'nothing left');
+    });
+
+    t.test(`snapshots in ${name}: an archive whose master died while it was written is removed past its deadline, by one master`, async (t) => {
+      const dns = await startDns(t, redis);
+      const k = hostKeys(dns.prefix);
+      const first = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node', ...env });
+      const second = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node', ...env });
+      const archive = openSnapshotStore(env.OMEGA_SNAPSHOT_STORE, { region: 'us-east-1', ...('OMEGA_S3_ENDPOINT' in env ? { endpoint: env.OMEGA_S3_ENDPOINT } : {}) });
+      // Two archives written for masters that died before recording them: one past its deadline, one not yet.
+      for (const key of ['abandoned0000001', 'stillwriting0001']) await archive.put(key, Readable.from([Buffer.from('half an archive')]));
+      await rc.zadd(k.snapshotsWriting, Date.now() - 1, 'abandoned0000001', Date.now() + 600_000, 'stillwriting0001');
+      const swept = await Promise.all([first.server.sandboxes.persistence.sweepAbandoned(), second.server.sandboxes.persistence.sweepAbandoned()]);
+      t.same(swept.flat(), ['abandoned0000001'], 'removed once, by one of the two');
+      t.same((await stored()).filter((f) => f.includes('abandoned')), [], 'gone from the store');
+      t.same(await rc.zrange(k.snapshotsWriting, '0', '-1'), ['stillwriting0001'], 'one within its deadline is left to its master');
+      await archive.delete('stillwriting0001');
+      await rc.del(k.snapshotsWriting);
+      t.same(await stored(), []);
     });
   }
 }

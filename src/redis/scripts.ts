@@ -123,8 +123,8 @@ declare module 'ioredis' {
     beginPause(sandbox: string, expiry: string, counts: string, id: string, op: 'pause' | 'resume', owner: string, nowMs: number, kind: string, timeLeftMs: string): Result<string[] | string, Context>;
     settleSandbox(sandbox: string, expiry: string, frozen: string, stopped: string, counts: string, id: string, expected: string, owner: string, to: string, nowMs: number, ...fields: string[]): Result<string[] | 0, Context>;
     moveSandbox(load: string, prefix: string, id: string, op: 'archive' | 'begin' | 'back', owner: string, nowMs: number, preferred: string, excluded: string): Result<string[] | string | -1, Context>;
-    noteSnapshot(snapshot: string, snapshots: string, sandbox: string, writing: string, id: string, createdAtMs: number, host: string, ...fields: string[]): Result<string | 0 | -1 | -2, Context>;
-    putSnapshot(snapshot: string, snapshots: string, writing: string, id: string, createdAtMs: number, ...fields: string[]): Result<0 | 1, Context>;
+    noteSnapshot(snapshot: string, snapshots: string, sandbox: string, snapshotsWriting: string, id: string, createdAtMs: number, host: string, ...fields: string[]): Result<string | 0 | -1 | -2, Context>;
+    putSnapshot(snapshot: string, snapshots: string, snapshotsWriting: string, id: string, createdAtMs: number, ...fields: string[]): Result<0 | 1, Context>;
     changeWorkspace(workspaces: string, prefix: string, name: string, op: 'attach' | 'place' | 'detach' | 'snapshot' | 'forget', arg: string, arg2: string, nowMs: number): Result<string[] | string, Context>;
     countSandboxes(counts: string, prefix: string, ...ids: string[]): Result<number, Context>;
     claimDue(due: string, id: string, nowMs: number, nextMs: number): Result<number, Context>;

@@ -40,6 +40,7 @@ function keyNamed(prefix: string, name: string): string | undefined {
     workspacesOn: h.workspacesOn('h1'),
     snapshot: h.snapshot('n1'),
     snapshots: h.snapshots,
+    snapshotsWriting: h.snapshotsWriting,
     scaleOut: h.scaleOut,
     hosts: h.hosts,
     hostEvents: h.hostEvents,

@@ -15,8 +15,8 @@
   KEYS[1] snapshot   hash: the snapshot's fields
   KEYS[2] snapshots  sorted set: snapshot id -> created at (ms)
   KEYS[3] sandbox    hash: the sandbox it was taken of
-  KEYS[4] writing    sorted set: snapshot id -> by when its writing must end;
-                     its entry is taken off once it is recorded
+  KEYS[4] snapshotsWriting  sorted set: snapshot id -> by when its writing
+                            must end; its entry is taken off once recorded
   ARGV[1] snapshot id
   ARGV[2] created at (ms)
   ARGV[3] the host it was taken on

@@ -6,7 +6,7 @@
 
   KEYS[1] snapshot   hash: the snapshot's fields
   KEYS[2] snapshots  sorted set: snapshot id -> created at (ms)
-  KEYS[3] writing    sorted set: snapshot id -> by when its writing must end
+  KEYS[3] snapshotsWriting  sorted set: snapshot id -> by when its writing must end
   ARGV[1] snapshot id
   ARGV[2] created at (ms)
   ARGV[3..] field, value, ... of the snapshot

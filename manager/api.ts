@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import { bearerAuth, createHttpApp } from '../src/http.js';
 import type { Logger } from '../src/log.js';
@@ -25,6 +25,18 @@ export interface ManagerApiOptions {
   /** OMEGA_MAX_CONNECTIONS_PER_SOURCE. */
   maxConnectionsPerSource?: number;
   log: Logger;
+}
+
+/**
+ * Aborted when the caller goes away before its answer (a master that dies or
+ * gives up): a snapshot nobody will record stops, and leaves nothing.
+ */
+function callerGone(reply: FastifyReply): AbortSignal {
+  const gone = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) gone.abort(new Error('the caller went away before its answer'));
+  });
+  return gone.signal;
 }
 
 export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
@@ -106,7 +118,7 @@ export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
     v1.post<{ Params: { id: string }; Body: { key: string } }>(
       '/v1/sandboxes/:id/snapshots',
       { schema: { params: sandboxIdParamsSchema, body: snapshotBodySchema } },
-      async (req) => o.sandboxes.snapshot(req.params.id, req.body.key),
+      async (req, reply) => o.sandboxes.snapshot(req.params.id, req.body.key, callerGone(reply)),
     );
 
     v1.get<{ Params: { id: string } }>('/v1/sandboxes/:id/metrics', { schema: { params: sandboxIdParamsSchema } }, async (req) => o.sandboxes.metrics(req.params.id));
@@ -117,7 +129,7 @@ export function buildManagerApi(o: ManagerApiOptions): FastifyInstance {
     v1.post<{ Params: { name: string }; Body: { key: string } }>(
       '/v1/workspaces/:name/snapshots',
       { schema: { params: workspaceParamsSchema, body: snapshotBodySchema } },
-      async (req) => o.workspaces.snapshot(req.params.name, req.body.key),
+      async (req, reply) => o.workspaces.snapshot(req.params.name, req.body.key, callerGone(reply)),
     );
     v1.delete<{ Params: { name: string } }>('/v1/workspaces/:name', { schema: { params: workspaceParamsSchema } }, async (req) => ({
       name: req.params.name,

@@ -406,13 +406,15 @@ export class Sandboxes {
    * programs go on after), a paused or stopped one is read as it is. One
    * at a time with its pauses and resumes.
    */
-  async snapshot(id: string, key: string): Promise<{ bytes: number }> {
+  async snapshot(id: string, key: string, signal?: AbortSignal): Promise<{ bytes: number }> {
     const store = this.snapshots;
     if (!store) throw new OmegaError('SNAPSHOT_FAILED', 'this host has no snapshot store');
-    return this.changing(id, () => archiveOrNothing(store, key, () => this.writeSnapshot(id, store, key)));
+    return this.changing(id, () => archiveOrNothing(store, key, () => this.writeSnapshot(id, store, key, signal), signal));
   }
 
-  private async writeSnapshot(id: string, store: SnapshotStore, key: string): Promise<{ bytes: number }> {
+  private async writeSnapshot(id: string, store: SnapshotStore, key: string, signal?: AbortSignal): Promise<{ bytes: number }> {
+    // Gone before its turn (a pause or another snapshot of it first): nothing to write.
+    signal?.throwIfAborted();
     const entry = await this.liveEntry(id);
     const freeze = entry.state === 'running';
     if (freeze) await this.runtime.pause(entry.containerId);
@@ -420,7 +422,7 @@ export class Sandboxes {
       const volume = await openVolume(await this.runtime.volumeInfo(entry.volume), false);
       try {
         const t0 = Date.now();
-        const r = await writeArchive(volume.dir, store, key);
+        const r = await writeArchive(volume.dir, store, key, signal);
         this.log.info({ sandboxId: id, key, bytes: r.bytes, ms: Date.now() - t0, frozen: freeze }, 'snapshot written');
         return r;
       } finally {

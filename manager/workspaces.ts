@@ -39,7 +39,7 @@ export class Workspaces {
   ) {}
 
   /** Write a workspace's volume to the snapshot store as `key` (it is moving to another host); its sandbox, if any, must be gone. */
-  async snapshot(name: string, key: string): Promise<{ bytes: number }> {
+  async snapshot(name: string, key: string, signal?: AbortSignal): Promise<{ bytes: number }> {
     const store = this.store();
     if (!store) throw new OmegaError('SNAPSHOT_FAILED', 'this host has no snapshot store');
     const volume = workspaceVolume(this.hostId, name);
@@ -47,11 +47,11 @@ export class Workspaces {
     return archiveOrNothing(store, key, async () => {
       const open = await openVolume(await this.info(name), false);
       try {
-        return await writeArchive(open.dir, store, key);
+        return await writeArchive(open.dir, store, key, signal);
       } finally {
         await open.close();
       }
-    });
+    }, signal);
   }
 
   /** Remove a workspace's volume (and its filesystem image); false when there was none. Refused while a container uses it. */

@@ -47,8 +47,9 @@ async function mounted(path: string): Promise<boolean> {
   return info.split('\n').some((l) => l.split(' ')[4] === path);
 }
 
-/** Write the files under `dir` to the store as `key`; their compressed size. A failed archive is deleted from the store. */
-export async function writeArchive(dir: string, store: SnapshotStore, key: string): Promise<{ bytes: number }> {
+/** Write the files under `dir` to the store as `key`; their compressed size. A failed or aborted archive is deleted from the store. */
+export async function writeArchive(dir: string, store: SnapshotStore, key: string, signal?: AbortSignal): Promise<{ bytes: number }> {
+  signal?.throwIfAborted();
   const tar = spawn('tar', ['--create', '--gzip', '--sparse', '--numeric-owner', '--acls', '--xattrs', '--directory', dir, '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
   // Read from now on: Node throws away the output of a child that exits before its stdout has a reader, and a store
   // may take a moment (a mkdir, a connection) before it reads; a small workspace's tar is done by then (it was, in CI:
@@ -62,9 +63,12 @@ export async function writeArchive(dir: string, store: SnapshotStore, key: strin
     tar.kill('SIGKILL');
     throw e;
   });
+  const stop = () => tar.kill('SIGKILL');
+  signal?.addEventListener('abort', stop, { once: true });
   const [put, exited] = await Promise.allSettled([putting, exitOf(tar, 'tar --create')]);
-  // The store's failure first: tar killed for it says less.
-  let err: unknown = put.status === 'rejected' ? put.reason : exited.status === 'rejected' ? exited.reason : null;
+  signal?.removeEventListener('abort', stop);
+  // Why it was stopped, then the store's failure: tar killed for either says less.
+  let err: unknown = signal?.aborted ? signal.reason : put.status === 'rejected' ? put.reason : exited.status === 'rejected' ? exited.reason : null;
   // A gzip stream is never empty (header and trailer): nothing written is a failure, never a snapshot.
   if (!err && put.status === 'fulfilled' && put.value.bytes === 0) err = new Error('tar wrote nothing');
   if (!err && put.status === 'fulfilled') return put.value;
@@ -80,12 +84,16 @@ export async function writeArchive(dir: string, store: SnapshotStore, key: strin
  * Take a snapshot as `key` with `take` (which writes it, and around that
  * opens a volume, freezes a container, ...): if any of it fails, even after
  * the archive is whole (a thaw or an unmount failing once the sandbox is
- * being deleted), the key is removed, so an error answer never leaves an
- * archive behind that its caller, told it failed, would record nowhere.
+ * being deleted), or its caller goes away (`signal`), the key is removed,
+ * so an error answer never leaves an archive behind that its caller, told
+ * it failed or gone, would record nowhere.
  */
-export async function archiveOrNothing<T>(store: SnapshotStore, key: string, take: () => Promise<T>): Promise<T> {
+export async function archiveOrNothing<T>(store: SnapshotStore, key: string, take: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   try {
-    return await take();
+    const done = await take();
+    // Its caller gone meanwhile: nobody records it.
+    signal?.throwIfAborted();
+    return done;
   } catch (err) {
     const left = await store.delete(key).then(
       () => '',

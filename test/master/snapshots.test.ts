@@ -117,6 +117,33 @@ if (requireDocker(t, ['omega/sandbox-node:latest'])) {
       t.same(await stored(), [], 'nothing left');
     });
 
+    t.test(`snapshots in ${name}: a snapshot whose caller goes away is stopped on its host and leaves nothing`, async (t) => {
+      const dns = await startDns(t, redis);
+      const host = await startManager(t, redis, { OMEGA_REDIS_PREFIX: dns.prefix, OMEGA_TEMPLATES: 'node', OMEGA_POOL_SIZE: '0', ...env });
+      t.teardown(() => removeHostContainers(host.hostId));
+      const { call } = await startMaster(t, redis, dns, { OMEGA_TEMPLATES: 'node', ...env });
+      const sb = (await call('POST', '/v1/sandboxes', { template: 'node' })).body;
+      const w = await connectWorker(t, `ws://127.0.0.1:${sb.port}/`, sb.token);
+      t.equal((await w.runToEnd({ command: 'sh', args: ['-c', 'head -c 30000000 /dev/urandom > /workspace/noise.bin && echo ok'] })).stdout, 'ok\n');
+      await w.close();
+      // A master that asks its host for a snapshot and is gone 150 ms later (it died, or gave the call up).
+      const away = new AbortController();
+      const asked = fetch(`${host.server.apiUrl}/v1/sandboxes/${sb.id}/snapshots`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${host.config.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ key: 'callergone00001' }),
+        signal: away.signal,
+      });
+      setTimeout(() => away.abort(), 150);
+      await t.rejects(asked, { name: 'AbortError' });
+      // The host takes one snapshot of a sandbox at a time: this one is taken once the first has ended, however it did.
+      const next = await call('POST', `/v1/sandboxes/${sb.id}/snapshots`);
+      t.equal(next.status, 201, JSON.stringify(next.body));
+      t.same((await stored()).filter((f) => !f.includes(next.body.id)), [], 'the abandoned one left nothing, not even a partial file');
+      t.equal((await call('DELETE', `/v1/snapshots/${next.body.id}`)).status, 200);
+      t.equal((await call('DELETE', `/v1/sandboxes/${sb.id}`)).status, 200);
+    });
+
     t.test(`snapshots in ${name}: an archive whose master died while it was written is removed past its deadline, by one master`, async (t) => {
       const dns = await startDns(t, redis);
       const k = hostKeys(dns.prefix);

@@ -19,13 +19,13 @@ class NotMovable {
 const MAX_ATTEMPTS = 3;
 
 /** How long a manager has to write a snapshot before the call is given up. */
-export const SNAPSHOT_CALL_MS = 600_000;
+const SNAPSHOT_CALL_MS = 600_000;
 /**
  * By when a snapshot's writing has ended one way or the other: past it, its
  * archive is taken for abandoned (its master gone) and removed. Twice the
  * call's time: a manager still writing after its caller gave up is done by then.
  */
-export const WRITING_DEADLINE_MS = 2 * SNAPSHOT_CALL_MS;
+const WRITING_DEADLINE_MS = 2 * SNAPSHOT_CALL_MS;
 
 /**
  * The work that outlives a sandbox's container: snapshots (asked for,
@@ -67,15 +67,11 @@ export class Persistence {
     if (r.pauseKind === 'archived' && r.state === 'paused') throw new OmegaError('SANDBOX_BUSY', `sandbox ${id} is archived: its latest snapshot, ${r.snapshot}, is its workspace`);
     const snapId = newSandboxId();
     const t0 = Date.now();
-    await this.store.startSnapshot(snapId, t0 + WRITING_DEADLINE_MS);
     let written;
     try {
-      written = await this.managers.snapshot(r.managerUrl, id, snapId, SNAPSHOT_CALL_MS);
+      written = await this.write(snapId, (timeoutMs) => this.managers.snapshot(r.managerUrl, id, snapId, timeoutMs));
     } catch (err) {
-      // The manager answered that it failed: nothing of it is to be kept (a manager of this version removed it itself). A call
-      // with no answer (a timeout, a lost connection) may still be writing there: removing it now could come before the write.
       if (!(err instanceof UpstreamError)) throw err;
-      await this.removeArchive(snapId);
       // Deleted meanwhile (its container removed under the snapshot): that is what failed it.
       const now = await this.store.get(id);
       if (err.code === 'SANDBOX_NOT_FOUND' || !now || now.state === 'deleting') throw new OmegaError('SANDBOX_NOT_FOUND', `sandbox ${id} was deleted while its snapshot was taken`, { cause: err });
@@ -134,8 +130,27 @@ export class Persistence {
     }
   }
 
+  /**
+   * Have a manager write snapshot `snapId` (`ask`, given the call's time),
+   * entered in `snapshots-writing` first: until it is recorded or removed,
+   * that entry owns its archive. When the manager answers that it failed,
+   * nothing of it is kept (a manager of this version removed it itself); a
+   * call with no answer (a timeout, a lost connection) may still be writing
+   * there, and removing it now could come before the write: the reaper
+   * removes it past its deadline. The error is the call's, as it came.
+   */
+  async write(snapId: string, ask: (timeoutMs: number) => Promise<{ bytes: number }>): Promise<{ bytes: number }> {
+    await this.store.startSnapshot(snapId, Date.now() + WRITING_DEADLINE_MS);
+    try {
+      return await ask(SNAPSHOT_CALL_MS);
+    } catch (err) {
+      if (err instanceof UpstreamError) await this.removeArchive(snapId);
+      throw err;
+    }
+  }
+
   /** Remove the archive of a snapshot being written that is not recorded; one that cannot be is left to the reaper (sweepAbandoned). */
-  async removeArchive(snapId: string): Promise<void> {
+  private async removeArchive(snapId: string): Promise<void> {
     if (!this.archives) return;
     try {
       await this.archives.delete(snapId);

@@ -4,7 +4,7 @@ import type { Logger } from '../src/log.js';
 import type { SnapshotView, WorkspaceView } from '../src/protocol/master.js';
 import type { ManagerClient } from './clients.js';
 import { UpstreamError } from './clients.js';
-import { SNAPSHOT_CALL_MS, WRITING_DEADLINE_MS, type Persistence } from './persistence.js';
+import type { Persistence } from './persistence.js';
 import { describe } from './sandboxes.js';
 import type { Store, WorkspaceRecord } from './store.js';
 
@@ -63,13 +63,10 @@ export class Workspaces {
     const oldUrl = await this.store.liveManagerUrl(ws.host);
     if (oldUrl) {
       const snapId = newSandboxId();
-      await this.store.startSnapshot(snapId, Date.now() + WRITING_DEADLINE_MS);
       let written;
       try {
-        written = await this.managers.snapshotWorkspace(oldUrl, ws.name, snapId, SNAPSHOT_CALL_MS);
+        written = await this.persistence.write(snapId, (timeoutMs) => this.managers.snapshotWorkspace(oldUrl, ws.name, snapId, timeoutMs));
       } catch (err) {
-        // Answered: nothing of it is kept (see Persistence.snapshot); not answered: the reaper removes it past its deadline.
-        if (err instanceof UpstreamError) await this.persistence.removeArchive(snapId);
         throw new OmegaError('SNAPSHOT_FAILED', `moving workspace ${ws.name} from ${ws.host}: ${err instanceof UpstreamError ? err.upstreamMessage : describe(err)}`, { cause: err });
       }
       const view: SnapshotView = { id: snapId, sandboxId: id, template: ws.template, bytes: written.bytes, createdAt: new Date().toISOString(), kind: 'workspace', workspace: ws.name };

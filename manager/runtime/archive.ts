@@ -59,11 +59,11 @@ export async function writeArchive(dir: string, store: SnapshotStore, key: strin
   // Both settle before either's failure is acted on: a tar that dies ends its output as a finished one does, and a
   // store still writing would otherwise put that truncated archive under the key after it was deleted. A store
   // that fails stops tar (it would wait on a pipe nobody reads).
+  const stop = () => tar.kill('SIGKILL');
   const putting = store.put(key, out).catch((e: unknown) => {
-    tar.kill('SIGKILL');
+    stop();
     throw e;
   });
-  const stop = () => tar.kill('SIGKILL');
   signal?.addEventListener('abort', stop, { once: true });
   const [put, exited] = await Promise.allSettled([putting, exitOf(tar, 'tar --create')]);
   signal?.removeEventListener('abort', stop);
@@ -72,12 +72,21 @@ export async function writeArchive(dir: string, store: SnapshotStore, key: strin
   // A gzip stream is never empty (header and trailer): nothing written is a failure, never a snapshot.
   if (!err && put.status === 'fulfilled' && put.value.bytes === 0) err = new Error('tar wrote nothing');
   if (!err && put.status === 'fulfilled') return put.value;
-  // Half an archive must not stay under the key; if it cannot be removed, the error says so too.
-  const left = await store.delete(key).then(
-    () => '',
-    (e: unknown) => `; removing what was written failed too: ${(e as Error).message}`,
-  );
-  throw new OmegaError('SNAPSHOT_FAILED', `writing the workspace to ${store.shown} failed: ${(err as Error).message}${left}`, { cause: err });
+  throw await removedAfter(store, key, new OmegaError('SNAPSHOT_FAILED', `writing the workspace to ${store.shown} failed: ${(err as Error).message}`, { cause: err }));
+}
+
+/**
+ * Remove what was written under `key` after `failure` (half an archive, or
+ * one nobody will record); the error to throw: `failure`, or, when the
+ * removal fails too, one that says so as well.
+ */
+async function removedAfter(store: SnapshotStore, key: string, failure: unknown): Promise<unknown> {
+  try {
+    await store.delete(key);
+    return failure;
+  } catch (e) {
+    return new OmegaError(isOmegaError(failure) ? failure.code : 'SNAPSHOT_FAILED', `${(failure as Error).message}; removing what was written failed too: ${(e as Error).message}`, { cause: failure });
+  }
 }
 
 /**
@@ -95,12 +104,7 @@ export async function archiveOrNothing<T>(store: SnapshotStore, key: string, tak
     signal?.throwIfAborted();
     return done;
   } catch (err) {
-    const left = await store.delete(key).then(
-      () => '',
-      (e: unknown) => `; removing what was written failed too: ${(e as Error).message}`,
-    );
-    if (!left) throw err;
-    throw new OmegaError(isOmegaError(err) ? err.code : 'SNAPSHOT_FAILED', `${(err as Error).message}${left}`, { cause: err });
+    throw await removedAfter(store, key, err);
   }
 }
 

@@ -41,6 +41,14 @@ export function hostResolvers(path = '/etc/resolv.conf'): string[] {
 
 const CHAIN_FORWARD = 'OMEGA-SANDBOX';
 const CHAIN_INPUT = 'OMEGA-SANDBOX-IN';
+/**
+ * The sandboxes without network (internet: false), a rule each: never
+ * replaced whole, for several managers on one machine (omega up, tests)
+ * share it, and one's rewrite must not give another's sandboxes their
+ * network back. Each manager adds and removes only its own addresses.
+ */
+const CHAIN_OFFLINE = 'OMEGA-SANDBOX-OFF';
+const REJECT = ['-j', 'REJECT', '--reject-with', 'icmp-admin-prohibited'];
 
 /**
  * The network sandboxes live on, and the host firewall around it.
@@ -56,7 +64,8 @@ const CHAIN_INPUT = 'OMEGA-SANDBOX-IN';
  *      those replies.
  *
  * Our chains are replaced whole in one `iptables-restore --noflush` (no
- * moment without rules), and the jumps to them added only when missing, so
+ * moment without rules) but for the offline one (a rule per address, added
+ * and removed one by one), and the jumps to them added only when missing, so
  * ensure() is idempotent and safe to repeat: the reconciler repeats it,
  * which puts the rules back after a Docker restart or a flush. The rules
  * and the network stay when the manager stops: its sandboxes keep running.
@@ -94,7 +103,10 @@ export class SandboxNetwork {
     if (off === this.offline.has(address)) return;
     if (off) this.offline.add(address);
     else this.offline.delete(address);
-    await this.serialized(() => this.ensureFirewall());
+    await this.serialized(async () => {
+      if (off) await this.ensureFirewall();
+      else await removeRule(CHAIN_OFFLINE, offlineRule(address));
+    });
   }
 
   private serialized(write: () => Promise<void>): Promise<void> {
@@ -135,8 +147,8 @@ export class SandboxNetwork {
     const reject = '-j REJECT --reject-with icmp-admin-prohibited';
     const lines = ['*filter', `:${CHAIN_FORWARD} - [0:0]`, `:${CHAIN_INPUT} - [0:0]`];
     lines.push(`-A ${CHAIN_FORWARD} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`);
-    // No network at all for these (not even DNS): replies to what the host opens still pass, above.
-    for (const ip of [...this.offline].sort()) lines.push(`-A ${CHAIN_FORWARD} -s ${ip}/32 ${reject}`);
+    // No network at all for those (not even DNS): replies to what the host opens still pass, above.
+    lines.push(`-A ${CHAIN_FORWARD} -j ${CHAIN_OFFLINE}`);
     for (const r of resolvers) for (const proto of ['udp', 'tcp']) lines.push(`-A ${CHAIN_FORWARD} -d ${r}/32 -p ${proto} --dport 53 -j RETURN`);
     // Sandbox to sandbox through the bridge itself (ICC off already drops it; this says so in our own rules too).
     lines.push(`-A ${CHAIN_FORWARD} -o ${bridge} ${reject}`);
@@ -152,6 +164,11 @@ export class SandboxNetwork {
   private async ensureFirewall(): Promise<void> {
     const { bridge } = this.opts;
     try {
+      // Before the rules that jump to it; never flushed (another manager's addresses are in it too).
+      await iptables(['-N', CHAIN_OFFLINE]).catch(async (err: unknown) => {
+        if (!(await iptables(['-S', CHAIN_OFFLINE]).then(() => true, () => false))) throw err;
+      });
+      for (const ip of [...this.offline].sort()) await ensureRule(CHAIN_OFFLINE, offlineRule(ip));
       await restore(this.rules());
       await ensureJump('DOCKER-USER', ['-i', bridge, '-j', CHAIN_FORWARD]);
       await ensureJump('INPUT', ['-i', bridge, '-j', CHAIN_INPUT]);
@@ -171,6 +188,21 @@ async function restore(input: string): Promise<void> {
     const child = execFile('iptables-restore', ['--noflush', '-w', '5'], (err, _out, stderr) => (err ? reject(new Error(`${err.message} ${stderr}`.trim())) : resolve()));
     child.stdin!.end(input);
   });
+}
+
+function offlineRule(address: string): string[] {
+  return ['-s', `${address}/32`, ...REJECT];
+}
+
+/** Append `spec` to `chain` unless it is there (-C checks). */
+async function ensureRule(chain: string, spec: string[]): Promise<void> {
+  if (await iptables(['-C', chain, ...spec]).then(() => true, () => false)) return;
+  await iptables(['-A', chain, ...spec]);
+}
+
+/** Delete `spec` from `chain`, every copy of it; none there is fine. */
+async function removeRule(chain: string, spec: string[]): Promise<void> {
+  while (await iptables(['-D', chain, ...spec]).then(() => true, () => false));
 }
 
 /** Insert `spec` first in `chain` unless it is there (-C checks). */

@@ -9,6 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
+import { DEFAULT_BLOCKED_CIDRS, hostResolvers, SandboxNetwork } from '../../manager/runtime/network.js';
+import { createLogger } from '../../src/log.js';
 import { startManager } from '../helpers/manager.js';
 import { removeHostContainers, requireDocker } from '../helpers/docker.js';
 import { CONNECT_PROBE, otherMachine } from '../helpers/netns.js';
@@ -90,9 +92,14 @@ if (requireDocker(t, [IMAGE])) {
     const got = JSON.parse((await c.runToEnd({ command: 'node', args: ['-e', probe, JSON.stringify([[PUBLIC, CTL_PORT]])] })).stdout);
     t.not(got[0], 'open', `internet: false has none (${got[0]})`);
     const address = ip(res.body.containerId);
-    t.match(sh('iptables', ['-S', 'OMEGA-SANDBOX']), `-s ${address}/32`, 'its rule');
+    t.match(sh('iptables', ['-S', 'OMEGA-SANDBOX-OFF']), `-s ${address}/32`, 'its rule');
+    // Another manager on this machine (omega up runs several) putting its own rules in place: this one's stay.
+    const neighbour = new SandboxNetwork(server.runtime.docker, { name: 'omega-sandboxes', bridge: 'omega0', blockedCidrs: DEFAULT_BLOCKED_CIDRS, resolvers: hostResolvers() }, createLogger('neighbour', { level: 'silent' }));
+    await neighbour.ensure();
+    t.match(sh('iptables', ['-S', 'OMEGA-SANDBOX-OFF']), `-s ${address}/32`, 'kept when another manager puts its rules in place');
+    t.not(JSON.parse((await c.runToEnd({ command: 'node', args: ['-e', probe, JSON.stringify([[PUBLIC, CTL_PORT]])] })).stdout)[0], 'open', 'and it still has no network');
     t.equal((await call('DELETE', `/v1/sandboxes/${off}`)).status, 200);
-    t.notMatch(sh('iptables', ['-S', 'OMEGA-SANDBOX']), `-s ${address}/32`, 'gone with it: its address may be the next sandbox\'s');
+    t.notMatch(sh('iptables', ['-S', 'OMEGA-SANDBOX-OFF']), `-s ${address}/32`, 'gone with it: its address may be the next sandbox\'s');
   });
 
   t.test('the rules are idempotent and come back after a flush', async (t) => {

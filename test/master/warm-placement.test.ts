@@ -34,7 +34,7 @@ if (requireDocker(t, ['omega/sandbox-python:latest'])) {
     t.equal(await rc.zscore(k.warm('python'), cold.hostId), null, 'the host with an empty pool publishes none');
 
     const first = (await call('POST', '/v1/sandboxes', { template: 'python' })).body;
-    t.match(first, { host: warm.hostId, source: 'pool' }, 'the first create takes the warm one');
+    t.match(first, { host: warm.hostId, source: 'pool' }, `the first create takes the warm one: ${JSON.stringify(first)}`);
     await waitFor('its pool refilled and published', async () => (await published()) === '1', 60_000, 50);
     t.equal(await rc.zscore(k.load, warm.hostId), '1', 'the warm host is the more loaded one now');
     t.equal(await rc.zscore(k.load, cold.hostId), '0');
